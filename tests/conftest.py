@@ -9,4 +9,3 @@ import tempfile
 
 os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="scsa-yolo-cfg-")
 os.environ["YOLO_OFFLINE"] = "1"
-os.environ.setdefault("ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS", "1")

@@ -1,0 +1,1 @@
+"""Dataset builders and converters that turn native annotations into Ultralytics' YOLO layout."""
