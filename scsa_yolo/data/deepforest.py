@@ -1,0 +1,408 @@
+"""Build a small, real YOLO detection dataset from the images that the ``deepforest`` wheel ships.
+
+The ``deepforest`` wheel (MIT licence; imagery from NEON's airborne observation platform) carries a few real aerial RGB
+tiles with hand-drawn tree-crown boxes in ``deepforest/data/``. Only those data files are read, straight out of the
+wheel with :mod:`zipfile`; deepforest itself is never installed or imported. ``scripts/setup.sh`` puts the wheel in the
+repository's ``data_cache/``; nothing is downloaded here.
+
+Source of truth, one annotation file per image (inspected in deepforest 2.1.0):
+
+============================================  ===========  ==========================================================
+image                                         size (px)    boxes, annotation file used
+============================================  ===========  ==========================================================
+2019_YELL_2_528000_4978000_image_crop2.png    2299 x 2472  574 Tree, ``..._crop2.xml``
+2019_YELL_2_541000_4977000_image_crop.png     1249 x 1035  279 Tree, ``..._crop.xml``
+OSBS_029.png                                  400 x 400    61 Tree, ``OSBS_029.xml``
+SOAP_061.png                                  400 x 400    37 (28 Dead, 9 Alive), ``SOAP_061.xml``
+============================================  ===========  ==========================================================
+
+Every labelled image has a Pascal VOC XML file, so the XML is the one source of truth. The CSV files are ignored:
+``OSBS_029.csv`` and ``testfile_deepforest.csv`` repeat the 61 OSBS_029 boxes, ``testfile_multi.csv`` repeats the 37
+SOAP_061 boxes, and ``example.csv`` is a partial labelling (79 rows) of the 279-box YELL crop whose rows do not all
+match the XML. ``OSBS_029.xml`` names ``OSBS_029.tif``; the PNG next to it is the same 400 x 400 tile and is the one
+read. ``SOAP_031.png`` and the ``AWPE`` photograph have no labels and are not used. All boxes become one class,
+``tree``: SOAP_061's Dead/Alive split covers 37 of 951 boxes and is not labelled anywhere else.
+
+Tiling and split:
+
+* Each source image is cut by one horizontal line at ``round(height * (1 - val_fraction))``: the part above is the
+  train region, the part below the val region. Each region is cut into a grid of non-overlapping windows of at most
+  ``tile_size`` pixels, anchored at the region's top-left corner. So a val tile never shares a source pixel with a
+  train tile (the split is by source region, not by tile), and no tile shares pixels with another.
+* Every tile is written at exactly ``tile_size`` x ``tile_size``: a window cut short by the image or region edge is
+  pasted top-left on a grey (114, 114, 114) canvas, the value Ultralytics pads with when it letterboxes.
+* A box is clipped to each window it intersects. A clipped piece is kept if its area is at least ``min_visible`` of
+  the whole box's area; smaller pieces are slivers and are dropped. Per source box this gives exactly one outcome:
+  **kept** (lies inside one window, written unchanged), **clipped** (crosses a window or split border and at least
+  one piece survives; every surviving piece is written) or **dropped** (no piece survives). So
+  ``kept + clipped + dropped == source boxes``, checked on every build.
+
+The build is cached: ``build_report.json`` records the parameters and the counts, and a later call with the same
+parameters returns that report without touching the files. A build with other parameters replaces the folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+# Bump when the output layout or the tiling rules change, so that old caches are rebuilt.
+BUILD_FORMAT_VERSION = 1
+DEEPFOREST_VERSION = "2.1.0"
+WHEEL_NAME = f"deepforest-{DEEPFOREST_VERSION}-py3-none-any.whl"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE_DIR = REPO_ROOT / "data_cache"
+DEFAULT_DATASET_DIR = DEFAULT_CACHE_DIR / "deepforest-yolo"
+PAD_VALUE = (114, 114, 114)
+CLASS_NAMES = ("tree",)
+REPORT_NAME = "build_report.json"
+MANIFEST_NAME = "tiles.csv"
+YAML_NAME = "deepforest.yaml"
+
+# Image member -> Pascal VOC annotation member inside the wheel's deepforest/data/ folder (see module docstring).
+SOURCE_IMAGES: dict[str, str] = {
+    "2019_YELL_2_528000_4978000_image_crop2.png": "2019_YELL_2_528000_4978000_image_crop2.xml",
+    "2019_YELL_2_541000_4977000_image_crop.png": "2019_YELL_2_541000_4977000_image_crop.xml",
+    "OSBS_029.png": "OSBS_029.xml",
+    "SOAP_061.png": "SOAP_061.xml",
+}
+DATA_PREFIX = "deepforest/data/"
+
+
+class MissingWheelError(FileNotFoundError):
+    """The deepforest wheel that holds the demo images is not where it was looked for."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in source-image pixels (``x1``/``y1`` exclusive)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def area(self) -> float:
+        """Area in square pixels (0 for an empty box)."""
+        return max(self.x1 - self.x0, 0.0) * max(self.y1 - self.y0, 0.0)
+
+    def intersect(self, other: Box) -> Box:
+        """Return the overlap of two boxes (empty, with zero area, when they do not overlap)."""
+        return Box(max(self.x0, other.x0), max(self.y0, other.y0), min(self.x1, other.x1), min(self.y1, other.y1))
+
+
+@dataclass(frozen=True)
+class TileWindow:
+    """The source pixels one output tile is cut from."""
+
+    split: str
+    source: str
+    window: Box
+
+    @property
+    def file_stem(self) -> str:
+        """File name (without suffix) of the tile, unique across the dataset."""
+        return f"{Path(self.source).stem}_y{int(self.window.y0)}_x{int(self.window.x0)}"
+
+
+@dataclass
+class BoxCounts:
+    """What happened to the source boxes; ``kept + clipped + dropped == source``."""
+
+    source: int = 0
+    kept: int = 0
+    clipped: int = 0
+    dropped: int = 0
+
+    def add(self, other: BoxCounts) -> None:
+        """Accumulate another image's counts into this one."""
+        self.source += other.source
+        self.kept += other.kept
+        self.clipped += other.clipped
+        self.dropped += other.dropped
+
+
+@dataclass
+class BuildReport:
+    """The result of a build: where the dataset is and what went into it."""
+
+    yaml_path: str
+    params: dict
+    boxes: BoxCounts
+    per_image: dict[str, BoxCounts] = field(default_factory=dict)
+    tiles: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One human-readable paragraph with every count."""
+        b = self.boxes
+        return (
+            f"deepforest demo dataset: {b.source} source boxes -> {b.kept} kept, {b.clipped} clipped, "
+            f"{b.dropped} dropped (pieces under {self.params['min_visible']:.0%} visible); "
+            f"tiles train {self.tiles.get('train', 0)} / val {self.tiles.get('val', 0)} "
+            f"({self.params['tile_size']} px), labels train {self.labels.get('train', 0)} / val "
+            f"{self.labels.get('val', 0)}; {self.yaml_path}"
+        )
+
+    @classmethod
+    def from_json(cls, data: dict) -> BuildReport:
+        """Rebuild a report from its ``build_report.json`` form."""
+        return cls(
+            yaml_path=data["yaml_path"],
+            params=data["params"],
+            boxes=BoxCounts(**data["boxes"]),
+            per_image={name: BoxCounts(**counts) for name, counts in data["per_image"].items()},
+            tiles=data["tiles"],
+            labels=data["labels"],
+        )
+
+
+def find_wheel(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Locate the deepforest wheel in the cache folder.
+
+    Args:
+        cache_dir: Folder that ``scripts/setup.sh`` downloads the wheel into.
+
+    Returns:
+        Path of the wheel.
+
+    Raises:
+        MissingWheelError: If the wheel is not there; the message says how to get it.
+    """
+    wheel = Path(cache_dir) / WHEEL_NAME
+    if wheel.is_file():
+        return wheel
+    raise MissingWheelError(
+        f"The demo data come from {WHEEL_NAME}, which is not in {cache_dir}. Nothing is downloaded at run time; "
+        f"get it once with `bash scripts/setup.sh` or `python -m pip download --no-deps "
+        f"deepforest=={DEEPFOREST_VERSION} -d {cache_dir}`."
+    )
+
+
+def read_voc_boxes(xml_bytes: bytes) -> list[Box]:
+    """Read the boxes of a Pascal VOC annotation.
+
+    Args:
+        xml_bytes: Content of the XML file.
+
+    Returns:
+        One box per ``<object>``, in file order (VOC pixel coordinates are used as-is as a half-open box).
+    """
+    root = ET.fromstring(xml_bytes)
+    boxes = []
+    for obj in root.iter("object"):
+        bndbox = obj.find("bndbox")
+        x0, y0, x1, y1 = (float(bndbox.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append(Box(x0, y0, x1, y1))
+    return boxes
+
+
+def plan_windows(source: str, width: int, height: int, tile_size: int, val_fraction: float) -> list[TileWindow]:
+    """Cut an image into train and val windows that never share a pixel.
+
+    Args:
+        source: Name of the source image (recorded on each window).
+        width: Image width in pixels.
+        height: Image height in pixels.
+        tile_size: Largest window side; windows at region edges are smaller.
+        val_fraction: Share of the image height, at the bottom, that becomes the val region.
+
+    Returns:
+        Windows in row-major order, train region first.
+    """
+    split_y = round(height * (1.0 - val_fraction))
+    windows = []
+    for split, (top, bottom) in (("train", (0, split_y)), ("val", (split_y, height))):
+        for y0 in range(top, bottom, tile_size):
+            for x0 in range(0, width, tile_size):
+                window = Box(x0, y0, min(x0 + tile_size, width), min(y0 + tile_size, bottom))
+                windows.append(TileWindow(split, source, window))
+    return windows
+
+
+def assign_boxes(
+    boxes: list[Box], windows: list[TileWindow], min_visible: float
+) -> tuple[dict[int, list[Box]], BoxCounts]:
+    """Clip every box to the windows it overlaps and decide whether it is kept, clipped or dropped.
+
+    Args:
+        boxes: Source boxes of one image.
+        windows: The image's windows (they tile the image without overlap).
+        min_visible: Smallest share of a box's area a clipped piece must keep to be written.
+
+    Returns:
+        The pieces to write per window index (in source coordinates) and the per-box counts.
+    """
+    pieces: dict[int, list[Box]] = {index: [] for index in range(len(windows))}
+    counts = BoxCounts(source=len(boxes))
+    for box in boxes:
+        overlaps = [(index, box.intersect(w.window)) for index, w in enumerate(windows)]
+        overlaps = [(index, piece) for index, piece in overlaps if piece.area > 0]
+        if len(overlaps) == 1 and overlaps[0][1] == box:
+            pieces[overlaps[0][0]].append(box)
+            counts.kept += 1
+            continue
+        survivors = [(index, piece) for index, piece in overlaps if piece.area >= min_visible * box.area]
+        for index, piece in survivors:
+            pieces[index].append(piece)
+        if survivors:
+            counts.clipped += 1
+        else:
+            counts.dropped += 1
+    return pieces, counts
+
+
+def _yolo_label_lines(pieces: list[Box], window: Box, tile_size: int) -> list[str]:
+    """Format boxes as YOLO ``class cx cy w h`` lines, normalised by the padded tile size."""
+    lines = []
+    for piece in pieces:
+        cx = ((piece.x0 + piece.x1) / 2 - window.x0) / tile_size
+        cy = ((piece.y0 + piece.y1) / 2 - window.y0) / tile_size
+        lines.append(
+            f"0 {cx:.6f} {cy:.6f} {(piece.x1 - piece.x0) / tile_size:.6f} {(piece.y1 - piece.y0) / tile_size:.6f}"
+        )
+    return lines
+
+
+def _write_yaml(folder: Path, dataset_root: Path) -> None:
+    """Write the Ultralytics dataset YAML into ``folder``, with ``dataset_root`` as its absolute ``path``."""
+    names = "\n".join(f"  {index}: {name}" for index, name in enumerate(CLASS_NAMES))
+    (folder / YAML_NAME).write_text(
+        "# Real NEON aerial RGB tiles with tree-crown boxes, cut from the deepforest wheel's data/ folder\n"
+        "# by scsa_yolo.data.deepforest (see build_report.json for the counts).\n"
+        f"path: {dataset_root.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
+    )
+
+
+def _load_cached(out_dir: Path, params: dict) -> BuildReport | None:
+    """Return the existing build's report if it was made with the same parameters and is complete."""
+    report_path = out_dir / REPORT_NAME
+    if not report_path.is_file():
+        return None
+    data = json.loads(report_path.read_text())
+    if data.get("params") != params or not Path(data.get("yaml_path", "")).is_file():
+        return None
+    return BuildReport.from_json(data)
+
+
+def build_deepforest_dataset(
+    out_dir: Path | str = DEFAULT_DATASET_DIR,
+    wheel: Path | str | None = None,
+    tile_size: int = 320,
+    val_fraction: float = 0.25,
+    min_visible: float = 0.3,
+    images: tuple[str, ...] | None = None,
+) -> BuildReport:
+    """Build (or reuse) the YOLO dataset cut from the deepforest wheel's annotated images.
+
+    Args:
+        out_dir: Folder for the dataset; it holds ``images/``, ``labels/``, the YAML, ``tiles.csv`` (one row per tile
+            with its source window) and ``build_report.json``. A folder with other contents is never overwritten.
+        wheel: Path of the deepforest wheel; defaults to ``data_cache/`` in the repository.
+        tile_size: Side of the square tiles in pixels.
+        val_fraction: Share of each source image's height, at the bottom, used for validation.
+        min_visible: Clipped box pieces with less than this share of the box's area are dropped as slivers.
+        images: Subset of :data:`SOURCE_IMAGES` to use (all of them by default); tests use a small one.
+
+    Returns:
+        The build report (also written to ``build_report.json``).
+
+    Raises:
+        MissingWheelError: If the wheel is missing.
+        FileExistsError: If ``out_dir`` exists but is not a dataset built by this function.
+        ValueError: For parameters outside their range or unknown image names.
+    """
+    if not 0.0 < val_fraction < 1.0 or not 0.0 < min_visible <= 1.0 or tile_size < 32:
+        raise ValueError(
+            f"Need 0<val_fraction<1, 0<min_visible<=1, tile_size>=32; got {val_fraction=}, {min_visible=}, {tile_size=}"
+        )
+    images = tuple(images) if images else tuple(SOURCE_IMAGES)
+    unknown = set(images) - set(SOURCE_IMAGES)
+    if unknown:
+        raise ValueError(f"Unknown images {sorted(unknown)}; choose from {list(SOURCE_IMAGES)}")
+    wheel = Path(wheel) if wheel else find_wheel()
+    if not wheel.is_file():
+        raise MissingWheelError(f"No deepforest wheel at {wheel}; see find_wheel() for how to get it.")
+    out_dir = Path(out_dir)
+    params = {
+        "format": BUILD_FORMAT_VERSION,
+        "wheel": wheel.name,
+        "wheel_bytes": wheel.stat().st_size,
+        "tile_size": tile_size,
+        "val_fraction": val_fraction,
+        "min_visible": min_visible,
+        "images": list(images),
+    }
+    cached = _load_cached(out_dir, params)
+    if cached:
+        return cached
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / REPORT_NAME).is_file():
+        raise FileExistsError(f"{out_dir} exists and is not a deepforest build; choose another folder.")
+
+    # Build next to the target and swap it in at the end, so an interrupted build never looks complete.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        report = _build_into(staging, out_dir, wheel, params, images)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _build_into(staging: Path, out_dir: Path, wheel: Path, params: dict, images: tuple[str, ...]) -> BuildReport:
+    """Write tiles, labels, manifest, YAML and report into ``staging`` (paths recorded as under ``out_dir``)."""
+    tile_size = params["tile_size"]
+    for kind in ("images", "labels"):
+        for split in ("train", "val"):
+            (staging / kind / split).mkdir(parents=True)
+    total = BoxCounts()
+    per_image: dict[str, BoxCounts] = {}
+    tiles = {"train": 0, "val": 0}
+    labels = {"train": 0, "val": 0}
+    manifest_rows = []
+    with zipfile.ZipFile(wheel) as archive:
+        for image_name in images:
+            boxes = read_voc_boxes(archive.read(DATA_PREFIX + SOURCE_IMAGES[image_name]))
+            with Image.open(io.BytesIO(archive.read(DATA_PREFIX + image_name))) as opened:
+                image = opened.convert("RGB")
+            windows = plan_windows(image_name, image.width, image.height, tile_size, params["val_fraction"])
+            pieces, counts = assign_boxes(boxes, windows, params["min_visible"])
+            per_image[image_name] = counts
+            total.add(counts)
+            for index, tile in enumerate(windows):
+                w = tile.window
+                canvas = Image.new("RGB", (tile_size, tile_size), PAD_VALUE)
+                canvas.paste(image.crop((int(w.x0), int(w.y0), int(w.x1), int(w.y1))), (0, 0))
+                canvas.save(staging / "images" / tile.split / f"{tile.file_stem}.png", compress_level=1)
+                lines = _yolo_label_lines(pieces[index], w, tile_size)
+                (staging / "labels" / tile.split / f"{tile.file_stem}.txt").write_text("".join(f"{x}\n" for x in lines))
+                tiles[tile.split] += 1
+                labels[tile.split] += len(lines)
+                manifest_rows.append(
+                    [f"{tile.file_stem}.png", tile.split, image_name, *map(int, (w.x0, w.y0, w.x1, w.y1)), len(lines)]
+                )
+    if total.kept + total.clipped + total.dropped != total.source:
+        raise AssertionError(f"Box accounting is off: {total}")  # assign_boxes gives each box one outcome
+
+    with open(staging / MANIFEST_NAME, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "split", "source", "x0", "y0", "x1", "y1", "labels"])
+        writer.writerows(manifest_rows)
+    _write_yaml(staging, dataset_root=out_dir)  # the YAML points at the final folder, not the staging one
+    report = BuildReport(str(out_dir.resolve() / YAML_NAME), params, total, per_image, tiles, labels)
+    (staging / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2))
+    return report
