@@ -1,0 +1,158 @@
+"""Registration of the scsa_yolo blocks with Ultralytics: the one module that touches Ultralytics internals.
+
+Ultralytics has no plug-in registry: ``parse_model`` (ultralytics/nn/tasks.py) resolves a YAML module name with
+``globals()[name]`` in its own module, resolves string arguments through its own ``locals()``, and only infers input
+channels for its built-in blocks. ``register()`` therefore
+
+1. puts, for each block name, a small adapter class into ``ultralytics.nn.tasks``;
+2. wraps ``parse_model`` so a row ``[f, n, Name, [args...]]`` reaches the adapter as ``("ch", f, i, *args)``:
+   parse_model turns the string ``"ch"`` into its live list of output channels, and the adapter builds the real
+   block with ``c1 = ch[f]`` (so every scale n/s/m/l/x gets the producing layer's width);
+3. wraps ``check_yaml`` as ``parse_model``'s module sees it, so a bare name such as ``yolov8n-scsa.yaml`` that is
+   neither a local file nor an Ultralytics config falls back to this package's ``cfg/``;
+4. adds a callback to Ultralytics' default callbacks, so that processes which unpickle a trainer (DDP workers)
+   import this package, and with it this registration, before they build the model.
+
+It relies on these internals; ``check_ultralytics()`` verifies them and fails with the supported range if they move.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from copy import deepcopy
+from pathlib import Path
+
+from torch import nn
+
+from scsa_yolo.nn import BLOCKS
+from scsa_yolo.resources import model_yaml
+
+SUPPORTED_ULTRALYTICS = ">=8.4.150,<8.5"
+"""Ultralytics versions whose ``parse_model`` behaves as described above (tested on 8.4.190)."""
+
+_CHANNELS_LOCAL = "ch"  # the name of parse_model's running list of layer output channels
+_lock = threading.Lock()
+_registered = False
+
+
+class UltralyticsInternalsChanged(RuntimeError):
+    """The installed Ultralytics no longer exposes an internal that the registration relies on."""
+
+
+def _internals_changed(what: str) -> UltralyticsInternalsChanged:
+    import ultralytics
+
+    return UltralyticsInternalsChanged(
+        f"scsa_yolo cannot register its blocks with ultralytics {ultralytics.__version__}: {what}. "
+        f"scsa_yolo supports ultralytics{SUPPORTED_ULTRALYTICS}; install a version in that range "
+        f"(pip install 'ultralytics{SUPPORTED_ULTRALYTICS}') or upgrade scsa_yolo."
+    )
+
+
+def check_ultralytics() -> None:
+    """Verify that the installed Ultralytics has the internals ``register()`` relies on.
+
+    Raises:
+        UltralyticsInternalsChanged: If the version is outside ``SUPPORTED_ULTRALYTICS`` or an internal moved.
+    """
+    import ultralytics
+    from ultralytics.nn import tasks
+    from ultralytics.utils.callbacks import base
+    from ultralytics.utils.checks import check_version
+
+    if not check_version(ultralytics.__version__, SUPPORTED_ULTRALYTICS):
+        raise _internals_changed("this version is outside the supported range")
+    if not callable(getattr(tasks, "parse_model", None)):
+        raise _internals_changed("ultralytics.nn.tasks.parse_model is gone")
+    parameters = list(inspect.signature(_original(tasks.parse_model)).parameters)
+    if parameters[:2] != ["d", "ch"]:
+        raise _internals_changed(f"parse_model's signature changed to {parameters}")
+    if not callable(getattr(tasks, "check_yaml", None)):
+        raise _internals_changed("ultralytics.nn.tasks no longer imports check_yaml")
+    if "on_pretrain_routine_start" not in base.default_callbacks:
+        raise _internals_changed("the 'on_pretrain_routine_start' default callback is gone")
+
+
+def _original(function):
+    """Return the function a scsa_yolo wrapper wraps (or the function itself)."""
+    return getattr(function, "__scsa_yolo_wrapped__", function)
+
+
+def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
+    """Make the class parse_model finds under ``name``: it builds ``block`` with ``c1`` read from the channel list.
+
+    It subclasses nn.Module because Ultralytics' restricted loading only accepts module classes in parse_model, and
+    its ``__new__`` returns a ``block`` instance, so no adapter object ever exists in a model or a checkpoint.
+    """
+
+    def __new__(cls, channels: list, f: int | list, i: int, *args) -> nn.Module:
+        if not isinstance(channels, list) or not all(isinstance(c, int) for c in channels):
+            raise _internals_changed(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
+        if not isinstance(f, int):
+            raise ValueError(f"model YAML layer {i} ({name}): takes the output of one layer, got from={f}")
+        try:
+            return block(channels[f], *args)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"model YAML layer {i} ({name}, from={f}, args={list(args)}): {error}") from error
+
+    return type(name, (nn.Module,), {"__new__": __new__, "__module__": __name__, "__doc__": block.__doc__})
+
+
+def _wrap_parse_model(parse_model):
+    def parse_model_with_blocks(d: dict, ch, verbose: bool = True):
+        rows = [*d.get("backbone", []), *d.get("head", [])]
+        if any(row[2] in BLOCKS for row in rows):
+            d = deepcopy(d)  # the rows are rewritten below; model.yaml, which checkpoints save, must stay as written
+            for i, row in enumerate([*d["backbone"], *d["head"]]):
+                f, _, module, args = row
+                if module in BLOCKS:
+                    row[3] = [_CHANNELS_LOCAL, f, i, *args]
+        return parse_model(d, ch, verbose)
+
+    parse_model_with_blocks.__scsa_yolo_wrapped__ = parse_model
+    parse_model_with_blocks.__doc__ = parse_model.__doc__
+    return parse_model_with_blocks
+
+
+def _wrap_check_yaml(check_yaml):
+    def check_yaml_with_package_cfg(file, suffix=(".yaml", ".yml"), hard=True):
+        found = check_yaml(file, suffix=suffix, hard=False)
+        if found:
+            return found
+        if Path(str(file)).name == str(file) and (packaged := model_yaml(str(file))):
+            return str(packaged)
+        return check_yaml(file, suffix=suffix, hard=hard)
+
+    check_yaml_with_package_cfg.__scsa_yolo_wrapped__ = check_yaml
+    return check_yaml_with_package_cfg
+
+
+def ensure_registered(*_) -> None:
+    """Callback that only exists to be pickled by reference: unpickling it imports ``scsa_yolo``, which registers."""
+
+
+def register() -> None:
+    """Make every block in ``scsa_yolo.nn.BLOCKS`` usable in Ultralytics model YAMLs; safe to call repeatedly.
+
+    Raises:
+        UltralyticsInternalsChanged: If the installed Ultralytics lacks an internal this relies on.
+    """
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        check_ultralytics()
+        from ultralytics.nn import tasks
+        from ultralytics.utils.callbacks import base
+
+        for name, block in BLOCKS.items():
+            setattr(tasks, name, _yaml_adapter(name, block))
+        if not hasattr(tasks.parse_model, "__scsa_yolo_wrapped__"):
+            tasks.parse_model = _wrap_parse_model(tasks.parse_model)
+        if not hasattr(tasks.check_yaml, "__scsa_yolo_wrapped__"):
+            tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
+        callbacks = base.default_callbacks["on_pretrain_routine_start"]
+        if ensure_registered not in callbacks:
+            callbacks.append(ensure_registered)
+        _registered = True
