@@ -1,0 +1,34 @@
+"""Profile a YOLO-format dataset: per-class counts, COCO object sizes, brightness; saves PNG, CSV and Markdown.
+
+Example:
+    python scripts/profile_dataset.py datasets/ExDark/data.yaml --out runs/profile/ExDark
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scsa_yolo.data.profile import profile_dataset
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the profile and print the summary per split.
+
+    Args:
+        argv: Arguments without the program name; None reads ``sys.argv``.
+
+    Returns:
+        0 on success.
+    """
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", help="dataset YAML, e.g. the data.yaml written by prepare_dataset.py")
+    parser.add_argument("--out", help="output folder (default: <dataset root>/profile)")
+    args = parser.parse_args(argv)
+    for split, summary in profile_dataset(args.data, args.out).items():
+        print(split, {k: v for k, v in summary.items() if k != "class_counts"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

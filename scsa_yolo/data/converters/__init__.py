@@ -1,0 +1,99 @@
+"""Converters from native complex-scene dataset downloads to the Ultralytics YOLO layout.
+
+Usage::
+
+    from scsa_yolo.data.converters import convert_dataset
+
+    convert_dataset("visdrone", ["~/Downloads/VisDrone2019-DET-train.zip", "~/Downloads/VisDrone2019-DET-val.zip"],
+                    "datasets/VisDrone")
+
+Each entry of :data:`CONVERTERS` pairs a :class:`~.common.DatasetSpec` (classes, notes) with the parser of its
+native format; parsing is the only format-specific step, everything else happens in :func:`.common.write_dataset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .bbgt import EXDARK, parse_exdark
+from .coco import DUO, RUOD, parse_coco
+from .common import (
+    REPORT_NAME,
+    ConversionError,
+    ConversionReport,
+    ConvertOptions,
+    DatasetSpec,
+    cleanup_extracted,
+    prepare_dest,
+    resolve_sources,
+    write_dataset,
+)
+from .visdrone import VISDRONE, parse_visdrone
+from .voc import URPC2020, parse_voc
+
+
+@dataclass(frozen=True)
+class Converter:
+    """A dataset definition and the parser of its native annotation format.
+
+    Attributes:
+        spec: Classes in official order and the notes written into ``data.yaml``.
+        parse: ``parse(roots, dest, report, **format_options) -> (samples, split_lists or None)``.
+    """
+
+    spec: DatasetSpec
+    parse: Callable
+
+
+CONVERTERS: dict[str, Converter] = {
+    "exdark": Converter(EXDARK, parse_exdark),
+    "visdrone": Converter(VISDRONE, parse_visdrone),
+    "duo": Converter(DUO, parse_coco),
+    "ruod": Converter(RUOD, parse_coco),
+    "urpc2020": Converter(URPC2020, parse_voc),
+}
+
+
+def convert_dataset(
+    name: str,
+    sources: Iterable[str | Path],
+    dest: str | Path,
+    options: ConvertOptions | None = None,
+    **format_options: object,
+) -> dict:
+    """Convert a native dataset download into ``dest`` (images/, labels/, data.yaml, prepare_report.json).
+
+    Re-running with the same arguments replaces the earlier output with identical files.
+
+    Args:
+        name: Key of :data:`CONVERTERS`, e.g. ``"exdark"``.
+        sources: Extracted download folders and/or archives.
+        dest: Output folder: new, empty, or written by an earlier run.
+        options: Shared switches (EXIF frame, painting ignored regions, hard links).
+        **format_options: Parser-specific options: ``split_file`` (ExDark), ``val_fraction`` and ``seed`` (URPC2020).
+
+    Returns:
+        The report dictionary.
+
+    Raises:
+        ConversionError: If the input is unusable (message says why) or ``dest`` holds foreign files.
+        KeyError: If ``name`` is not a known dataset.
+    """
+    if name not in CONVERTERS:
+        raise KeyError(f"unknown dataset '{name}', choose from {', '.join(CONVERTERS)}")
+    converter = CONVERTERS[name]
+    dest = Path(dest).expanduser().resolve()
+    prepare_dest(dest)
+    try:
+        roots = resolve_sources(sources, dest)
+        report = ConversionReport(converter.spec.title)
+        samples, split_lists = converter.parse(roots, dest, report, **format_options)
+        return write_dataset(samples, converter.spec, dest, options or ConvertOptions(), report, split_lists)
+    finally:
+        cleanup_extracted(dest)
+
+
+__all__ = ["CONVERTERS", "REPORT_NAME", "ConversionError", "ConvertOptions", "Converter", "convert_dataset"]

@@ -1,0 +1,683 @@
+"""Shared machinery of the dataset converters: dataset specs, sample records, geometry, writing and the report.
+
+A format module only parses its native annotations into :class:`Sample` records (class *names* and pixel boxes in
+``xyxy``). Everything that must behave the same for every dataset lives here, in :func:`write_dataset`: checking the
+image, EXIF orientation, class mapping, clipping, dropping, duplicate stems, the Ultralytics layout, ``data.yaml``
+and the report.
+
+Conventions that the converters rely on:
+
+- Ultralytics loads images EXIF-rotated (``cv2.imdecode`` honours the orientation tag) and measures them with
+  ``ultralytics.data.utils.exif_size``, so labels are written in the *displayed* orientation, normalised by the
+  displayed size, and image files are copied byte for byte (the tag stays and Ultralytics rotates on load).
+- A label id outside ``names`` makes Ultralytics discard the whole image, so every box is mapped to an official class
+  or dropped with a counted reason; no id outside the class list is ever written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+from ultralytics.data.utils import IMG_FORMATS, exif_size
+from ultralytics.utils import TQDM, YAML
+
+REPORT_NAME = "prepare_report.json"
+MANAGED_OUTPUTS = ("images", "labels", "splits", "data.yaml", REPORT_NAME)
+EXTRACT_DIR_NAME = ".extracted"
+SPLITS = ("train", "val", "test")
+EXAMPLES_PER_REASON = 20  # examples kept per issue reason in the JSON report; the counts are always complete
+EXIF_ORIENTATION_TAG = 274
+UNASSIGNED = "unassigned"  # report bucket for input that could not be given a split
+
+# PIL transpose applied by ImageOps.exif_transpose for each EXIF orientation value (2-8; 1 means upright).
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class ConversionError(RuntimeError):
+    """Raised for input that cannot be converted at all (nothing usable found, missing split file, bad --dest)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a converter knows about one dataset besides its annotation format.
+
+    Attributes:
+        key: Command-line name, e.g. ``"exdark"``.
+        title: Human-readable name used in ``data.yaml`` and the report.
+        names: Class names in the official order; the index is the YOLO class id.
+        source_url: Where users download the native dataset.
+        licence: Licence or terms of use as stated by the owners.
+        split_note: How the train/val/test split is defined, written into ``data.yaml``.
+        aliases: Alternative spellings (normalised) mapped to an official name.
+        excluded_names: Classes that exist in the native data but are deliberately not part of ``names``; their boxes
+            are dropped with reason ``excluded_class`` rather than ``unknown_class``.
+    """
+
+    key: str
+    title: str
+    names: tuple[str, ...]
+    source_url: str
+    licence: str
+    split_note: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    excluded_names: frozenset[str] = frozenset()
+
+    def class_index(self, name: str) -> int | None:
+        """Return the YOLO id of a native class name (case, spaces and punctuation ignored), or None if unknown."""
+        wanted = normalise_name(name)
+        wanted = normalise_name(self.aliases.get(wanted, wanted))
+        for index, official in enumerate(self.names):
+            if normalise_name(official) == wanted:
+                return index
+        return None
+
+    def is_excluded(self, name: str) -> bool:
+        """Return True if ``name`` is a known native class that this dataset definition leaves out on purpose."""
+        return normalise_name(name) in {normalise_name(n) for n in self.excluded_names}
+
+
+def normalise_name(name: str) -> str:
+    """Lower-case a class name and strip everything but letters and digits, so 'Sea-Urchin' equals 'seaurchin'."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+@dataclass
+class RawBox:
+    """One native annotation before mapping and clipping.
+
+    Attributes:
+        label: Native class name.
+        xyxy: Pixel corners (x1, y1, x2, y2) in the annotation's own coordinate frame.
+        origin: Where it came from, e.g. ``"ExDark_Annno/Car/a.jpg.txt:3"``, for the report.
+    """
+
+    label: str
+    xyxy: tuple[float, float, float, float]
+    origin: str
+
+
+@dataclass
+class Sample:
+    """One image (or one orphan annotation) as parsed from the native dataset.
+
+    Attributes:
+        split: Output split (``train``/``val``/``test``).
+        image: Source image file, or None for an annotation whose image is missing.
+        annotation: Source annotation file, or None for an image without one (kept as background).
+        boxes: Objects to turn into labels.
+        ignore_regions: Regions the owners mark as "ignore" (VisDrone); never labels, optionally painted out.
+        declared_size: (width, height) stated by the annotation file, used to tell which orientation the boxes are in.
+    """
+
+    split: str
+    image: Path | None
+    annotation: Path | None = None
+    boxes: list[RawBox] = field(default_factory=list)
+    ignore_regions: list[RawBox] = field(default_factory=list)
+    declared_size: tuple[int, int] | None = None
+
+
+@dataclass
+class ConvertOptions:
+    """Behaviour switches shared by all converters.
+
+    Attributes:
+        exif_boxes: Frame of boxes in EXIF-rotated images when the annotation does not state its image size:
+            ``"stored"`` (pixel rows as saved in the file, what MATLAB/OpenCV-era tools show) or ``"displayed"``.
+        fill_ignored: Paint ignore regions with the image's mean colour (re-encodes those images).
+        hardlink: Hard-link images into --dest instead of copying (falls back to copying across file systems).
+        min_box_pixels: Boxes narrower or shorter than this after clipping are dropped as degenerate.
+    """
+
+    exif_boxes: str = "stored"
+    fill_ignored: bool = False
+    hardlink: bool = False
+    min_box_pixels: float = 1.0
+
+
+class ConversionReport:
+    """Counts everything that goes in, comes out or is dropped, per split, with examples of each problem."""
+
+    def __init__(self, dataset: str) -> None:
+        """Create an empty report.
+
+        Args:
+            dataset: Dataset title written into the report.
+        """
+        self.dataset = dataset
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+        self.box_drops: dict[str, Counter] = defaultdict(Counter)
+        self.image_skips: dict[str, Counter] = defaultdict(Counter)
+        self.class_counts: dict[str, Counter] = defaultdict(Counter)
+        self.examples: dict[str, list[str]] = defaultdict(list)
+        self.issue_totals: Counter = Counter()
+        self.notes: list[str] = []
+
+    def count(self, split: str, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key`` of ``split``."""
+        self.counts[split][key] += n
+
+    def issue(self, reason: str, where: str) -> None:
+        """Record one example of a problem (file:line or file plus detail) under ``reason``."""
+        self.issue_totals[reason] += 1
+        if len(self.examples[reason]) < EXAMPLES_PER_REASON:
+            self.examples[reason].append(where)
+
+    def drop_box(self, split: str, reason: str, where: str, n: int = 1) -> None:
+        """Count ``n`` native boxes that are not written as labels, and why."""
+        self.count(split, "boxes_in", n)
+        self.box_drops[split][reason] += n
+        self.issue(reason, where)
+
+    def skip_image(self, split: str, reason: str, where: str) -> None:
+        """Count an input image that is not written, and why."""
+        self.count(split, "images_in")
+        self.image_skips[split][reason] += 1
+        self.issue(reason, where)
+
+    def note(self, text: str) -> None:
+        """Add a free-text remark (e.g. a skipped folder) shown under the table and kept in the JSON."""
+        self.notes.append(text)
+
+    def splits(self) -> list[str]:
+        """Return the splits that have any entry, in train/val/test order, the unassigned bucket last."""
+        seen = set(self.counts) | set(self.box_drops) | set(self.image_skips)
+        return [s for s in (*SPLITS, UNASSIGNED) if s in seen]
+
+    def totals(self, split: str) -> dict[str, int]:
+        """Return the headline numbers of one split, derived so that in = out + dropped holds by construction."""
+        counts = self.counts[split]
+        return {
+            "images_in": counts["images_in"],
+            "images_out": counts["images_out"],
+            "background_images": counts["background_images"],
+            "images_without_annotation": counts["images_without_annotation"],
+            "annotations_without_image": counts["annotations_without_image"],
+            "images_skipped": sum(self.image_skips[split].values()),
+            "boxes_in": counts["boxes_in"],
+            "boxes_out": counts["boxes_out"],
+            "boxes_clipped": counts["boxes_clipped"],
+            "boxes_dropped": sum(self.box_drops[split].values()),
+            "renamed_duplicate_stems": counts["renamed_duplicate_stems"],
+            "exif_rotated_images": counts["exif_rotated_images"],
+            "painted_images": counts["painted_images"],
+        }
+
+    def to_dict(self) -> dict:
+        """Return the report as JSON-serialisable data with sorted keys, so re-runs produce identical files."""
+        return {
+            "dataset": self.dataset,
+            "splits": {
+                split: {
+                    **self.totals(split),
+                    "boxes_dropped_by_reason": dict(sorted(self.box_drops[split].items())),
+                    "images_skipped_by_reason": dict(sorted(self.image_skips[split].items())),
+                    "boxes_per_class": dict(sorted(self.class_counts[split].items())),
+                }
+                for split in self.splits()
+            },
+            "issues": {
+                reason: {"count": self.issue_totals[reason], "examples": sorted(self.examples[reason])}
+                for reason in sorted(self.issue_totals)
+            },
+            "notes": self.notes,
+        }
+
+    def table(self) -> str:
+        """Return the per-split summary as a fixed-width text table with the drop/skip reasons below it."""
+        splits = self.splits()
+        keys = list(self.totals(splits[0]).keys()) if splits else []
+        width = max((len(k) for k in keys), default=10) + 2
+        lines = [f"{self.dataset} conversion report", "".ljust(width) + "".join(s.rjust(12) for s in splits)]
+        lines += [k.ljust(width) + "".join(str(self.totals(s)[k]).rjust(12) for s in splits) for k in keys]
+        for label, table in (("boxes dropped", self.box_drops), ("images skipped", self.image_skips)):
+            reasons = sorted({r for s in splits for r in table[s]})
+            lines += [
+                f"  {label}: {r}".ljust(width) + "".join(str(table[s][r]).rjust(12) for s in splits) for r in reasons
+            ]
+        for reason in sorted(self.issue_totals):
+            lines.append(f"e.g. {reason}: {self.examples[reason][0]}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Finding input files
+
+
+def resolve_sources(sources: Iterable[Path | str], dest: Path) -> list[Path]:
+    """Turn --source arguments into folders to search, unpacking archives into ``dest/.extracted``.
+
+    The extraction folder name is fixed (index and archive name) so that re-runs sort files in the same order.
+
+    Args:
+        sources: Folders, or archives that ``shutil.unpack_archive`` understands (.zip, .tar, .tar.gz, ...).
+        dest: Output folder; archives are unpacked below it and removed by :func:`cleanup_extracted`.
+
+    Returns:
+        Folders to search, in the order given.
+
+    Raises:
+        ConversionError: If a source does not exist or is neither a folder nor a supported archive.
+    """
+    roots = []
+    for index, source in enumerate(Path(s).expanduser().resolve() for s in sources):
+        if source.is_dir():
+            roots.append(source)
+        elif source.is_file():
+            target = dest / EXTRACT_DIR_NAME / f"{index}_{source.name}"
+            shutil.rmtree(target, ignore_errors=True)
+            try:
+                shutil.unpack_archive(source, target)
+            except (shutil.ReadError, ValueError) as e:
+                raise ConversionError(f"--source {source} is not a folder or a supported archive: {e}") from e
+            roots.append(target)
+        else:
+            raise ConversionError(f"--source {source} does not exist")
+    return roots
+
+
+def cleanup_extracted(dest: Path) -> None:
+    """Remove archives unpacked by :func:`resolve_sources`."""
+    shutil.rmtree(dest / EXTRACT_DIR_NAME, ignore_errors=True)
+
+
+def find_files(roots: Iterable[Path], suffixes: set[str], exclude: Path | None = None) -> list[Path]:
+    """Return all files below ``roots`` whose lower-case suffix is in ``suffixes``, sorted, skipping ``exclude``.
+
+    Args:
+        roots: Folders to walk.
+        suffixes: Lower-case suffixes without the dot, e.g. ``{"jpg", "png"}``.
+        exclude: A folder to leave out (the output folder, which may lie inside a source folder).
+
+    Returns:
+        Sorted file paths (sorting makes every later decision, such as duplicate-stem renaming, deterministic).
+    """
+    exclude = exclude.resolve() if exclude else None
+    found = set()
+    for root in roots:
+        for folder, subfolders, files in os.walk(root):
+            here = Path(folder)
+            if exclude is not None and here.resolve() == exclude:
+                subfolders[:] = []
+                continue
+            subfolders[:] = [d for d in subfolders if d != "__MACOSX"]  # macOS zip resource forks are not data
+            found.update(here / f for f in files if f.rsplit(".", 1)[-1].lower() in suffixes and not f.startswith("._"))
+    return sorted(found)
+
+
+def find_images(roots: Iterable[Path], exclude: Path | None = None) -> list[Path]:
+    """Return every image Ultralytics can read below ``roots`` (see :func:`find_files`)."""
+    return find_files(roots, IMG_FORMATS, exclude)
+
+
+def index_by_name(paths: Iterable[Path]) -> dict[str, list[Path]]:
+    """Map lower-case file name to the paths with that name (file names vary in case across OS and tools)."""
+    index: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        index[path.name.lower()].append(path)
+    return index
+
+
+def split_from_name(name: str) -> str | None:
+    """Guess a split from a folder or file name such as ``VisDrone2019-DET-val`` or ``instances_train``.
+
+    Returns:
+        ``"train"``, ``"val"`` or ``"test"``, or None if the name says none of them.
+    """
+    tokens = re.split(r"[^a-z]+", name.lower())
+    for split, words in (("train", {"train", "training"}), ("val", {"val", "valid", "validation"}), ("test", {"test"})):
+        if words & set(tokens):
+            return split
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Geometry
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """Return the EXIF orientation (1-8) of an open image, 1 when absent or unreadable."""
+    try:
+        value = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # malformed EXIF blocks raise assorted errors inside Pillow; Ultralytics treats them as upright
+        return 1
+    return value if value in _ORIENTATION_TRANSPOSE else 1
+
+
+def stored_to_displayed(
+    xyxy: tuple[float, float, float, float], orientation: int, stored_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """Map a box from stored-pixel coordinates to the coordinates of the EXIF-transposed (displayed) image.
+
+    Args:
+        xyxy: Box corners in the stored frame.
+        orientation: EXIF orientation value; 1 (or unknown) leaves the box unchanged.
+        stored_size: (width, height) of the stored pixels.
+
+    Returns:
+        Box corners in the frame produced by ``PIL.ImageOps.exif_transpose`` (what Ultralytics trains on).
+    """
+    width, height = stored_size
+    x1, y1, x2, y2 = xyxy
+    corner_maps = {  # where a stored point (x, y) lands after each transpose
+        Image.Transpose.FLIP_LEFT_RIGHT: lambda x, y: (width - x, y),
+        Image.Transpose.ROTATE_180: lambda x, y: (width - x, height - y),
+        Image.Transpose.FLIP_TOP_BOTTOM: lambda x, y: (x, height - y),
+        Image.Transpose.TRANSPOSE: lambda x, y: (y, x),
+        Image.Transpose.ROTATE_270: lambda x, y: (height - y, x),
+        Image.Transpose.TRANSVERSE: lambda x, y: (height - y, width - x),
+        Image.Transpose.ROTATE_90: lambda x, y: (y, width - x),
+    }
+    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    if transpose is None:
+        return xyxy
+    (ax, ay), (bx, by) = corner_maps[transpose](x1, y1), corner_maps[transpose](x2, y2)
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
+def clip_box(
+    xyxy: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[tuple[float, float, float, float], bool]:
+    """Clip a box to the image.
+
+    Args:
+        xyxy: Box corners in pixels.
+        size: (width, height) of the image.
+
+    Returns:
+        The clipped box and whether clipping changed it.
+    """
+    width, height = size
+    x1, y1, x2, y2 = xyxy
+    clipped = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+    return clipped, clipped != (x1, y1, x2, y2)
+
+
+def to_yolo_line(class_id: int, xyxy: tuple[float, float, float, float], size: tuple[int, int]) -> str:
+    """Format one label row ``class x_center y_center width height`` normalised to 0-1."""
+    width, height = size
+    x1, y1, x2, y2 = xyxy
+    values = ((x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height)
+    return f"{class_id} " + " ".join(f"{v:.6f}" for v in values)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+@dataclass
+class _ProbedImage:
+    """Facts about a readable image: stored size, displayed size and EXIF orientation."""
+
+    stored_size: tuple[int, int]
+    displayed_size: tuple[int, int]
+    orientation: int
+
+
+def probe_image(path: Path) -> _ProbedImage:
+    """Open and fully decode an image, so truncated files fail here rather than in the training loop.
+
+    Raises:
+        ValueError: If the format is not one Ultralytics trains on or the image is smaller than 10 px (its limit).
+        OSError: If the file cannot be decoded (unreadable or truncated).
+    """
+    with Image.open(path) as image:
+        if (image.format or "").lower() not in IMG_FORMATS:
+            raise ValueError(f"format {image.format} is not an Ultralytics image format")
+        displayed_size = exif_size(image)
+        orientation = exif_orientation(image)
+        stored_size = image.size
+        image.load()  # full decode: Pillow raises OSError on truncated data
+    if min(displayed_size) < 10:
+        raise ValueError(f"image size {displayed_size} is below Ultralytics' 10-pixel minimum")
+    return _ProbedImage(stored_size, displayed_size, orientation)
+
+
+def prepare_dest(dest: Path) -> None:
+    """Make ``dest`` ready for a (re-)run: remove what an earlier run wrote, refuse a folder with foreign content.
+
+    Raises:
+        ConversionError: If ``dest`` holds files this tool did not write (it never deletes those).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    foreign = sorted(p.name for p in dest.iterdir() if p.name not in (*MANAGED_OUTPUTS, EXTRACT_DIR_NAME))
+    if foreign:
+        raise ConversionError(
+            f"--dest {dest} contains files not written by prepare_dataset ({', '.join(foreign[:5])}); "
+            "use an empty or new folder"
+        )
+    if any((dest / name).exists() for name in MANAGED_OUTPUTS) and not (dest / REPORT_NAME).exists():
+        raise ConversionError(f"--dest {dest} has images/ or labels/ without {REPORT_NAME}; use an empty or new folder")
+    for name in MANAGED_OUTPUTS:
+        path = dest / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _unique_stems(samples: list[Sample], report: ConversionReport) -> dict[int, str]:
+    """Give each image an output stem that no other image of its split uses (labels/ is keyed by stem only).
+
+    The first image in sorted source-path order keeps its stem; later ones get ``__2``, ``__3``... (case-insensitive,
+    since two stems differing in case collide on Windows and macOS file systems).
+
+    Returns:
+        Output stem per sample position in ``samples``.
+    """
+    taken: dict[str, set[str]] = defaultdict(set)
+    stems = {}
+    for position, sample in enumerate(samples):
+        if sample.image is None:
+            continue
+        stem, used = sample.image.stem, taken[sample.split]
+        candidate, n = stem, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{stem}__{n}"
+        if n > 1:
+            report.count(sample.split, "renamed_duplicate_stems")
+            report.issue("renamed_duplicate_stem", f"{sample.image} -> {candidate}{sample.image.suffix}")
+        used.add(candidate.lower())
+        stems[position] = candidate
+    return stems
+
+
+def _place_image(source: Path, target: Path, hardlink: bool) -> None:
+    """Copy (or hard-link) an image file unchanged, so EXIF orientation and pixels stay as the owners shipped them."""
+    if hardlink:
+        try:
+            os.link(source, target)
+            return
+        except OSError:  # cross-device or unsupported: a copy is always correct
+            pass
+    shutil.copyfile(source, target)
+
+
+def _paint_regions(source: Path, target: Path, regions: list[tuple[float, float, float, float]]) -> None:
+    """Save the displayed (EXIF-applied) image with ``regions`` filled with its mean colour."""
+    with Image.open(source) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    mean_colour = tuple(int(round(c)) for c in np.asarray(image).reshape(-1, 3).mean(0))
+    draw = ImageDraw.Draw(image)
+    for x1, y1, x2, y2 in regions:
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), fill=mean_colour)
+    image.save(target, quality=95) if target.suffix.lower() in {".jpg", ".jpeg"} else image.save(target)
+
+
+def _convert_sample(
+    sample: Sample, stem: str, spec: DatasetSpec, dest: Path, options: ConvertOptions, report: ConversionReport
+) -> None:
+    """Check, map, clip and write one sample, counting every box and image into ``report``."""
+    split, where = sample.split, str(sample.image)
+    try:
+        probed = probe_image(sample.image)
+    except Exception as e:  # Pillow raises many exception types for bad files; each one means "skip this image"
+        reason = "unreadable_image" if isinstance(e, OSError) else "unusable_image"
+        report.skip_image(split, reason, f"{where}: {e}")
+        if sample.boxes:
+            report.drop_box(split, "image_skipped", where, len(sample.boxes))
+        return
+
+    rotated = probed.orientation != 1
+    boxes_are_stored = rotated and options.exif_boxes == "stored"
+    if rotated and sample.declared_size and probed.displayed_size != probed.stored_size:
+        # The annotation states the size the annotator saw, which tells the frame unambiguously for 90-degree turns
+        boxes_are_stored = tuple(sample.declared_size) == probed.stored_size
+    if rotated:
+        report.count(split, "exif_rotated_images")
+
+    def displayed(box: RawBox) -> tuple[float, float, float, float]:
+        return stored_to_displayed(box.xyxy, probed.orientation, probed.stored_size) if boxes_are_stored else box.xyxy
+
+    lines = []
+    for box in sample.boxes:
+        class_id = spec.class_index(box.label)
+        if class_id is None:
+            reason = "excluded_class" if spec.is_excluded(box.label) else "unknown_class"
+            report.drop_box(split, reason, f"{box.origin}: '{box.label}'")
+            continue
+        xyxy, clipped = clip_box(displayed(box), probed.displayed_size)
+        if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
+            reason = "outside_image" if clipped else "degenerate"
+            report.drop_box(split, reason, f"{box.origin}: {box.xyxy}")
+            continue
+        if min(xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]) < options.min_box_pixels:
+            report.drop_box(split, "degenerate", f"{box.origin}: {box.xyxy}")
+            continue
+        if clipped:
+            report.count(split, "boxes_clipped")
+            report.issue("clipped", f"{box.origin}: {box.xyxy}")
+        report.count(split, "boxes_in")
+        report.count(split, "boxes_out")
+        report.class_counts[split][spec.names[class_id]] += 1
+        lines.append(to_yolo_line(class_id, xyxy, probed.displayed_size))
+
+    image_target = dest / "images" / split / f"{stem}{sample.image.suffix}"
+    if options.fill_ignored and sample.ignore_regions:
+        regions = [clip_box(displayed(r), probed.displayed_size)[0] for r in sample.ignore_regions]
+        _paint_regions(sample.image, image_target, regions)
+        report.count(split, "painted_images")
+    else:
+        _place_image(sample.image, image_target, options.hardlink)
+    (dest / "labels" / split / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    report.count(split, "images_in")
+    report.count(split, "images_out")
+    if not lines:
+        report.count(split, "background_images")
+
+
+def write_dataset(
+    samples: list[Sample],
+    spec: DatasetSpec,
+    dest: Path,
+    options: ConvertOptions,
+    report: ConversionReport,
+    split_lists: dict[str, list[str]] | None = None,
+) -> dict:
+    """Write samples in the Ultralytics layout with ``data.yaml`` and the JSON report, and print the report table.
+
+    Args:
+        samples: Parsed samples of all splits.
+        spec: Dataset definition (class order, notes).
+        dest: Output folder, already cleaned by :func:`prepare_dest`.
+        options: Shared behaviour switches.
+        report: Report that already holds what the parser counted.
+        split_lists: Optional ``{split: [source image paths]}`` for splits the tool decided itself; written to
+            ``splits/<split>.txt`` so the split can be reproduced and audited.
+
+    Returns:
+        The report as a dictionary (also saved as ``prepare_report.json``).
+
+    Raises:
+        ConversionError: If no image or no box could be written.
+    """
+    samples = sorted(samples, key=lambda s: (s.split, str(s.image or s.annotation)))
+    for sample in samples:
+        if sample.image is None:
+            report.count(sample.split, "annotations_without_image")
+            report.issue("annotation_without_image", str(sample.annotation))
+            if sample.boxes:
+                report.drop_box(sample.split, "annotation_without_image", str(sample.annotation), len(sample.boxes))
+        elif sample.annotation is None:
+            report.count(sample.split, "images_without_annotation")
+            report.issue("image_without_annotation", str(sample.image))
+
+    used_splits = sorted({s.split for s in samples if s.image}, key=SPLITS.index)
+    for split in used_splits:
+        (dest / "images" / split).mkdir(parents=True, exist_ok=True)
+        (dest / "labels" / split).mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(samples, report)
+    for position, sample in enumerate(TQDM(samples, desc=f"Converting {spec.title}", unit="img")):
+        if sample.image is not None:
+            _convert_sample(sample, stems[position], spec, dest, options, report)
+
+    total_images = sum(report.counts[s]["images_out"] for s in used_splits)
+    total_boxes = sum(report.counts[s]["boxes_out"] for s in used_splits)
+    if split_lists:
+        for split, files in split_lists.items():
+            (dest / "splits").mkdir(exist_ok=True)
+            (dest / "splits" / f"{split}.txt").write_text("".join(f"{f}\n" for f in files), encoding="utf-8")
+    result = report.to_dict()
+    (dest / REPORT_NAME).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(report.table())
+    if not total_images or not total_boxes:
+        raise ConversionError(
+            f"nothing usable found for {spec.title}: {total_images} images and {total_boxes} boxes written; "
+            f"see {dest / REPORT_NAME} for what was skipped and why (is --source the extracted {spec.title} download?)"
+        )
+    write_data_yaml(spec, dest, used_splits, bool(split_lists))
+    return result
+
+
+def write_data_yaml(spec: DatasetSpec, dest: Path, splits: list[str], has_split_lists: bool) -> Path:
+    """Write ``dest/data.yaml`` for Ultralytics, without ``path`` so it resolves relative to its own folder.
+
+    Args:
+        spec: Dataset definition.
+        dest: Output folder.
+        splits: Splits that received images; ``val`` falls back to ``train`` only if there is no other split.
+        has_split_lists: Whether ``splits/*.txt`` records a split this tool made.
+
+    Returns:
+        Path of the written file.
+    """
+    data = {split: f"images/{split}" for split in splits}
+    data.setdefault("val", data.get("test", data.get("train")))
+    data = {k: data[k] for k in SPLITS if k in data}
+    data["names"] = dict(enumerate(spec.names))
+    header = (
+        f"# {spec.title} converted by scripts/prepare_dataset.py {spec.key} (scsa-yolo)\n"
+        f"# Source: {spec.source_url}\n"
+        f"# Licence: {spec.licence}\n"
+        f"# Split: {spec.split_note}\n"
+        + ("# Split lists: splits/<split>.txt (source image paths)\n" if has_split_lists else "")
+        + f"# Report: {REPORT_NAME}. No 'path' key: Ultralytics resolves the folders relative to this file.\n\n"
+    )
+    YAML.save(dest / "data.yaml", data, header=header)
+    return dest / "data.yaml"
+
+
+def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, stripped line) of a text file, tolerating a BOM and stray non-UTF-8 bytes."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            yield number, line.strip()

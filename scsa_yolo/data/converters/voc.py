@@ -1,0 +1,175 @@
+"""Pascal VOC XML datasets (URPC2020): one XML per image, no official split.
+
+Native layout (competition release and its mirrors; folder names vary)::
+
+    .../Annotations/<name>.xml or .../box/<name>.xml      <annotation><size>, <object><name>, <difficult>, <bndbox>
+    .../JPEGImages/<name>.jpg  or .../image/<name>.jpg
+
+XML files are matched to images by stem; when several images share it, the one nearest in the folder tree wins.
+Boxes are used as ``xmin..xmax`` without the VOC 1-based shift, like Ultralytics' own VOC converter, and
+``difficult`` objects are dropped (counted) as that converter does. The split is made here: a seeded shuffle of the
+sorted image list, ``round(n * val_fraction)`` images to val, recorded in ``splits/{train,val}.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .common import UNASSIGNED, ConversionReport, DatasetSpec, RawBox, Sample, find_files, find_images
+
+URPC2020 = DatasetSpec(
+    key="urpc2020",
+    title="URPC2020",
+    names=("holothurian", "echinus", "scallop", "starfish"),
+    source_url="Underwater Robot Picking Contest 2020 (urpc.org.cn); mirrored on Kaggle/AI Studio, no official site",
+    licence="competition data; terms not published, research use",
+    split_note="no official split (test labels never released): seeded random val split, lists in splits/",
+    aliases={"seacucumber": "holothurian", "seaurchin": "echinus", "urchin": "echinus"},
+    excluded_names=frozenset({"waterweeds"}),
+)
+
+
+def _number(node: ET.Element | None, tag: str) -> float:
+    """Read a numeric child tag (raises ValueError/AttributeError when missing or not a number)."""
+    return float(node.find(tag).text)
+
+
+@dataclass
+class VocAnnotation:
+    """Content of one VOC XML file.
+
+    Attributes:
+        path: The XML file.
+        boxes: Usable objects.
+        declared_size: ``<size>`` (width, height) when present and positive.
+        file_name: ``<filename>`` text.
+        drops: (reason, where) of objects not usable; recorded once the file's split is known.
+    """
+
+    path: Path
+    boxes: list[RawBox]
+    declared_size: tuple[int, int] | None
+    file_name: str
+    drops: list[tuple[str, str]]
+
+
+def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None:
+    """Parse one VOC XML.
+
+    Args:
+        path: XML file.
+        report: Receives files that are not well-formed XML.
+
+    Returns:
+        The parsed content, or None when the file is unreadable (counted) or not VOC (e.g. some other XML).
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        report.issue("unreadable_annotation", f"{path}: {e}")
+        return None
+    if root.tag != "annotation":
+        return None
+    try:
+        size = root.find("size")
+        declared = (int(_number(size, "width")), int(_number(size, "height")))
+        declared = declared if min(declared) > 0 else None
+    except (AttributeError, TypeError, ValueError):
+        declared = None
+    boxes, drops = [], []
+    for number, obj in enumerate(root.iter("object"), 1):
+        where = f"{path}:object[{number}]"
+        name = (obj.findtext("name") or "").strip()
+        try:
+            bndbox = obj.find("bndbox")
+            xyxy = tuple(_number(bndbox, tag) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        except (AttributeError, TypeError, ValueError):
+            xyxy = None
+        if not name or xyxy is None:
+            drops.append(("malformed_line", where))
+            continue
+        if (obj.findtext("difficult") or "0").strip() == "1":
+            drops.append(("difficult", where))
+            continue
+        boxes.append(RawBox(name, xyxy, where))
+    return VocAnnotation(path, boxes, declared, (root.findtext("filename") or "").strip(), drops)
+
+
+def _nearest(candidates: list[Path], anchor: Path) -> Path:
+    """Return the candidate sharing the longest path prefix with ``anchor`` (ties: first in sorted order)."""
+    return max(candidates, key=lambda p: len(os.path.commonpath([p, anchor])))
+
+
+def parse_voc(
+    roots: list[Path], dest: Path, report: ConversionReport, val_fraction: float = 0.2, seed: int = 0, **_: object
+) -> tuple[list[Sample], dict[str, list[str]]]:
+    """Collect URPC2020 samples and split them into train/val deterministically.
+
+    Args:
+        roots: Folders to search.
+        dest: Output folder, excluded from the search.
+        report: Receives parse problems.
+        val_fraction: Share of images written to val (0-1).
+        seed: Seed of the shuffle.
+
+    Returns:
+        Samples, and the source image paths per split (written to ``splits/``).
+
+    Raises:
+        ValueError: If ``val_fraction`` is outside [0, 1).
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    images = find_images(roots, dest)
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    for image in images:
+        by_stem[image.stem.lower()].append(image)
+        by_name[image.name.lower()].append(image)
+
+    annotation_of: dict[Path, VocAnnotation] = {}
+    orphans = []
+    for xml in find_files(roots, {"xml"}, dest):
+        parsed = parse_voc_file(xml, report)
+        if parsed is None:
+            continue
+        candidates = by_stem.get(xml.stem.lower()) or by_name.get(Path(parsed.file_name).name.lower()) or []
+        image = _nearest(candidates, xml) if candidates else None
+        if image is None or image in annotation_of:
+            orphans.append(parsed)
+        else:
+            annotation_of[image] = parsed
+
+    # Split by image, on the sorted list, so the split depends on the file set and the seed only
+    order = sorted(images, key=lambda p: str(p))
+    random.Random(seed).shuffle(order)
+    n_val = round(len(order) * val_fraction)
+    split_of = {image: ("val" if i < n_val else "train") for i, image in enumerate(order)}
+
+    samples = []
+    for image in images:
+        parsed = annotation_of.get(image)
+        if parsed is None:
+            samples.append(Sample(split_of[image], image))
+            continue
+        for reason, where in parsed.drops:
+            report.drop_box(split_of[image], reason, where)
+        samples.append(Sample(split_of[image], image, parsed.path, parsed.boxes, declared_size=parsed.declared_size))
+    for parsed in orphans:
+        for reason, where in parsed.drops:
+            report.drop_box(UNASSIGNED, reason, where)
+        samples.append(Sample(UNASSIGNED, None, parsed.path, parsed.boxes))
+
+    roots_sorted = sorted(roots, key=lambda r: len(str(r)), reverse=True)
+
+    def relative(image: Path) -> str:
+        root = next((r for r in roots_sorted if image.is_relative_to(r)), None)
+        return image.relative_to(root).as_posix() if root else image.as_posix()
+
+    lists = {split: sorted(relative(i) for i, s in split_of.items() if s == split) for split in ("train", "val")}
+    return samples, {split: files for split, files in lists.items() if files}

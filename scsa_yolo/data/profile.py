@@ -1,0 +1,202 @@
+"""Profile a YOLO-format detection dataset: the numbers that make it a "complex scene" set.
+
+For each split of a ``data.yaml``: objects per class, object size in COCO's buckets (small < 32², medium < 96²,
+large otherwise, in pixels of the image as Ultralytics loads it, i.e. EXIF-rotated), objects per image and image
+brightness (mean grey level 0-255 of the EXIF-rotated image). Saved as ``profile.png`` (matplotlib), ``profile.csv``
+(one row per split and class) and ``profile.md`` (the same as Markdown tables plus a per-split summary).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
+from ultralytics.utils import TQDM
+
+SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
+LARGE_AREA = 96**2
+SIZE_BUCKETS = ("small", "medium", "large")
+DARK_LEVEL = 64  # mean grey level below which an image counts as dark (a quarter of the 0-255 range)
+BRIGHTNESS_THUMBNAIL = 128  # brightness is measured on a thumbnail: the mean barely changes, decoding is cheaper
+
+
+@dataclass
+class SplitProfile:
+    """Statistics of one split.
+
+    Attributes:
+        images: Number of images.
+        background_images: Images without any object.
+        class_counts: Objects per class name.
+        size_counts: Objects per (class name, size bucket).
+        objects_per_image: Object count of every image.
+        brightness: Mean grey level (0-255) of every image.
+    """
+
+    images: int = 0
+    background_images: int = 0
+    class_counts: Counter = field(default_factory=Counter)
+    size_counts: Counter = field(default_factory=Counter)
+    objects_per_image: list[int] = field(default_factory=list)
+    brightness: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | int]:
+        """Return the headline numbers of the split."""
+        objects = sum(self.class_counts.values())
+        bucket_totals = {b: sum(n for (_, bucket), n in self.size_counts.items() if bucket == b) for b in SIZE_BUCKETS}
+        brightness = np.asarray(self.brightness or [np.nan])
+        return {
+            "images": self.images,
+            "background_images": self.background_images,
+            "objects": objects,
+            "objects_per_image": round(objects / self.images, 2) if self.images else 0.0,
+            **{f"{b}_%": round(100 * n / objects, 1) if objects else 0.0 for b, n in bucket_totals.items()},
+            "brightness_mean": round(float(np.nanmean(brightness)), 1),
+            "brightness_median": round(float(np.nanmedian(brightness)), 1),
+            "dark_images_%": round(100 * float(np.mean(brightness < DARK_LEVEL)), 1) if self.brightness else 0.0,
+        }
+
+
+def size_bucket(area: float) -> str:
+    """Return the COCO size bucket of an object area in pixels."""
+    return "small" if area < SMALL_AREA else "medium" if area < LARGE_AREA else "large"
+
+
+def list_split_images(split_path: str | list[str]) -> list[Path]:
+    """Return the images of a split given as a folder, a list file of image paths, or a list of those."""
+    paths = []
+    for entry in split_path if isinstance(split_path, list) else [split_path]:
+        entry = Path(entry)
+        if entry.is_dir():
+            paths += sorted(p for p in entry.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS)
+        elif entry.is_file():  # Ultralytics list file: one path per line, relative to the list's folder
+            lines = [ln.strip() for ln in entry.read_text().splitlines() if ln.strip()]
+            paths += [(entry.parent / ln).resolve() if not Path(ln).is_absolute() else Path(ln) for ln in lines]
+    return paths
+
+
+def profile_split(images: list[Path], names: dict[int, str], desc: str) -> SplitProfile:
+    """Measure one split.
+
+    Args:
+        images: Image files; labels are found the Ultralytics way (``images`` -> ``labels``, ``.txt``).
+        names: Class names by id.
+        desc: Progress-bar label.
+
+    Returns:
+        The split's statistics.
+    """
+    profile = SplitProfile()
+    for image_path, label_path in TQDM(zip(images, img2label_paths(images)), total=len(images), desc=desc):
+        with Image.open(image_path) as image:
+            width, height = exif_size(image)
+            image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
+            grey = ImageOps.exif_transpose(image).convert("L")
+            grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
+        profile.images += 1
+        profile.brightness.append(float(np.asarray(grey).mean()))
+        rows = []
+        if Path(label_path).is_file():
+            rows = [ln.split() for ln in Path(label_path).read_text().splitlines() if ln.strip()]
+        profile.objects_per_image.append(len(rows))
+        profile.background_images += not rows
+        for row in rows:
+            name = names.get(int(float(row[0])), f"class {row[0]}")
+            area = float(row[3]) * width * float(row[4]) * height
+            profile.class_counts[name] += 1
+            profile.size_counts[(name, size_bucket(area))] += 1
+    return profile
+
+
+def _write_tables(profiles: dict[str, SplitProfile], names: list[str], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``profile.csv`` (split x class rows) and ``profile.md`` (summary plus per-class table)."""
+    csv_path, md_path = out_dir / "profile.csv", out_dir / "profile.md"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["split", "class", "objects", *SIZE_BUCKETS])
+        for split, p in profiles.items():
+            for name in names:
+                writer.writerow([split, name, p.class_counts[name], *(p.size_counts[(name, b)] for b in SIZE_BUCKETS)])
+
+    summaries = {split: p.summary() for split, p in profiles.items()}
+    keys = list(next(iter(summaries.values())).keys()) if summaries else []
+    lines = ["## Summary", "", "| split | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {split} | " + " | ".join(str(s[k]) for k in keys) + " |" for split, s in summaries.items()]
+    lines += ["", "## Objects per class (small / medium / large)", ""]
+    lines += ["| class | " + " | ".join(profiles) + " |", "|---" * (len(profiles) + 1) + "|"]
+    for name in names:
+        cells = [
+            f"{p.class_counts[name]} ({' / '.join(str(p.size_counts[(name, b)]) for b in SIZE_BUCKETS)})"
+            for p in profiles.values()
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Sizes in pixels of the loaded image: small < {SMALL_AREA}, medium < {LARGE_AREA}, large otherwise."]
+    lines += [f"Brightness: mean grey level 0-255; dark = below {DARK_LEVEL}.", ""]
+    md_path.write_text("\n".join(lines), encoding="utf-8")
+    return csv_path, md_path
+
+
+def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path: Path) -> Path:
+    """Save a 2x2 figure: objects per class, size buckets, brightness histogram, objects per image."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    x = np.arange(len(names))
+    width = 0.8 / max(len(profiles), 1)
+    for i, (split, p) in enumerate(profiles.items()):
+        axes[0, 0].bar(x + i * width, [p.class_counts[n] for n in names], width, label=split)
+        totals = [sum(n for (_, b), n in p.size_counts.items() if b == bucket) for bucket in SIZE_BUCKETS]
+        axes[0, 1].bar(np.arange(3) + i * width, totals, width, label=split)
+        axes[1, 0].hist(p.brightness, bins=32, range=(0, 255), alpha=0.5, label=split)
+        axes[1, 1].hist(p.objects_per_image, bins=30, alpha=0.5, label=split)
+    axes[0, 0].set(title="objects per class", xticks=x, ylabel="objects")
+    axes[0, 0].set_xticklabels(names, rotation=45, ha="right")
+    axes[0, 1].set(title="object size (COCO buckets, px²)", xticks=np.arange(3), ylabel="objects")
+    axes[0, 1].set_xticklabels(["small <32²", "medium", "large ≥96²"])
+    axes[1, 0].set(title="image brightness (mean grey level)", xlabel="0-255", ylabel="images")
+    axes[1, 1].set(title="objects per image", ylabel="images")
+    for ax in axes.flat:
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None) -> dict[str, dict]:
+    """Profile every split of a dataset and save ``profile.png``, ``profile.csv`` and ``profile.md``.
+
+    Args:
+        data_yaml: Ultralytics dataset YAML (read with ``check_det_dataset``, no download).
+        out_dir: Where to save; default ``<dataset root>/profile``.
+
+    Returns:
+        Summary numbers per split (see :meth:`SplitProfile.summary`) and the class counts.
+    """
+    data = check_det_dataset(str(data_yaml), autodownload=False)
+    names_by_id = {int(k): str(v) for k, v in data["names"].items()}
+    names = [names_by_id[i] for i in sorted(names_by_id)]
+    out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    profiles = {}
+    for split in ("train", "val", "test"):
+        if data.get(split) and (split != "test" or data.get("test") != data.get("val")):
+            profiles[split] = profile_split(list_split_images(data[split]), names_by_id, f"Profiling {split}")
+    _write_tables(profiles, names, out_dir)
+    _plot(
+        profiles,
+        names,
+        Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name,
+        out_dir / "profile.png",
+    )
+    return {split: {**p.summary(), "class_counts": dict(p.class_counts)} for split, p in profiles.items()}
