@@ -243,15 +243,13 @@ class ConversionReport:
     def table(self) -> str:
         """Return the per-split summary as a fixed-width text table with the drop/skip reasons below it."""
         splits = self.splits()
-        keys = list(self.totals(splits[0]).keys()) if splits else []
-        width = max((len(k) for k in keys), default=10) + 2
-        lines = [f"{self.dataset} conversion report", "".ljust(width) + "".join(s.rjust(12) for s in splits)]
-        lines += [k.ljust(width) + "".join(str(self.totals(s)[k]).rjust(12) for s in splits) for k in keys]
+        rows = [(k, [self.totals(s)[k] for s in splits]) for k in (self.totals(splits[0]) if splits else {})]
         for label, table in (("boxes dropped", self.box_drops), ("images skipped", self.image_skips)):
             reasons = sorted({r for s in splits for r in table[s]})
-            lines += [
-                f"  {label}: {r}".ljust(width) + "".join(str(table[s][r]).rjust(12) for s in splits) for r in reasons
-            ]
+            rows += [(f"  {label}: {r}", [table[s][r] for s in splits]) for r in reasons]
+        width = max((len(name) for name, _ in rows), default=10) + 2
+        lines = [f"{self.dataset} conversion report", "".ljust(width) + "".join(s.rjust(12) for s in splits)]
+        lines += [name.ljust(width) + "".join(str(v).rjust(12) for v in values) for name, values in rows]
         for reason in sorted(self.issue_totals):
             lines.append(f"e.g. {reason}: {self.examples[reason][0]}")
         lines += [f"note: {n}" for n in self.notes]
@@ -614,9 +612,10 @@ def write_dataset(
     for sample in samples:
         if sample.image is None:
             report.count(sample.split, "annotations_without_image")
-            report.issue("annotation_without_image", str(sample.annotation))
             if sample.boxes:
                 report.drop_box(sample.split, "annotation_without_image", str(sample.annotation), len(sample.boxes))
+            else:
+                report.issue("annotation_without_image", str(sample.annotation))
         elif sample.annotation is None:
             report.count(sample.split, "images_without_annotation")
             report.issue("image_without_annotation", str(sample.image))
