@@ -86,11 +86,9 @@ def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
     its ``__new__`` returns a ``block`` instance, so no adapter object ever exists in a model or a checkpoint.
     """
 
-    def __new__(cls, channels: list, f: int | list, i: int, *args) -> nn.Module:
+    def __new__(cls, channels: list, f: int, i: int, *args) -> nn.Module:
         if not isinstance(channels, list) or not all(isinstance(c, int) for c in channels):
             raise _internals_changed(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
-        if not isinstance(f, int):
-            raise ValueError(f"model YAML layer {i} ({name}): takes the output of one layer, got from={f}")
         try:
             return block(channels[f], *args)
         except (TypeError, ValueError) as error:
@@ -107,6 +105,8 @@ def _wrap_parse_model(parse_model):
             for i, row in enumerate([*d["backbone"], *d["head"]]):
                 f, _, module, args = row
                 if module in BLOCKS:
+                    if not isinstance(f, int):
+                        raise ValueError(f"model YAML layer {i} ({module}): takes one layer's output, got from={f}")
                     row[3] = [_CHANNELS_LOCAL, f, i, *args]
         return parse_model(d, ch, verbose)
 

@@ -9,3 +9,46 @@ import tempfile
 
 os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="scsa-yolo-cfg-")
 os.environ["YOLO_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402  (the environment above must be set before anything imports ultralytics)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def write_tiny_detection_dataset(root: Path, images: int = 6, size: int = 96, seed: int = 0) -> Path:
+    """Write a two-class YOLO dataset of bright boxes on noise (train = val) and return its data YAML.
+
+    Args:
+        root (Path): Folder to write into.
+        images (int): Number of images.
+        size (int): Image side in pixels.
+        seed (int): Seed for the pixels and boxes.
+
+    Returns:
+        (Path): The dataset YAML.
+    """
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    for index in range(images):
+        image = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+        rows = []
+        for _ in range(2):
+            w, h = rng.integers(size // 6, size // 3, 2)
+            x0, y0 = rng.integers(0, size - w), rng.integers(0, size - h)
+            cls = int(rng.integers(0, 2))
+            image[y0 : y0 + h, x0 : x0 + w] = (255, 255, 255) if cls else (0, 200, 255)
+            rows.append(f"{cls} {(x0 + w / 2) / size:.6f} {(y0 + h / 2) / size:.6f} {w / size:.6f} {h / size:.6f}")
+        cv2.imwrite(str(root / "images" / f"img{index}.jpg"), image)
+        (root / "labels" / f"img{index}.txt").write_text("\n".join(rows) + "\n")
+    data = root / "data.yaml"
+    data.write_text(f"path: {root}\ntrain: images\nval: images\nnames:\n  0: box\n  1: light\n")
+    return data
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A freshly written tiny detection dataset; returns its data YAML."""
+    return write_tiny_detection_dataset(tmp_path / "tiny")

@@ -1,0 +1,162 @@
+"""Registration with Ultralytics: YAML parsing at every scale, name lookup, errors, version guard, start-up hook."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from ultralytics import YOLO
+from ultralytics.nn import tasks
+from ultralytics.nn.tasks import DetectionModel
+
+import scsa_yolo
+from scsa_yolo import integration
+from scsa_yolo.nn import SCSA
+
+REPO = Path(__file__).resolve().parents[1]
+SCALES = {"n": (0.25, 1024), "s": (0.50, 1024), "m": (0.75, 768), "l": (1.00, 512), "x": (1.25, 512)}
+# (config, base widths of the C2f layers SCSA follows, from yolov8.yaml / yolov8-p2.yaml)
+CONFIGS = {"yolov8-scsa": (256, 512, 1024), "yolov8-p2-scsa": (128, 256, 512, 1024)}
+
+
+def scaled_width(base: int, scale: str) -> int:
+    """The width Ultralytics gives a layer written as ``base`` channels, re-derived: min(base, max) * width, to 8."""
+    width, max_channels = SCALES[scale]
+    return int(-(-min(base, max_channels) * width // 8) * 8)
+
+
+def scsa_layers(model: torch.nn.Module) -> list:
+    return [layer for layer in model.model if isinstance(layer, SCSA)]
+
+
+@pytest.mark.parametrize("scale", list(SCALES))
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_every_scale_builds_with_producer_channels(config, scale):
+    model = DetectionModel(f"{config.replace('yolov8', f'yolov8{scale}', 1)}.yaml", verbose=False)
+    blocks = scsa_layers(model)
+    assert [block.dim for block in blocks] == [scaled_width(base, scale) for base in CONFIGS[config]]
+    for block in blocks:
+        producer = model.model[block.i - 1]
+        assert block.f == -1 and block.dim == producer.cv2.conv.out_channels
+    assert model.model[-1].f == [block.i for block in blocks]  # every SCSA output feeds Detect
+
+    seen = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append((i[0].shape, o.shape))) for b in blocks]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 64, 96))  # P5 is 2x3 here: smaller than SCSA's 7x7 window
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == len(blocks) and all(inp == out for inp, out in seen)
+
+
+def test_scale_letter_and_bare_name_resolve_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = YOLO("yolov8s-p2-scsa.yaml")
+    assert model.model.yaml["scale"] == "s"
+    expected = [scaled_width(base, "s") for base in CONFIGS["yolov8-p2-scsa"]]
+    assert [block.dim for block in scsa_layers(model.model)] == expected
+
+
+def test_local_yaml_takes_precedence_over_packaged(tmp_path, monkeypatch):
+    local = (REPO / "cfg" / "yolov8-scsa.yaml").read_text().replace("nc: 80", "nc: 3")
+    (tmp_path / "yolov8-scsa.yaml").write_text(local)
+    monkeypatch.chdir(tmp_path)
+    assert YOLO("yolov8n-scsa.yaml").model.yaml["nc"] == 3
+
+
+def test_saved_yaml_keeps_rows_as_written():
+    model = DetectionModel("yolov8n-scsa.yaml", verbose=False)
+    rows = [row for row in model.yaml["head"] if row[2] == "SCSA"]
+    assert rows == [[-1, 1, "SCSA", []]] * 3
+
+
+def test_yaml_arguments_reach_the_block():
+    config = {"nc": 2, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "SCSA", [2, 5]]], "head": []}
+    layers, _ = tasks.parse_model(config, ch=3, verbose=False)
+    assert (layers[1].dim, layers[1].head_num, layers[1].window_size) == (16, 2, 5)
+    assert config["backbone"][1] == [-1, 1, "SCSA", [2, 5]]  # caller's dict untouched
+
+
+def test_bad_head_count_names_the_yaml_layer(tmp_path):
+    text = (REPO / "cfg" / "yolov8-scsa.yaml").read_text().replace("[-1, 1, SCSA, []] # 20", "[-1, 1, SCSA, [3]] # 20")
+    (tmp_path / "yolov8n-bad.yaml").write_text(text)
+    with pytest.raises(ValueError, match=r"layer 20 \(SCSA.*c1=128, head_num=3"):
+        DetectionModel(str(tmp_path / "yolov8n-bad.yaml"), verbose=False)
+
+
+def test_bad_channel_count_names_the_yaml_layer():
+    config = {"nc": 2, "backbone": [[-1, 1, "SCSA", []], [-1, 1, "Conv", [16, 3, 2]]], "head": []}
+    with pytest.raises(ValueError, match=r"layer 0 \(SCSA.*divisible by 4.*c1=6"):
+        tasks.parse_model(config, ch=6, verbose=False)  # e.g. a 6-band multispectral input
+
+
+def test_multi_input_row_is_rejected_clearly():
+    config = {"nc": 2, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [[-1, 0], 1, "SCSA", []]], "head": []}
+    with pytest.raises(ValueError, match=r"layer 1 \(SCSA\).*one layer"):
+        tasks.parse_model(config, ch=3, verbose=False)
+
+
+def test_register_is_idempotent():
+    parse_model, check_yaml = tasks.parse_model, tasks.check_yaml
+    scsa_yolo.register()
+    scsa_yolo.register()
+    assert tasks.parse_model is parse_model and tasks.check_yaml is check_yaml
+    assert not hasattr(integration._original(parse_model), "__scsa_yolo_wrapped__")
+
+
+def test_version_guard_names_supported_range(monkeypatch):
+    import ultralytics
+
+    monkeypatch.setattr(ultralytics, "__version__", "9.0.0")
+    with pytest.raises(integration.UltralyticsInternalsChanged, match=r"9\.0\.0.*>=8\.4\.150,<8\.5"):
+        integration.check_ultralytics()
+
+
+def test_guard_detects_changed_parse_model(monkeypatch):
+    monkeypatch.setattr(tasks, "parse_model", lambda cfg, channels, verbose=True: None)
+    with pytest.raises(integration.UltralyticsInternalsChanged, match="signature"):
+        integration.check_ultralytics()
+
+
+def run_python(code: str, **env: str) -> str:
+    environment = {**os.environ, **env}
+    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def test_startup_hook_is_lazy_and_registers_on_ultralytics_import():
+    loaded = run_python("import sys; print([m for m in ('torch', 'ultralytics', 'scsa_yolo') if m in sys.modules])")
+    assert loaded.strip() == "[]"
+    probe = "from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
+    assert run_python(probe).strip() == "True"
+    assert run_python(probe, SCSA_YOLO_AUTOLOAD="0").strip() == "False"
+
+
+def test_wheel_install_ships_hook_and_configs(tmp_path):
+    pytest.importorskip("hatchling", reason="the dev extra installs hatchling to build the wheel offline")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path, REPO],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("scsa_yolo-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"scsa_yolo_autoload.pth", "scsa_yolo_autoload.py", "scsa_yolo/_resources/cfg/yolov8-scsa.yaml"} <= names
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    # A fresh interpreter without site (so the editable install's hook does not run) that processes the wheel's
+    # .pth the way site-packages would, with this environment's packages as plain path entries.
+    site_packages = [p for p in sys.path if p.endswith("site-packages")]
+    code = (
+        f"import sys, site; sys.path += {site_packages!r}; site.addsitedir({str(target)!r});"
+        "from ultralytics import YOLO; import scsa_yolo;"
+        "m = YOLO('yolov8m-scsa.yaml'); print(scsa_yolo.__file__); print(m.model.yaml['scale'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[-2].startswith(str(target)) and out[-1] == "m"
