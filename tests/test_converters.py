@@ -389,6 +389,8 @@ def test_duplicate_stems_are_renamed_deterministically(tmp_path):
 def test_rerun_is_idempotent_and_foreign_dest_is_refused(tmp_path):
     """A second run gives byte-identical output; a folder with other files is never overwritten."""
     src, dest = build_visdrone(tmp_path / "src"), tmp_path / "out"
+    with pytest.raises(ConversionError):  # a failed first attempt must not lock the folder
+        convert_dataset("duo", [src], dest)
     convert_dataset("visdrone", [src], dest)
     first = tree_digest(dest)
     (dest / "labels" / "train" / "stale.txt").write_text("0 0.5 0.5 1 1\n")  # would survive a naive re-run

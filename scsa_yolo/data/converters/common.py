@@ -470,6 +470,8 @@ def prepare_dest(dest: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    # Claim the folder first, so a run that is interrupted half-way can still be repeated into it
+    (dest / REPORT_NAME).write_text(json.dumps({"status": "conversion did not finish"}) + "\n", encoding="utf-8")
 
 
 def _unique_stems(samples: list[Sample], report: ConversionReport) -> dict[int, str]:

@@ -1,0 +1,67 @@
+"""Dataset profiler: counts, COCO size buckets and brightness of a hand-made YOLO dataset."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+from PIL import Image
+
+from scsa_yolo.data.profile import profile_dataset, size_bucket
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_dataset(root: Path) -> Path:
+    """Two train images (dark 128x128, one small + one large object; one background) and a bright val image."""
+    for split, name, size, grey, rows in (
+        ("train", "dark", (128, 128), 10, "0 0.5 0.5 0.8 0.8\n1 0.1 0.1 0.05 0.05\n"),  # 102x102 px, 6x6 px
+        ("train", "empty", (64, 48), 30, ""),
+        ("val", "bright", (64, 48), 200, "1 0.5 0.5 0.625 0.8333\n"),  # 40x40 px
+    ):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (grey, grey, grey)).save(root / "images" / split / f"{name}.png")
+        (root / "labels" / split / f"{name}.txt").write_text(rows)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: fish\n  1: diver\n")
+    return root / "data.yaml"
+
+
+def test_size_buckets_follow_coco_limits():
+    """COCO: small below 32², medium below 96², large from 96² on."""
+    assert [size_bucket(a) for a in (32**2 - 1, 32**2, 96**2 - 1, 96**2)] == ["small", "medium", "medium", "large"]
+
+
+def test_profile_counts_sizes_and_brightness(tmp_path):
+    """Summary, CSV, Markdown and PNG agree with the hand-made dataset."""
+    out = tmp_path / "profile"
+    summary = profile_dataset(make_dataset(tmp_path / "ds"), out)
+
+    train, val = summary["train"], summary["val"]
+    assert (train["images"], train["background_images"], train["objects"]) == (2, 1, 2)
+    assert (train["small_%"], train["medium_%"], train["large_%"]) == (50.0, 0.0, 50.0)
+    assert train["class_counts"] == {"fish": 1, "diver": 1}
+    assert train["brightness_mean"] == 20.0 and train["dark_images_%"] == 100.0
+    assert (val["medium_%"], val["brightness_mean"], val["dark_images_%"]) == (100.0, 200.0, 0.0)
+
+    with open(out / "profile.csv", newline="") as f:
+        rows = {(r["split"], r["class"]): r for r in csv.DictReader(f)}
+    assert rows[("train", "fish")]["large"] == "1" and rows[("train", "diver")]["small"] == "1"
+    assert rows[("val", "fish")]["objects"] == "0"
+    assert "| diver | 1 (1 / 0 / 0) | 1 (0 / 1 / 0) |" in (out / "profile.md").read_text()
+    with Image.open(out / "profile.png") as png:
+        assert png.width > 500
+
+
+def test_cli_writes_into_dataset_folder_by_default(tmp_path):
+    """The script wrapper profiles a data.yaml and writes <dataset root>/profile/."""
+    spec = importlib.util.spec_from_file_location("profile_dataset", REPO / "scripts" / "profile_dataset.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main([str(make_dataset(tmp_path / "ds"))]) == 0
+    assert sorted(p.name for p in (tmp_path / "ds" / "profile").iterdir()) == [
+        "profile.csv",
+        "profile.md",
+        "profile.png",
+    ]
