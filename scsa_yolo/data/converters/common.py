@@ -151,6 +151,11 @@ class ConvertOptions:
     hardlink: bool = False
     min_box_pixels: float = 1.0
 
+    def __post_init__(self) -> None:
+        """Reject an unknown EXIF frame instead of silently treating it as one of the two."""
+        if self.exif_boxes not in {"stored", "displayed"}:
+            raise ValueError(f"exif_boxes must be 'stored' or 'displayed', got {self.exif_boxes!r}")
+
 
 class ConversionReport:
     """Counts everything that goes in, comes out or is dropped, per split, with examples of each problem."""
