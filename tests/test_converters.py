@@ -256,6 +256,8 @@ def test_exdark_without_split_file_is_a_clear_error(tmp_path):
     moved = shutil.move(split_file, tmp_path / "list.txt")
     with pytest.raises(ConversionError, match="--split-file"):
         convert_dataset("exdark", [src], tmp_path / "out")
+    with pytest.raises(ConversionError, match="does not exist"):
+        convert_dataset("exdark", [src], tmp_path / "out", split_file=tmp_path / "typo.txt")
     convert_dataset("exdark", [src], tmp_path / "out", split_file=moved)
     assert (tmp_path / "out" / "data.yaml").is_file()
 

@@ -130,6 +130,8 @@ def parse_exdark(
                 f"{SPLIT_FILE_NAME} (ExDark's official split) not found under --source; pass it with --split-file"
             )
         split_file = found[0]
+    if not Path(split_file).is_file():
+        raise ConversionError(f"--split-file {split_file} does not exist")
     split_of = read_split_file(Path(split_file), report)
     stem_split = {name.rsplit(".", 1)[0]: split for name, split in split_of.items()}
 

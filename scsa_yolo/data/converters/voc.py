@@ -74,6 +74,7 @@ def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None
         report.issue("unreadable_annotation", f"{path}: {e}")
         return None
     if root.tag != "annotation":
+        report.issue("not_voc_xml", f"{path}: root element <{root.tag}>")
         return None
     try:
         size = root.find("size")
