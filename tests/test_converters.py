@@ -396,6 +396,7 @@ def test_rerun_is_idempotent_and_foreign_dest_is_refused(tmp_path):
     convert_dataset("visdrone", [src], dest)
     first = tree_digest(dest)
     (dest / "labels" / "train" / "stale.txt").write_text("0 0.5 0.5 1 1\n")  # would survive a naive re-run
+    write(dest / "profile" / "profile.md", "old")  # profile_dataset's default output folder
     convert_dataset("visdrone", [src], dest)
     assert tree_digest(dest) == first
 

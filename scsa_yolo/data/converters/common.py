@@ -31,7 +31,8 @@ from ultralytics.data.utils import IMG_FORMATS, exif_size
 from ultralytics.utils import TQDM, YAML
 
 REPORT_NAME = "prepare_report.json"
-MANAGED_OUTPUTS = ("images", "labels", "splits", "data.yaml", REPORT_NAME)
+# Everything a run may replace; "profile" is profile_dataset's default output, stale once the data is rewritten
+MANAGED_OUTPUTS = ("images", "labels", "splits", "data.yaml", REPORT_NAME, "profile")
 EXTRACT_DIR_NAME = ".extracted"
 SPLITS = ("train", "val", "test")
 EXAMPLES_PER_REASON = 20  # examples kept per issue reason in the JSON report; the counts are always complete
