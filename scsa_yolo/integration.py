@@ -11,7 +11,9 @@ channels for its built-in blocks. ``register()`` therefore
 3. wraps ``check_yaml`` as ``parse_model``'s module sees it, so a bare name such as ``yolov8n-scsa.yaml`` that is
    neither a local file nor an Ultralytics config falls back to this package's ``cfg/``;
 4. adds a callback to Ultralytics' default callbacks, so that processes which unpickle a trainer (DDP workers)
-   import this package, and with it this registration, before they build the model.
+   import this package, and with it this registration, before they build the model;
+5. wraps ``BaseModel.load`` (used by ``YOLO(yaml).load(pt)`` and ``pretrained=pt``) so that the source layers are
+   re-indexed around inserted attention layers first (``scsa_yolo.transfer``), and the log says what moved.
 
 It relies on these internals; ``check_ultralytics()`` verifies them and fails with the supported range if they move.
 """
@@ -24,7 +26,9 @@ from copy import deepcopy
 from pathlib import Path
 
 from torch import nn
+from ultralytics.utils import LOGGER
 
+from scsa_yolo import transfer
 from scsa_yolo.nn import BLOCKS
 from scsa_yolo.resources import model_yaml
 
@@ -70,6 +74,8 @@ def check_ultralytics() -> None:
         raise _internals_changed(f"parse_model's signature changed to {parameters}")
     if not callable(getattr(tasks, "check_yaml", None)):
         raise _internals_changed("ultralytics.nn.tasks no longer imports check_yaml")
+    if not callable(getattr(getattr(tasks, "BaseModel", None), "load", None)):
+        raise _internals_changed("ultralytics.nn.tasks.BaseModel.load is gone")
     if "on_pretrain_routine_start" not in base.default_callbacks:
         raise _internals_changed("the 'on_pretrain_routine_start' default callback is gone")
 
@@ -128,6 +134,45 @@ def _wrap_check_yaml(check_yaml):
     return check_yaml_with_package_cfg
 
 
+def _wrap_load(load):
+    def load_with_layer_alignment(self, weights, verbose=True):
+        source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+        if not isinstance(getattr(source, "model", None), nn.Sequential) or not isinstance(self.model, nn.Sequential):
+            return load(self, weights, verbose)
+        try:
+            aligned = transfer.align_source(source, self)
+        except transfer.LayerMismatch as error:
+            LOGGER.warning(
+                f"scsa_yolo: pre-trained weights are not this architecture ({error}); "
+                "falling back to Ultralytics' transfer by key and shape, which may load little."
+            )
+            return load(self, weights, verbose)
+        result = load(self, aligned, verbose)
+        if verbose:
+            _log_transfer(transfer.describe_transfer(aligned.float().state_dict(), self), source)
+        return result
+
+    load_with_layer_alignment.__scsa_yolo_wrapped__ = load
+    load_with_layer_alignment.__doc__ = load.__doc__
+    return load_with_layer_alignment
+
+
+def _log_transfer(report: transfer.TransferReport, source: nn.Module) -> None:
+    total = report.transferred + len(report.kept_init) + len(report.new_classes) + len(report.missing)
+    LOGGER.info(
+        f"scsa_yolo: transferred {report.transferred}/{total} tensors after re-indexing layers; "
+        f"{len(report.kept_init)} tensors of attention layers new to this model keep their initialisation; "
+        f"{len(report.new_classes)} class-output tensors are sized for this model's classes"
+    )
+    if report.missing:
+        scale = getattr(source, "yaml", {}).get("scale", "?")
+        LOGGER.warning(
+            f"scsa_yolo: {len(report.missing)} tensors received no pre-trained weights although their layers have "
+            f"a counterpart (e.g. {', '.join(report.missing[:3])}); the weights come from a different scale "
+            f"(source scale '{scale}') or architecture."
+        )
+
+
 def ensure_registered(*_) -> None:
     """Callback that only exists to be pickled by reference: unpickling it imports ``scsa_yolo``, which registers."""
 
@@ -152,6 +197,8 @@ def register() -> None:
             tasks.parse_model = _wrap_parse_model(tasks.parse_model)
         if not hasattr(tasks.check_yaml, "__scsa_yolo_wrapped__"):
             tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
+        if not hasattr(tasks.BaseModel.load, "__scsa_yolo_wrapped__"):
+            tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
         callbacks = base.default_callbacks["on_pretrain_routine_start"]
         if ensure_registered not in callbacks:
             callbacks.append(ensure_registered)
