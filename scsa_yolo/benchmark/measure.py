@@ -1,0 +1,92 @@
+"""Cost measurements of a model: parameters, GFLOPs and batch-1 inference latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from copy import deepcopy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from ultralytics.utils.torch_utils import get_cpu_info, get_flops, get_gpu_info, get_num_params
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Size and compute of one architecture at one input size."""
+
+    params: int
+    gflops: float
+
+
+def model_cost(model: nn.Module, imgsz: int) -> ModelCost:
+    """Count parameters and GFLOPs with Ultralytics' own helpers.
+
+    ``get_flops`` uses thop, which counts the layers it knows (convolutions, norms, linear layers) and not functional
+    ops such as ``torch.matmul`` or softmax inside a block's ``forward``; for attention blocks the GFLOPs are
+    therefore a lower bound. It returns 0.0 when profiling fails.
+
+    Args:
+        model: The detection model (``DetectionModel``).
+        imgsz: Square input size the GFLOPs are computed for.
+
+    Returns:
+        Parameter count and GFLOPs.
+    """
+    return ModelCost(params=get_num_params(model), gflops=round(get_flops(model, imgsz), 3))
+
+
+def device_name(device: torch.device) -> str:
+    """Describe a device for the results table, e.g. ``cpu (AMD EPYC, 2 threads)`` or ``cuda:0 (NVIDIA H100, ...)``."""
+    if device.type == "cuda":
+        return f"{device} ({get_gpu_info(device.index or 0)})"
+    return f"cpu ({get_cpu_info()}, {torch.get_num_threads()} threads)"
+
+
+def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
+    """Return a fused fp32 eval-mode copy of ``model`` on ``device``, as Ultralytics' predictor would run it."""
+    model = deepcopy(model).float().eval()
+    if hasattr(model, "fuse"):
+        model = model.fuse(verbose=False)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.to(device)
+
+
+def measure_latency(
+    models: dict[str, nn.Module], imgsz: int, device: torch.device, repeats: int, warmup: int = 5
+) -> dict[str, float]:
+    """Median batch-1 forward latency per model, measured in interleaved rounds.
+
+    The models take turns (one forward each per round) so that a load spike on a shared machine hits all of them
+    alike instead of whichever model happened to be measured at that moment. Only the network's forward pass is
+    timed: no pre-processing, no NMS.
+
+    Args:
+        models: Name to model; each is fused and copied to ``device`` first.
+        imgsz: Square input size.
+        device: Where to run.
+        repeats: Timed forwards per model; the median is reported.
+        warmup: Untimed forwards per model before timing.
+
+    Returns:
+        Name to median latency in milliseconds.
+    """
+    prepared = {name: prepare_for_inference(model, device) for name, model in models.items()}
+    image = torch.rand(1, 3, imgsz, imgsz, device=device)
+    timings: dict[str, list[float]] = {name: [] for name in prepared}
+    with torch.inference_mode():
+        for model in prepared.values():
+            for _ in range(warmup):
+                model(image)
+        for _ in range(repeats):
+            for name, model in prepared.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                model(image)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                timings[name].append((time.perf_counter() - start) * 1000)
+    return {name: round(statistics.median(values), 3) for name, values in timings.items()}
