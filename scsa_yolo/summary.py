@@ -1,0 +1,71 @@
+"""Size and cost of the shipped models next to their plain Ultralytics counterparts (the README's model table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCALES = "nsmlx"
+PAIRS = {"yolov8{scale}.yaml": "yolov8{scale}-scsa.yaml", "yolov8{scale}-p2.yaml": "yolov8{scale}-p2-scsa.yaml"}
+"""Plain model name pattern to its SCSA counterpart; ``{scale}`` is replaced by n, s, m, l, x."""
+
+
+@dataclass
+class ModelSize:
+    """Layers, parameters and GFLOPs of one model, counted the way ``model.info()`` counts them.
+
+    Attributes:
+        name (str): Model YAML name.
+        layers (int): Modules in the model.
+        params (int): Parameters.
+        gflops (float): GFLOPs at the given image size, from Ultralytics' thop-based counter.
+    """
+
+    name: str
+    layers: int
+    params: int
+    gflops: float
+
+
+def measure(name: str, imgsz: int = 640) -> ModelSize:
+    """Build ``name`` from its YAML on the CPU and count it.
+
+    Args:
+        name (str): Model YAML name, e.g. 'yolov8n-scsa.yaml'.
+        imgsz (int): Image size for the GFLOPs count.
+
+    Returns:
+        (ModelSize): The counts.
+    """
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    model = DetectionModel(name, verbose=False)
+    return ModelSize(name, len(list(model.modules())), get_num_params(model), get_flops(model, imgsz))
+
+
+def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
+    """Return a markdown table of every plain/SCSA pair at every scale, with the SCSA overhead.
+
+    Args:
+        scales (str): Scale letters to include.
+        imgsz (int): Image size for GFLOPs.
+
+    Returns:
+        (str): The table.
+    """
+    from ultralytics.utils import TQDM
+
+    lines = [
+        f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA GFLOPs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    jobs = [(plain.format(scale=s), scsa.format(scale=s)) for plain, scsa in PAIRS.items() for s in scales]
+    for plain_name, scsa_name in TQDM(jobs, desc="Counting models"):
+        plain, scsa = measure(plain_name, imgsz), measure(scsa_name, imgsz)
+        lines.append(f"| {plain.name} | {plain.layers} | {plain.params:,} | {plain.gflops:.1f} | | |")
+        lines.append(
+            f"| {scsa.name} | {scsa.layers} | {scsa.params:,} | {scsa.gflops:.1f} | "
+            f"+{scsa.params - plain.params:,} (+{100 * (scsa.params / plain.params - 1):.2f}%) | "
+            f"+{scsa.gflops - plain.gflops:.2f} |"
+        )
+    return "\n".join(lines)
