@@ -21,7 +21,8 @@ class CA(nn.Module):
     Paper defaults (official code): reduction 32 with a bottleneck of ``max(8, c1 // 32)`` channels, 1x1 convs with
     bias, BatchNorm and h-swish in the bottleneck, sigmoid gates. timm's ``CoordAttn`` defaults differ in two places,
     which the wrapper overrides: its bottleneck is ``c1 / 16 * 2/3`` rounded to a multiple of 8, and its convs have
-    no bias.
+    no bias. (The bias of the conv before BatchNorm is redundant and gets no gradient in training; it is kept so the
+    parameters match the official block.)
 
     Attributes:
         ca (timm.layers.coord_attn.CoordAttn): The wrapped module.
