@@ -29,6 +29,12 @@ from scsa_yolo.data.deepforest import REPO_ROOT, build_deepforest_dataset
 # Named model lists; the first model of each is the reference the others are compared with.
 PRESETS: dict[str, tuple[str, ...]] = {
     "scsa": ("yolov8n.yaml", "yolov8n-scsa.yaml"),
+    # Every attention block at the SCSA places (cfg/yolov8-<block>.yaml differ from yolov8-scsa.yaml only in the block).
+    "attention": (
+        "yolov8n.yaml",
+        "yolov8n-scsa.yaml",
+        *(f"yolov8n-{block}.yaml" for block in ("se", "cbam", "eca", "ca", "ema", "simam", "ela")),
+    ),
 }
 DEFAULT_PRESET = "scsa"
 DEFAULT_OUT = REPO_ROOT / "runs" / "benchmark"
