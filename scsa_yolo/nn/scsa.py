@@ -18,7 +18,17 @@ SCSA runs two parts in sequence on a (B, C, H, W) map and keeps its shape:
 Output: channel gate x spatially gated input. Parameter names and shapes match the official module, so its
 ``state_dict`` loads with ``strict=True``; the learnable parameter count is 16 * C.
 
-Deviations from the official code, none of which changes an output the official code produces:
+Two implementations of the same maths live here. ``SCSA.forward`` is a fast path: the four depthwise convs run as one
+conv with their kernels zero-padded to the longest one, over the H and W profiles joined along the length with a
+zero gap (so neither sees the other); q, k and v are per-channel scales applied in one broadcast multiply; the spatial
+mean of ``attn @ v`` is taken as ``attn @ mean(v)``; the average pooling is a window sum whose 1 / window-area factor
+is folded into the GroupNorm epsilon (GroupNorm(a * x, eps) == GroupNorm(x, eps / a**2)); and the channel gate is
+folded into the column gate, so the full-size map is multiplied twice instead of three times. It returns the same
+outputs and gradients as the straightforward port, ``SCSA.forward_reference``, up to float rounding (about 1e-6), and
+keeps the official parameters, so ``state_dict`` is unchanged. ``max_pool`` mode multiplies by both gates before
+pooling, as pooling a max cannot be folded.
+
+Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
 * Maps smaller than the window: the official ``AvgPool2d(7, 7)`` raises for H < 7 or W < 7. Here the window along
   an axis shrinks to that axis' length (``min(window_size, H)`` by ``min(window_size, W)``), so a short axis is
@@ -27,6 +37,8 @@ Deviations from the official code, none of which changes an output the official 
   construction, instead of a GroupNorm or reshape traceback.
 * The arguments the official module accepts but never uses (``fuse_bn``, ``norm_cfg``, ``act_cfg``) and the
   ``down_sample_mode='recombination'`` branch, which raises ``AttributeError`` there, are left out.
+* Two non-persistent buffers (a gather index for the padded kernels and a zero) serve the fast path; they are not in
+  the ``state_dict``.
 """
 
 from __future__ import annotations
@@ -125,6 +137,24 @@ class SCSA(nn.Module):
         self.v = nn.Conv2d(c1, c1, 1, bias=qkv_bias, groups=c1)
         self.attn_drop = nn.Dropout(attn_drop_ratio)
 
+        # The fast path gathers the four kernels, zero-padded to the longest, and the four biases from one flat
+        # concatenation of the parameters, so the state_dict keeps the official layout.
+        convs = self._group_convs()
+        self.longest_kernel = max(group_kernel_sizes)
+        weight_numel = sum(conv.weight.numel() for conv in convs)
+        zero_slot = weight_numel + c1  # the zero appended after all weights and biases
+        kernel_index = torch.full((c1, self.longest_kernel), zero_slot, dtype=torch.long)
+        offset = 0
+        for group, conv in enumerate(convs):
+            kernel = conv.weight.shape[-1]
+            start = (self.longest_kernel - kernel) // 2
+            rows = slice(group * group_chans, (group + 1) * group_chans)
+            kernel_index[rows, start : start + kernel] = offset + torch.arange(group_chans * kernel).view(-1, kernel)
+            offset += group_chans * kernel
+        self.bias_offset = weight_numel
+        self.register_buffer("kernel_index", kernel_index.flatten(), persistent=False)
+        self.register_buffer("zero", torch.zeros(1), persistent=False)
+
     def extra_repr(self) -> str:
         """Summarise the hyper-parameters in ``print(model)``."""
         return (
@@ -132,21 +162,30 @@ class SCSA(nn.Module):
             f"down_sample_mode={self.down_sample_mode!r}, gate_layer={self.gate_layer!r}"
         )
 
+    def _group_convs(self) -> tuple[nn.Conv1d, nn.Conv1d, nn.Conv1d, nn.Conv1d]:
+        """The four depthwise convs in channel-group order."""
+        return self.local_dwc, self.global_dwc_s, self.global_dwc_m, self.global_dwc_l
+
     def _multi_semantic(self, profile: torch.Tensor) -> torch.Tensor:
         """Filter each channel group of a (B, C, L) profile with its own depthwise conv; returns (B, C, L)."""
         groups = profile.split(self.group_chans, dim=1)
-        convs = (self.local_dwc, self.global_dwc_s, self.global_dwc_m, self.global_dwc_l)
-        return torch.cat([conv(group) for conv, group in zip(convs, groups)], dim=1)
+        return torch.cat([conv(group) for conv, group in zip(self._group_convs(), groups)], dim=1)
+
+    def _window(self, h: int, w: int) -> tuple[int, int]:
+        """PCSA pooling window for an (h, w) map: ``window_size`` per axis, shrunk to axes shorter than it."""
+        if self.window_size == -1:
+            return h, w
+        return min(self.window_size, h), min(self.window_size, w)
 
     def _compress(self, x: torch.Tensor) -> torch.Tensor:
         """Pool (B, C, H, W) to (B, C, H', W') with the PCSA window, shrunk to the map on axes shorter than it."""
         if self.window_size == -1:
             return x.mean(dim=(2, 3), keepdim=True)
-        window = (min(self.window_size, x.shape[2]), min(self.window_size, x.shape[3]))
+        window = self._window(x.shape[2], x.shape[3])
         return POOLS[self.down_sample_mode](x, window, window)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply SMSA, then PCSA.
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply SMSA, then PCSA, op for op as the official code does (the reference for the fast ``forward``).
 
         Args:
             x (torch.Tensor): Input of shape (B, C, H, W).
@@ -164,3 +203,85 @@ class SCSA(nn.Module):
         attn = self.attn_drop((q @ k.transpose(-2, -1) * self.scaler).softmax(dim=-1))  # (B, heads, d, d)
         channel_attn = (attn @ v).mean(dim=-1).reshape(b, c, 1, 1)
         return self.ca_gate(channel_attn) * x
+
+    def _gate(self, logits: torch.Tensor, dim: int) -> torch.Tensor:
+        """The configured gate (sigmoid, or softmax over ``dim``) as one functional call."""
+        return torch.sigmoid(logits) if self.gate_layer == "sigmoid" else logits.softmax(dim)
+
+    def _spatial_gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """SMSA gates of a (B, C, H, W) map: (B, C, H) for rows and (B, C, W) for columns.
+
+        Both profiles go through one depthwise conv: they are joined along the length with zero gaps of half the
+        longest kernel, which is exactly the zero padding each would get alone, and the kernel of each channel is
+        its group's kernel zero-padded to the longest one.
+        """
+        b, c, h, w = x.shape
+        gap = self.longest_kernel // 2
+        zeros = self.zero.view(1, 1, 1).expand(b, c, gap)
+        profiles = torch.cat((zeros, x.mean(dim=3), zeros, x.mean(dim=2), zeros), dim=2)
+        flat = torch.cat([p.reshape(-1) for p in self._flat_conv_params()] + [self.zero])
+        kernels = flat.index_select(0, self.kernel_index).view(c, 1, self.longest_kernel)
+        filtered = F.conv1d(profiles, kernels, flat[self.bias_offset : self.bias_offset + c], groups=c)
+        # Output position i is centred on padded position i + gap: rows start at 0, columns after the middle gap.
+        rows = F.group_norm(filtered[..., :h], 4, self.norm_h.weight, self.norm_h.bias, self.norm_h.eps)
+        cols = F.group_norm(filtered[..., h + gap :], 4, self.norm_w.weight, self.norm_w.bias, self.norm_w.eps)
+        return self._gate(rows, -1), self._gate(cols, -1)
+
+    def _flat_conv_params(self) -> list[torch.Tensor]:
+        """The four conv weights, then the four biases, in the order ``kernel_index`` and ``bias_offset`` assume."""
+        convs = self._group_convs()
+        return [conv.weight for conv in convs] + [conv.bias for conv in convs]
+
+    def _channel_logits(self, pooled: torch.Tensor, window_area: int) -> torch.Tensor:
+        """PCSA before its gate: (B, C) logits from the (B, C, H', W') pooled map (window sums when avg-pooling).
+
+        Args:
+            pooled (torch.Tensor): Window sums (``window_area`` > 1 means divide by it) or maxima, (B, C, H', W').
+            window_area (int): Pixels per pooling window for sums, 1 for maxima.
+
+        Returns:
+            (torch.Tensor): Channel logits of shape (B, C).
+        """
+        b, c = pooled.shape[:2]
+        # GroupNorm(s / a) with eps equals GroupNorm(s) with eps * a**2, so the window mean needs no division.
+        y = F.group_norm(pooled, 1, self.norm.weight, self.norm.bias, self.norm.eps * window_area**2)
+        y = y.reshape(b, 1, self.head_num, self.head_dim, -1)
+        scales = torch.cat((self.q.weight * self.scaler, self.k.weight, self.v.weight))
+        scales = scales.view(3, self.head_num, self.head_dim, 1)
+        if self.q.bias is None:
+            qkv = y * scales
+        else:
+            biases = torch.cat((self.q.bias * self.scaler, self.k.bias, self.v.bias))
+            qkv = torch.addcmul(biases.view(3, self.head_num, self.head_dim, 1), y, scales)
+        q, k, v = qkv.unbind(1)  # (B, heads, d, N) each; q carries head_dim**-0.5
+        attn = F.dropout((q @ k.transpose(-2, -1)).softmax(dim=-1), self.attn_drop.p, self.training)
+        return (attn @ v.mean(dim=-1, keepdim=True)).reshape(b, c)  # mean(attn @ v) == attn @ mean(v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply SMSA, then PCSA (fast path; same outputs and gradients as ``forward_reference``).
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): Output of shape (B, C, H, W).
+        """
+        b, c, h, w = x.shape
+        row_gate, col_gate = self._spatial_gates(x)
+        window_h, window_w = self._window(h, w)
+        pooled_h, pooled_w = h // window_h, w // window_w
+        rows_gated = x * row_gate.unsqueeze(3)
+        if self.down_sample_mode == "max_pool" and self.window_size != -1:
+            gated = rows_gated * col_gate.unsqueeze(2)
+            logits = self._channel_logits(F.max_pool2d(gated, (window_h, window_w)), 1)
+            return self._gate(logits, 1).view(b, c, 1, 1) * gated
+        # Window sums of x * row_gate * col_gate: rows summed on the full map, columns weighted on the small result.
+        row_sums = rows_gated[:, :, : pooled_h * window_h].reshape(b, c, pooled_h, window_h, w).sum(dim=3)
+        cols_used = pooled_w * window_w
+        weighted = row_sums[..., :cols_used] * col_gate[:, :, None, :cols_used]
+        pooled = weighted.reshape(b, c, pooled_h, pooled_w, window_w).sum(dim=-1)
+        logits = self._channel_logits(pooled, window_h * window_w)
+        out_gate = (self._gate(logits, 1).unsqueeze(2) * col_gate).unsqueeze(2)  # (B, C, 1, W)
+        if torch.is_grad_enabled():
+            return rows_gated * out_gate
+        return rows_gated.mul_(out_gate)  # inference: reuse the temporary, nothing needs it for backward

@@ -1,0 +1,43 @@
+"""Time the SCSA block (fast path vs reference formulation) and YOLOv8n vs YOLOv8n-SCSA on this machine's CPU.
+
+Usage: python scripts/bench_speed.py [--repeats 200] [--model-repeats 30] [--skip-model]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from scsa_yolo.benchmark.speed import bench_model, bench_module, device_description, format_report
+
+
+def main() -> None:
+    """Parse arguments, run the benchmarks, print the markdown report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200, help="interleaved rounds per module measurement")
+    parser.add_argument("--model-repeats", type=int, default=30, help="interleaved inference rounds per model")
+    parser.add_argument("--train-repeats", type=int, default=8, help="interleaved training steps per model")
+    parser.add_argument("--train-batch", type=int, default=2, help="training batch size")
+    parser.add_argument("--imgsz", type=int, default=640, help="model input side (inference and training)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
+    parser.add_argument("--skip-model", action="store_true", help="time only the SCSA block")
+    args = parser.parse_args()
+
+    module_rows = bench_module(repeats=args.repeats)
+    model_result = None
+    if not args.skip_model:
+        model_result = bench_model(
+            imgsz=args.imgsz,
+            repeats=args.model_repeats,
+            train_batch=args.train_batch,
+            train_imgsz=args.imgsz,
+            train_repeats=args.train_repeats,
+            threads=args.threads,
+        )
+    threads = model_result["threads"] if model_result else torch.get_num_threads()
+    print(format_report(module_rows, model_result, f"{device_description()}, model threads {threads}"))
+
+
+if __name__ == "__main__":
+    main()

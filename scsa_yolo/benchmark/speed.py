@@ -1,0 +1,273 @@
+"""Speed of the SCSA block and of YOLOv8n with it: fast path against the reference formulation, and model overhead.
+
+Every comparison times its candidates interleaved (A, B, A, B, ...) in one process and reports medians, so load from
+other processes on a shared machine hits all candidates alike and the ratios stay meaningful when absolute times
+drift. Module timings run on one thread (``torch.set_num_threads(1)``); model timings use the thread count given.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from scsa_yolo.nn.scsa import SCSA
+
+MODULE_SHAPES: tuple[tuple[int, int], ...] = ((64, 80), (128, 40), (256, 20))
+"""(channels, side) of the three SCSA blocks in the YOLOv8n neck at 640x640 (P3, P4, P5)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median time of one candidate, in milliseconds."""
+
+    name: str
+    median_ms: float
+
+
+def device_description() -> str:
+    """CPU model (from /proc/cpuinfo, else ``platform``), logical CPUs, and torch's intra-op thread count."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+
+
+def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> list[Timing]:
+    """Median wall time of each candidate, calling them in turn ``repeats`` times after ``warmup`` rounds.
+
+    Args:
+        candidates (dict[str, Callable[[], object]]): Name to a no-argument function to time.
+        repeats (int): Timed rounds; each round calls every candidate once.
+        warmup (int): Untimed rounds first (allocator and kernel warm-up).
+
+    Returns:
+        (list[Timing]): One median per candidate, in the given order.
+    """
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return [Timing(name, statistics.median(values) * 1e3) for name, values in samples.items()]
+
+
+def _backward_runner(forward: Callable[[torch.Tensor], torch.Tensor], block: nn.Module, x: torch.Tensor):
+    """A function doing one forward and backward (random fixed output gradient), clearing gradients first."""
+    grad_out = torch.randn_like(x)
+
+    def run() -> None:
+        x.grad = None
+        for parameter in block.parameters():
+            parameter.grad = None
+        forward(x).backward(grad_out)
+
+    return run
+
+
+def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int = 200, seed: int = 0) -> list[dict]:
+    """Time SCSA's reference and fast paths, forward (no grad) and forward + backward, on one thread, batch 1.
+
+    Args:
+        shapes (Sequence[tuple[int, int]]): (channels, side) of square inputs.
+        repeats (int): Interleaved timed rounds per measurement.
+        seed (int): Seed for the block's parameters and the input.
+
+    Returns:
+        (list[dict]): Per shape: channels, side, max_abs_diff (fast vs reference output), and the medians in ms
+            ``ref_fwd``, ``fast_fwd``, ``ref_fwd_bwd``, ``fast_fwd_bwd``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for channels, side in shapes:
+            torch.manual_seed(seed)
+            block = SCSA(channels)
+            with torch.no_grad():  # official-style init leaves GroupNorm at identity; spread the values out
+                for parameter in block.parameters():
+                    parameter.add_(torch.randn_like(parameter) * 0.1)
+            x = torch.randn(1, channels, side, side)
+            with torch.no_grad():
+                diff = (block(x) - block.forward_reference(x)).abs().max().item()
+                forward = time_interleaved(
+                    {"ref": lambda b=block, i=x: b.forward_reference(i), "fast": lambda b=block, i=x: b(i)}, repeats
+                )
+            x_grad = x.clone().requires_grad_(True)
+            backward = time_interleaved(
+                {
+                    "ref": _backward_runner(block.forward_reference, block, x_grad),
+                    "fast": _backward_runner(block, block, x_grad),
+                },
+                max(repeats // 2, 1),
+            )
+            rows.append(
+                {
+                    "channels": channels,
+                    "side": side,
+                    "max_abs_diff": diff,
+                    "ref_fwd": forward[0].median_ms,
+                    "fast_fwd": forward[1].median_ms,
+                    "ref_fwd_bwd": backward[0].median_ms,
+                    "fast_fwd_bwd": backward[1].median_ms,
+                }
+            )
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+@contextmanager
+def reference_scsa(model: nn.Module) -> Iterator[nn.Module]:
+    """Run every SCSA block of ``model`` through ``forward_reference`` inside the context."""
+    blocks = [module for module in model.modules() if isinstance(module, SCSA)]
+    for block in blocks:
+        block.forward = block.forward_reference
+    try:
+        yield model
+    finally:
+        for block in blocks:
+            del block.forward
+
+
+def _build_detection_model(cfg: str) -> nn.Module:
+    """Build an Ultralytics detection model from a YAML name (SCSA registered), without weights or downloads."""
+    from ultralytics import YOLO
+
+    import scsa_yolo  # noqa: F401  (registers SCSA with Ultralytics)
+
+    return YOLO(cfg).model
+
+
+def _sum_outputs(outputs: object) -> torch.Tensor:
+    """Sum of every tensor in a (possibly nested) model output: a loss stand-in that reaches every head."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float().sum()
+    values = outputs.values() if isinstance(outputs, dict) else outputs
+    return sum(_sum_outputs(value) for value in values)
+
+
+def bench_model(
+    imgsz: int = 640,
+    repeats: int = 30,
+    train_batch: int = 2,
+    train_imgsz: int = 640,
+    train_repeats: int = 8,
+    threads: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Time YOLOv8n, YOLOv8n-SCSA (fast path) and YOLOv8n-SCSA on the reference path, interleaved.
+
+    Inference: eval mode, no grad, batch 1, ``imgsz`` square, unfused layers for all three. Training step: train
+    mode, forward + backward of the sum of the raw head outputs (not Ultralytics' detection loss, which needs
+    labels and would time the same extra work for all three) + an SGD step, batch ``train_batch``.
+
+    Args:
+        imgsz (int): Inference input side.
+        repeats (int): Interleaved inference rounds.
+        train_batch (int): Training batch size.
+        train_imgsz (int): Training input side.
+        train_repeats (int): Interleaved training rounds.
+        threads (int | None): torch intra-op threads (None keeps the current setting).
+        seed (int): Seed for weights and inputs.
+
+    Returns:
+        (dict): ``threads``, ``infer`` and ``train`` (each a list of Timing for yolov8n, yolov8n-scsa,
+            yolov8n-scsa-reference).
+    """
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(seed)
+        plain = _build_detection_model("yolov8n.yaml")
+        scsa = _build_detection_model("yolov8n-scsa.yaml")
+        scsa_reference = _build_detection_model("yolov8n-scsa.yaml")
+        scsa_reference.load_state_dict(scsa.state_dict())
+        models = {"yolov8n": plain, "yolov8n-scsa": scsa, "yolov8n-scsa-reference": scsa_reference}
+
+        image = torch.rand(1, 3, imgsz, imgsz)
+        for model in models.values():
+            model.eval()
+        with torch.no_grad(), reference_scsa(scsa_reference):
+            infer = time_interleaved({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
+
+        batch = torch.rand(train_batch, 3, train_imgsz, train_imgsz)
+
+        def train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            _sum_outputs(model(batch)).backward()
+            optimizer.step()
+
+        steps = {}
+        for name, model in models.items():
+            model.train()
+            for parameter in model.parameters():
+                parameter.requires_grad_(True)
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+            steps[name] = lambda m=model, o=optimizer: train_step(m, o)
+        with reference_scsa(scsa_reference):
+            train = time_interleaved(steps, train_repeats, warmup=2)
+        return {"threads": torch.get_num_threads(), "infer": infer, "train": train}
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def format_report(module_rows: list[dict], model_result: dict | None, device: str) -> str:
+    """Markdown tables of the module and model timings, with ratios.
+
+    Args:
+        module_rows (list[dict]): Output of ``bench_module``.
+        model_result (dict | None): Output of ``bench_model``, or None if skipped.
+        device (str): Device description.
+
+    Returns:
+        (str): The report.
+    """
+    lines = [
+        f"Device: {device}",
+        "",
+        "SCSA block, batch 1, one thread, float32, median ms (reference = straightforward official formulation):",
+        "",
+        "| C x H x W | ref fwd | fast fwd | speed-up | ref fwd+bwd | fast fwd+bwd | speed-up | max abs diff |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in module_rows:
+        lines.append(
+            f"| {row['channels']} x {row['side']} x {row['side']} | {row['ref_fwd']:.3f} | {row['fast_fwd']:.3f} "
+            f"| {row['ref_fwd'] / row['fast_fwd']:.1f}x | {row['ref_fwd_bwd']:.3f} | {row['fast_fwd_bwd']:.3f} "
+            f"| {row['ref_fwd_bwd'] / row['fast_fwd_bwd']:.1f}x | {row['max_abs_diff']:.1e} |"
+        )
+    if model_result is not None:
+        infer = {timing.name: timing.median_ms for timing in model_result["infer"]}
+        train = {timing.name: timing.median_ms for timing in model_result["train"]}
+        base_infer, base_train = infer["yolov8n"], train["yolov8n"]
+        lines += [
+            "",
+            f"Whole model, {model_result['threads']} thread(s), median ms; ratio to YOLOv8n "
+            "(inference: 640x640, batch 1, eval, no grad; train step: forward + backward of the sum of the head "
+            "outputs + SGD step):",
+            "",
+            "| model | inference | ratio | train step | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for name in infer:
+            lines.append(
+                f"| {name} | {infer[name]:.1f} | {infer[name] / base_infer:.3f}x | {train[name]:.1f} "
+                f"| {train[name] / base_train:.3f}x |"
+            )
+    return "\n".join(lines)
