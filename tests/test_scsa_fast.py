@@ -7,7 +7,7 @@ import torch
 
 from scsa_yolo.nn import SCSA
 
-SHAPES = [(1, 16, 28, 28), (2, 32, 13, 9), (1, 16, 5, 11), (3, 16, 6, 6), (1, 16, 1, 7), (2, 32, 20, 20)]
+SHAPES = [(1, 16, 28, 28), (2, 32, 13, 9), (1, 16, 5, 11), (3, 16, 6, 6), (1, 16, 1, 7), (2, 16, 20, 20)]
 """Square, non-square, odd, maps shorter than the window on one or both axes, a one-row map, batches > 1."""
 
 OPTIONS = [
