@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from ultralytics.utils import NUM_THREADS
 from ultralytics.utils.torch_utils import get_cpu_info, get_flops, get_gpu_info, get_num_params
 
 
@@ -37,11 +38,19 @@ def model_cost(model: nn.Module, imgsz: int) -> ModelCost:
     return ModelCost(params=get_num_params(model), gflops=round(get_flops(model, imgsz), 3))
 
 
-def device_name(device: torch.device) -> str:
-    """Describe a device for the results table, e.g. ``cpu (AMD EPYC, 2 threads)`` or ``cuda:0 (NVIDIA H100, ...)``."""
+def device_name(device: torch.device, cpu_threads: int | None = None) -> str:
+    """Describe a device for the results, e.g. ``cpu (AMD EPYC, 1 threads)`` or ``cuda:0 (NVIDIA H100, 81559MiB)``.
+
+    Args:
+        device: The device.
+        cpu_threads: Thread count to name for a CPU (the current torch setting when ``None``).
+
+    Returns:
+        The description.
+    """
     if device.type == "cuda":
         return f"{device} ({get_gpu_info(device.index or 0)})"
-    return f"cpu ({get_cpu_info()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({get_cpu_info()}, {cpu_threads or torch.get_num_threads()} threads)"
 
 
 def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
@@ -55,7 +64,12 @@ def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def measure_latency(
-    models: dict[str, nn.Module], imgsz: int, device: torch.device, repeats: int, warmup: int = 5
+    models: dict[str, nn.Module],
+    imgsz: int,
+    device: torch.device,
+    repeats: int,
+    warmup: int = 5,
+    cpu_threads: int = NUM_THREADS,
 ) -> dict[str, float]:
     """Median batch-1 forward latency per model, measured in interleaved rounds.
 
@@ -69,10 +83,25 @@ def measure_latency(
         device: Where to run.
         repeats: Timed forwards per model; the median is reported.
         warmup: Untimed forwards per model before timing.
+        cpu_threads: Torch threads while timing on CPU; the default is the count Ultralytics itself sets for CPU
+            work (``select_device``), so the number matches its predictor. Restored afterwards.
 
     Returns:
         Name to median latency in milliseconds.
     """
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads)
+    try:
+        return _interleaved_medians(models, imgsz, device, repeats, warmup)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _interleaved_medians(
+    models: dict[str, nn.Module], imgsz: int, device: torch.device, repeats: int, warmup: int
+) -> dict[str, float]:
+    """Time the models in turns and return each one's median forward latency in milliseconds."""
     prepared = {name: prepare_for_inference(model, device) for name, model in models.items()}
     image = torch.rand(1, 3, imgsz, imgsz, device=device)
     timings: dict[str, list[float]] = {name: [] for name in prepared}

@@ -129,9 +129,9 @@ def markdown_table(rows: Sequence[dict]) -> str:
             f"{group['latency_ms']:.1f}",
             "—" if group is reference else _relative(group["latency_ms"], reference["latency_ms"]),
         ]
-        cells += [
-            f"{float(group['latency_gpu_ms']):.2f}" if group["latency_gpu_ms"] not in (None, "") else ""
-        ] * has_gpu
+        if has_gpu:
+            gpu_ms = group["latency_gpu_ms"]
+            cells.append(f"{float(gpu_ms):.2f}" if gpu_ms not in (None, "") else "")
         cells += [
             _mean_spread(group["map50"], 3),
             _mean_spread(group["map50_95"], 3),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from ultralytics import YOLO
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, NUM_THREADS
 from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import select_device
 
@@ -58,7 +58,7 @@ class TrainSettings:
     """
 
     data: str | None = None
-    epochs: int = 25
+    epochs: int = 20
     imgsz: int = 320
     batch: int = 8
     workers: int = 0
@@ -274,7 +274,8 @@ def _add_costs(records: list[dict], settings: TrainSettings, cpu_repeats: int, g
     networks = {model: YOLO(str(path)).model.float() for model, path in weights.items()}
     costs = {model: model_cost(network, settings.imgsz) for model, network in networks.items()}
     cpu = torch.device("cpu")
-    LOGGER.info(f"Measuring batch-1 latency on {device_name(cpu)}")
+    cpu_name = device_name(cpu, cpu_threads=NUM_THREADS)  # measure_latency times CPU runs at NUM_THREADS
+    LOGGER.info(f"Measuring batch-1 latency on {cpu_name}")
     cpu_latency = measure_latency(networks, settings.imgsz, cpu, repeats=cpu_repeats)
     gpu_latency, gpu_name = {}, ""
     if torch.cuda.is_available():
@@ -291,7 +292,7 @@ def _add_costs(records: list[dict], settings: TrainSettings, cpu_repeats: int, g
                 "params": costs[model].params,
                 "gflops": costs[model].gflops,
                 "latency_ms": cpu_latency[model],
-                "latency_device": device_name(cpu),
+                "latency_device": cpu_name,
                 "latency_gpu_ms": gpu_latency.get(model, ""),
                 "latency_gpu_device": gpu_name,
                 "epochs": settings.epochs,
