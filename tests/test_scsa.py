@@ -1,5 +1,8 @@
 """SCSA block: parity with an independent re-derivation of the paper's maths, parameter layout, edge cases."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,3 +159,23 @@ def test_gradients_reach_every_parameter():
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SCSA(**kwargs)
+
+
+def test_unpickles_modules_saved_without_fast_path_helpers():
+    """Checkpoints pickle whole modules: one saved by a version without the fast path's helpers must still run."""
+    block = randomised(SCSA(32), seed=5).eval()
+    old = copy.deepcopy(block)
+    for name in ("kernel_index", "zero"):
+        del old._buffers[name]
+        old._non_persistent_buffers_set.discard(name)
+    del old.longest_kernel, old.bias_offset
+    restored = pickle.loads(pickle.dumps(old))
+    x = torch.randn(1, 32, 12, 17)
+    with torch.no_grad():
+        assert torch.equal(restored(x), block(x))
+
+
+def test_tracing_a_map_smaller_than_the_window_warns():
+    block = SCSA(16).eval()
+    with pytest.warns(UserWarning, match="smaller than its 7x7 window"):
+        torch.jit.trace(block, torch.randn(1, 16, 4, 9))

@@ -43,6 +43,7 @@ Deviations from the official code, none of which changes an output the official 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -137,13 +138,20 @@ class SCSA(nn.Module):
         self.v = nn.Conv2d(c1, c1, 1, bias=qkv_bias, groups=c1)
         self.attn_drop = nn.Dropout(attn_drop_ratio)
 
-        # The fast path gathers the four kernels, zero-padded to the longest, and the four biases from one flat
-        # concatenation of the parameters, so the state_dict keeps the official layout.
+        self._prepare_fast_path()
+
+    def _prepare_fast_path(self) -> None:
+        """Derive the fast path's helpers from the four convs: the padded-kernel gather index, bias offset, a zero.
+
+        The fast path gathers the four kernels, zero-padded to the longest, and the four biases from one flat
+        concatenation of the parameters, so the state_dict keeps the official layout.
+        """
         convs = self._group_convs()
-        self.longest_kernel = max(group_kernel_sizes)
+        group_chans, device = self.group_chans, self.local_dwc.weight.device
+        self.longest_kernel = max(conv.weight.shape[-1] for conv in convs)
         weight_numel = sum(conv.weight.numel() for conv in convs)
-        zero_slot = weight_numel + c1  # the zero appended after all weights and biases
-        kernel_index = torch.full((c1, self.longest_kernel), zero_slot, dtype=torch.long)
+        zero_slot = weight_numel + self.dim  # the zero appended after all weights and biases
+        kernel_index = torch.full((self.dim, self.longest_kernel), zero_slot, dtype=torch.long)
         offset = 0
         for group, conv in enumerate(convs):
             kernel = conv.weight.shape[-1]
@@ -152,8 +160,14 @@ class SCSA(nn.Module):
             kernel_index[rows, start : start + kernel] = offset + torch.arange(group_chans * kernel).view(-1, kernel)
             offset += group_chans * kernel
         self.bias_offset = weight_numel
-        self.register_buffer("kernel_index", kernel_index.flatten(), persistent=False)
-        self.register_buffer("zero", torch.zeros(1), persistent=False)
+        self.register_buffer("kernel_index", kernel_index.flatten().to(device), persistent=False)
+        self.register_buffer("zero", torch.zeros(1, device=device, dtype=self.local_dwc.weight.dtype), persistent=False)
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle (checkpoints pickle whole modules), re-deriving helpers that older versions did not store."""
+        super().__setstate__(state)
+        if "kernel_index" not in self._buffers:
+            self._prepare_fast_path()
 
     def extra_repr(self) -> str:
         """Summarise the hyper-parameters in ``print(model)``."""
@@ -175,6 +189,13 @@ class SCSA(nn.Module):
         """PCSA pooling window for an (h, w) map: ``window_size`` per axis, shrunk to axes shorter than it."""
         if self.window_size == -1:
             return h, w
+        if (h < self.window_size or w < self.window_size) and torch.jit.is_tracing():
+            warnings.warn(
+                f"SCSA traced on a {h}x{w} map, smaller than its {self.window_size}x{self.window_size} window: the "
+                f"exported graph pools with a {min(self.window_size, h)}x{min(self.window_size, w)} window at every "
+                "input size. Export at the image size you deploy at (P5 >= 7 px, i.e. imgsz >= 224, for dynamic use).",
+                stacklevel=2,
+            )
         return min(self.window_size, h), min(self.window_size, w)
 
     def _compress(self, x: torch.Tensor) -> torch.Tensor:
@@ -282,6 +303,6 @@ class SCSA(nn.Module):
         pooled = weighted.reshape(b, c, pooled_h, pooled_w, window_w).sum(dim=-1)
         logits = self._channel_logits(pooled, window_h * window_w)
         out_gate = (self._gate(logits, 1).unsqueeze(2) * col_gate).unsqueeze(2)  # (B, C, 1, W)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.jit.is_tracing():  # a traced graph must not depend on the grad mode
             return rows_gated * out_gate
-        return rows_gated.mul_(out_gate)  # inference: reuse the temporary, nothing needs it for backward
+        return rows_gated.mul_(out_gate)  # eager inference: reuse the temporary, nothing needs it for backward
