@@ -52,3 +52,15 @@ def write_tiny_detection_dataset(root: Path, images: int = 6, size: int = 96, se
 def tiny_dataset(tmp_path: Path) -> Path:
     """A freshly written tiny detection dataset; returns its data YAML."""
     return write_tiny_detection_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run a module's tests with one torch thread: tiny tensors gain nothing from intra-op threads, and on a loaded
+    2-core machine the threads' waits on each other made 0.1 s passes take seconds. Restores the count afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,14 +27,7 @@ SCSA_ROWS = (16, 20, 24)  # where cfg/yolov8-scsa.yaml places SCSA
 ZERO_GRADIENT = {"CA": {"1.ca.conv1.bias"}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch single-threaded: these tiny tensors gain nothing from intra-op threads, and on a shared 2-core
-    machine the threads' waits on each other made a 0.1 s CAM pass take seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def test_table_names_every_block_once_and_reaches_the_registry():

@@ -15,14 +15,7 @@ from scsa_yolo.nn import SCSA  # noqa: E402
 IMGSZ = 64  # the smallest size with a 2x2 P5 map; keeps every CAM pass well under a second
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch single-threaded: these tiny tensors gain nothing from intra-op threads, and on a shared 2-core
-    machine the threads' waits on each other made a 0.1 s CAM pass take seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 @pytest.fixture(scope="module")
