@@ -4,6 +4,8 @@
 puts a finder on ``sys.meta_path`` that waits for ``ultralytics.nn.tasks`` (where model YAMLs are parsed) and imports
 ``scsa_yolo`` right after that module has run, which registers the blocks. Set ``SCSA_YOLO_AUTOLOAD=0`` to turn the
 hook off.
+
+Installers copy this file into site-packages (editable installs too): after editing it, reinstall the package.
 """
 
 import os
@@ -28,7 +30,12 @@ class _RegisterAfterTasksImport:
 
         def exec_module_then_register(module):
             load(module)
-            import scsa_yolo  # noqa: F401  (importing it registers the blocks)
+            try:
+                import scsa_yolo  # noqa: F401  (importing it registers the blocks)
+            except ImportError as error:  # e.g. an unsupported Ultralytics: plain models must keep working
+                import warnings
+
+                warnings.warn(f"scsa_yolo is installed but not registered: {error}", stacklevel=2)
 
         spec.loader.exec_module = exec_module_then_register
         return spec

@@ -14,6 +14,14 @@ from scsa_yolo.benchmark import PRESETS, TrainSettings, resolve_models, run_benc
 from scsa_yolo.benchmark.runner import DEFAULT_OUT, DEFAULT_PRESET  # noqa: E402
 
 
+def seed_list(text: str) -> list[int]:
+    """Parse '0,1,2' into seeds, with an argparse error naming the bad item."""
+    try:
+        return [int(seed) for seed in text.split(",") if seed.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+
+
 def main() -> None:
     defaults = TrainSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,15 +38,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--device", default=defaults.device, help="training device, e.g. cpu or 0 (default: auto)")
-    parser.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
+    parser.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated training seeds (default 0)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default runs/benchmark)")
     args = parser.parse_args()
 
     settings = TrainSettings(
         data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
     )
-    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-    run_benchmark(resolve_models(args.models, args.preset), settings, seeds, args.out)
+    run_benchmark(resolve_models(args.models, args.preset), settings, args.seeds, args.out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from ultralytics.utils.torch_utils import select_device
 
 import scsa_yolo  # noqa: F401  (registers the blocks, so configs and checkpoints with them load)
 from scsa_yolo.nn.attention._common import INSTALL_HINT
@@ -378,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--conf", type=float, default=0.25, help="class-score threshold of the target (default 0.25)")
     parser.add_argument("--top-k", type=int, default=10, help="anchors of the target when none reaches --conf")
     parser.add_argument("--max-images", type=int, default=MAX_IMAGES, help="cap on the images of a folder")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    parser.add_argument("--device", default="", help="device as Ultralytics takes it: 0 or cpu (default: GPU 0 or CPU)")
     parser.add_argument("--output", default="runs/cam/cam_grid.jpg", help="grid image to write")
     args = parser.parse_args(argv)
 
@@ -386,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     images = letterbox_images(files, args.imgsz)
     cams = []
     for path in args.model:
-        model = load_detection_model(path).to(args.device)
+        model = load_detection_model(path).to(select_device(args.device, verbose=False))
         if Path(path).suffix.lower() in {".yaml", ".yml"}:
             calibrate_batchnorm(model, images)
         cams.append(detection_cams(model, images, args.layer, args.method, args.conf, args.top_k))

@@ -40,7 +40,7 @@ _lock = threading.Lock()
 _registered = False
 
 
-class UltralyticsInternalsChanged(RuntimeError):
+class UltralyticsInternalsChanged(ImportError):
     """The installed Ultralytics no longer exposes an internal that the registration relies on."""
 
 
@@ -97,23 +97,26 @@ def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
             raise _internals_changed(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
         try:
             return block(channels[f], *args)
-        except (TypeError, ValueError) as error:
+        except (IndexError, TypeError, ValueError) as error:
             raise ValueError(f"model YAML layer {i} ({name}, from={f}, args={list(args)}): {error}") from error
 
     return type(name, (nn.Module,), {"__new__": __new__, "__module__": __name__, "__doc__": block.__doc__})
 
 
 def _wrap_parse_model(parse_model):
+    def rows(d: dict) -> list:
+        return [*d.get("backbone", []), *d.get("head", [])]
+
     def parse_model_with_blocks(d: dict, ch, verbose: bool = True):
-        rows = [*d.get("backbone", []), *d.get("head", [])]
-        if any(row[2] in BLOCKS for row in rows):
+        block_rows = [i for i, row in enumerate(rows(d)) if row[2] in BLOCKS]
+        if block_rows:
             d = deepcopy(d)  # the rows are rewritten below; model.yaml, which checkpoints save, must stay as written
-            for i, row in enumerate([*d["backbone"], *d["head"]]):
+            for i in block_rows:
+                row = rows(d)[i]
                 f, _, module, args = row
-                if module in BLOCKS:
-                    if not isinstance(f, int):
-                        raise ValueError(f"model YAML layer {i} ({module}): takes one layer's output, got from={f}")
-                    row[3] = [_CHANNELS_LOCAL, f, i, *args]
+                if not isinstance(f, int):
+                    raise ValueError(f"model YAML layer {i} ({module}): takes one layer's output, got from={f}")
+                row[3] = [_CHANNELS_LOCAL, f, i, *args]
         return parse_model(d, ch, verbose)
 
     parse_model_with_blocks.__scsa_yolo_wrapped__ = parse_model

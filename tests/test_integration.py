@@ -100,11 +100,12 @@ def test_multi_input_row_is_rejected_clearly():
         tasks.parse_model(config, ch=3, verbose=False)
 
 
-def test_register_is_idempotent():
-    parse_model, check_yaml = tasks.parse_model, tasks.check_yaml
+def test_register_is_idempotent(monkeypatch):
+    parse_model, check_yaml, load = tasks.parse_model, tasks.check_yaml, tasks.BaseModel.load
+    monkeypatch.setattr(integration, "_registered", False)  # run the whole registration again, not the early exit
     scsa_yolo.register()
     scsa_yolo.register()
-    assert tasks.parse_model is parse_model and tasks.check_yaml is check_yaml
+    assert tasks.parse_model is parse_model and tasks.check_yaml is check_yaml and tasks.BaseModel.load is load
     assert not hasattr(integration._original(parse_model), "__scsa_yolo_wrapped__")
 
 
@@ -160,3 +161,14 @@ def test_wheel_install_ships_hook_and_configs(tmp_path):
         [sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out[-2].startswith(str(target)) and out[-1] == "m"
+
+
+def test_unsupported_ultralytics_warns_and_leaves_plain_models_working():
+    code = (
+        "import warnings, ultralytics; ultralytics.__version__ = '9.0.0'; warnings.simplefilter('always');"
+        "from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'));"
+        "print(len(tasks.DetectionModel('yolov8n.yaml', verbose=False).model))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "23"]
+    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.4.150,<8.5" in result.stderr

@@ -93,7 +93,7 @@ def test_matches_hand_derivation(channels, height, width, heads):
     assert difference <= 1e-5
 
 
-def test_parameter_layout_matches_official_module():
+def test_parameter_names_and_shapes_follow_the_official_layout():
     channels = 64
     g = channels // 4
     convs = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")

@@ -24,7 +24,7 @@ import scsa_yolo  # noqa: F401  (registers SCSA so its model YAMLs and checkpoin
 from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost
 from scsa_yolo.benchmark.plots import plot_accuracy_vs_latency, plot_training_curves, read_training_curves
 from scsa_yolo.benchmark.report import markdown_table, write_results_csv
-from scsa_yolo.data.deepforest import REPO_ROOT, build_deepforest_dataset
+from scsa_yolo.data.deepforest import build_deepforest_dataset
 
 # Named model lists; the first model of each is the reference the others are compared with.
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -37,7 +37,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     ),
 }
 DEFAULT_PRESET = "scsa"
-DEFAULT_OUT = REPO_ROOT / "runs" / "benchmark"
+DEFAULT_OUT = Path("runs") / "benchmark"
 RUN_RECORD = "benchmark_run.json"
 # Settings that must match between a checkpoint and the requested run for it to be resumed.
 RESUME_KEYS = ("epochs", "imgsz", "batch", "seed")
@@ -279,7 +279,8 @@ def _add_costs(records: list[dict], settings: TrainSettings, cpu_repeats: int, g
     cpu_latency = measure_latency(networks, settings.imgsz, cpu, repeats=cpu_repeats)
     gpu_latency, gpu_name = {}, ""
     if torch.cuda.is_available():
-        gpu = torch.device("cuda:0")
+        gpu = select_device(settings.device or 0, verbose=False)  # the training card (first one with several)
+        gpu = gpu if gpu.type == "cuda" else torch.device("cuda", 0)
         gpu_name = device_name(gpu)
         LOGGER.info(f"Measuring batch-1 latency on {gpu_name}")
         gpu_latency = measure_latency(networks, settings.imgsz, gpu, repeats=gpu_repeats)

@@ -60,8 +60,8 @@ from PIL import Image
 BUILD_FORMAT_VERSION = 1
 DEEPFOREST_VERSION = "2.1.0"
 WHEEL_NAME = f"deepforest-{DEEPFOREST_VERSION}-py3-none-any.whl"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CACHE_DIR = REPO_ROOT / "data_cache"
+# Relative to the working directory, like Ultralytics' runs/: scripts/setup.sh fills ./data_cache in the checkout.
+DEFAULT_CACHE_DIR = Path("data_cache")
 DEFAULT_DATASET_DIR = DEFAULT_CACHE_DIR / "deepforest-yolo"
 PAD_VALUE = (114, 114, 114)
 CLASS_NAMES = ("tree",)
