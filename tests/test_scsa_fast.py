@@ -117,3 +117,48 @@ def test_trace_matches_at_other_sizes() -> None:
         for shape in [(1, 16, 32, 32), (2, 16, 24, 40), (1, 16, 21, 14)]:
             x = torch.randn(shape)
             assert (traced(x) - block.forward_reference(x)).abs().max().item() <= 1e-5, shape
+
+
+def test_training_path_gradcheck_float64() -> None:
+    """The hand-written backward of the training path passes torch.autograd.gradcheck (input and parameters)."""
+    for options, shape in [({}, (2, 8, 9, 8)), ({"head_num": 2, "qkv_bias": True, "window_size": 3}, (1, 8, 7, 5))]:
+        block = randomised(SCSA(8, **options), seed=13).double()
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        params = tuple(block.parameters())
+        names = [name for name, _ in block.named_parameters()]
+
+        def run(inp: torch.Tensor, *values: torch.Tensor, b: SCSA = block, keys: list = names) -> torch.Tensor:
+            return torch.func.functional_call(b, dict(zip(keys, values)), (inp,))
+
+        assert torch.autograd.gradcheck(run, (x, *params), eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=True)
+
+
+def test_training_path_partial_and_repeated_backward() -> None:
+    """Input without grad, frozen parameters, retain_graph twice and a channels_last input all match the reference."""
+    block = randomised(SCSA(16, head_num=2), seed=17).train()
+    x = torch.randn(2, 16, 15, 10)
+    params = list(block.parameters())
+    grad_out = torch.randn_like(x)
+    fast, reference = block(x), block.forward_reference(x)  # x needs no grad: parameter gradients only
+    assert_same_gradients(
+        list(torch.autograd.grad(fast, params, grad_out)), list(torch.autograd.grad(reference, params, grad_out)), []
+    )
+
+    for parameter in params:
+        parameter.requires_grad_(False)
+    try:
+        x_grad = x.clone().requires_grad_(True)
+        got = torch.autograd.grad(block(x_grad), x_grad, grad_out)[0]
+        want = torch.autograd.grad(block.forward_reference(x_grad), x_grad, grad_out)[0]
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+    finally:
+        for parameter in params:
+            parameter.requires_grad_(True)
+
+    x_last = x.clone().to(memory_format=torch.channels_last).requires_grad_(True)
+    out = block(x_last)
+    first = torch.autograd.grad(out, [x_last, *params], grad_out, retain_graph=True)
+    second = torch.autograd.grad(out, [x_last, *params], grad_out)
+    want = torch.autograd.grad(block.forward_reference(x_last), [x_last, *params], grad_out)
+    assert_same_gradients(list(first), list(want), ["input"] + [name for name, _ in block.named_parameters()])
+    assert_same_gradients(list(second), list(want), ["input"] + [name for name, _ in block.named_parameters()])

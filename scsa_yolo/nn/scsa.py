@@ -26,7 +26,10 @@ is folded into the GroupNorm epsilon (GroupNorm(a * x, eps) == GroupNorm(x, eps 
 folded into the column gate, so the full-size map is multiplied twice instead of three times. It returns the same
 outputs and gradients as the straightforward port, ``SCSA.forward_reference``, up to float rounding (about 1e-6), and
 keeps the official parameters, so ``state_dict`` is unchanged. ``max_pool`` mode multiplies by both gates before
-pooling, as pooling a max cannot be folded.
+pooling, as pooling a max cannot be folded. In eager training (grad enabled, not tracing) the avg-pool path runs its
+three full-size steps as custom autograd Functions with hand-written backward passes that share one gradient buffer
+for the input: on CPU each fresh full-size buffer costs page faults comparable to the arithmetic, and autograd of the
+plain ops allocates about ten per step. Traced graphs (TorchScript, ONNX) and inference use the plain ops.
 
 Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
@@ -236,10 +239,16 @@ class SCSA(nn.Module):
         longest kernel, which is exactly the zero padding each would get alone, and the kernel of each channel is
         its group's kernel zero-padded to the longest one.
         """
-        b, c, h, w = x.shape
+        return self._gates_from_profiles(x.mean(dim=3), x.mean(dim=2))
+
+    def _gates_from_profiles(
+        self, row_means: torch.Tensor, col_means: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SMSA gates from the (B, C, H) row and (B, C, W) column mean profiles (see ``_spatial_gates``)."""
+        b, c, h = row_means.shape
         gap = self.longest_kernel // 2
         zeros = self.zero.view(1, 1, 1).expand(b, c, gap)
-        profiles = torch.cat((zeros, x.mean(dim=3), zeros, x.mean(dim=2), zeros), dim=2)
+        profiles = torch.cat((zeros, row_means, zeros, col_means, zeros), dim=2)
         flat = torch.cat([p.reshape(-1) for p in self._flat_conv_params()] + [self.zero])
         kernels = flat.index_select(0, self.kernel_index).view(c, 1, self.longest_kernel)
         filtered = F.conv1d(profiles, kernels, flat[self.bias_offset : self.bias_offset + c], groups=c)
@@ -288,21 +297,147 @@ class SCSA(nn.Module):
             (torch.Tensor): Output of shape (B, C, H, W).
         """
         b, c, h, w = x.shape
-        row_gate, col_gate = self._spatial_gates(x)
         window_h, window_w = self._window(h, w)
-        pooled_h, pooled_w = h // window_h, w // window_w
-        rows_gated = x * row_gate.unsqueeze(3)
         if self.down_sample_mode == "max_pool" and self.window_size != -1:
-            gated = rows_gated * col_gate.unsqueeze(2)
+            row_gate, col_gate = self._spatial_gates(x)
+            gated = x * row_gate.unsqueeze(3) * col_gate.unsqueeze(2)
             logits = self._channel_logits(F.max_pool2d(gated, (window_h, window_w)), 1)
             return self._gate(logits, 1).view(b, c, 1, 1) * gated
-        # Window sums of x * row_gate * col_gate: rows summed on the full map, columns weighted on the small result.
-        row_sums = rows_gated[:, :, : pooled_h * window_h].reshape(b, c, pooled_h, window_h, w).sum(dim=3)
-        cols_used = pooled_w * window_w
+        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+            return self._forward_train(x, window_h, window_w)
+        row_gate, col_gate = self._spatial_gates(x)
+        rows_gated = x * row_gate.unsqueeze(3)
+        out_gate = self._out_gate(_window_row_sums(rows_gated, window_h), col_gate, window_h, window_w)
+        if torch.jit.is_tracing():  # a traced graph must not depend on the grad mode
+            return rows_gated * out_gate.unsqueeze(2)
+        return rows_gated.mul_(out_gate.unsqueeze(2))  # eager inference: reuse the temporary, nothing needs it
+
+    def _forward_train(self, x: torch.Tensor, window_h: int, window_w: int) -> torch.Tensor:
+        """The avg-pool fast path with hand-written backward passes for its three full-size steps (eager autograd).
+
+        The small gate computations stay ordinary autograd ops; the full-size steps (profiles, window row sums,
+        output) are custom Functions that share one gradient buffer for ``x`` (see ``_FullSizeState``).
+        """
+        state = _FullSizeState(x.requires_grad)
+        row_gate, col_gate = self._gates_from_profiles(*_Profiles.apply(x, state))
+        row_sums = _WindowRowSums.apply(x, row_gate, window_h, state)
+        out_gate = self._out_gate(row_sums, col_gate, window_h, window_w)
+        return _GateOutput.apply(x, row_gate, out_gate, state)
+
+    def _out_gate(self, row_sums: torch.Tensor, col_gate: torch.Tensor, window_h: int, window_w: int) -> torch.Tensor:
+        """Column gate times the PCSA channel gate, (B, C, W), from the window row sums of ``x * row_gate``.
+
+        Args:
+            row_sums (torch.Tensor): (B, C, H', W) sums of ``x * row_gate`` over each window of rows.
+            col_gate (torch.Tensor): (B, C, W) SMSA column gate.
+            window_h (int): Rows per pooling window.
+            window_w (int): Columns per pooling window.
+
+        Returns:
+            (torch.Tensor): (B, C, W) gate to multiply ``x * row_gate`` with along the columns.
+        """
+        b, c, pooled_h, w = row_sums.shape
+        cols_used = w // window_w * window_w
+        # Column-gate the small row sums, then sum each window of columns: the window sums of x * row * col gates.
         weighted = row_sums[..., :cols_used] * col_gate[:, :, None, :cols_used]
-        pooled = weighted.reshape(b, c, pooled_h, pooled_w, window_w).sum(dim=-1)
+        pooled = weighted.reshape(b, c, pooled_h, -1, window_w).sum(dim=-1)
         logits = self._channel_logits(pooled, window_h * window_w)
-        out_gate = (self._gate(logits, 1).unsqueeze(2) * col_gate).unsqueeze(2)  # (B, C, 1, W)
-        if torch.is_grad_enabled() or torch.jit.is_tracing():  # a traced graph must not depend on the grad mode
-            return rows_gated * out_gate
-        return rows_gated.mul_(out_gate)  # eager inference: reuse the temporary, nothing needs it for backward
+        return self._gate(logits, 1).unsqueeze(2) * col_gate
+
+
+def _window_row_sums(rows_gated: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, C, H // window, W) sums of each full window of ``window`` rows of a (B, C, H, W) map."""
+    b, c, h, w = rows_gated.shape
+    pooled = h // window
+    return rows_gated[:, :, : pooled * window].reshape(b, c, pooled, window, w).sum(dim=3)
+
+
+class _FullSizeState:
+    """Buffers shared by the three full-size Functions of one training forward (``SCSA._forward_train``).
+
+    Forward: ``_WindowRowSums`` leaves ``x * row_gate`` here and ``_GateOutput`` gates it in place into the output.
+    Backward runs in the reverse order (autograd's dependencies force it): ``_GateOutput`` starts the gradient of
+    ``x`` here, ``_WindowRowSums`` adds to it and ``_Profiles`` adds the last term and returns it, so the gradient
+    of ``x`` is one buffer instead of three summed by autograd.
+    """
+
+    def __init__(self, input_needs_grad: bool) -> None:
+        """Empty state; ``input_needs_grad`` says whether the gradient of ``x`` must be built at all."""
+        self.input_needs_grad = input_needs_grad
+        self.rows_gated: torch.Tensor | None = None
+        self.grad_buffer: torch.Tensor | None = None
+
+
+class _Profiles(torch.autograd.Function):
+    """Row means (B, C, H) and column means (B, C, W); backward finishes the shared gradient of ``x``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, state: _FullSizeState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both mean profiles of (B, C, H, W) ``x``."""
+        ctx.state = state
+        ctx.sizes = x.shape[2], x.shape[3]
+        return x.mean(dim=3), x.mean(dim=2)
+
+    @staticmethod
+    def backward(ctx, grad_rows: torch.Tensor, grad_cols: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        """Add the broadcast profile gradients to the buffer the later steps filled, and return it."""
+        h, w = ctx.sizes
+        grad_x, ctx.state.grad_buffer = ctx.state.grad_buffer, None
+        return grad_x.add_((grad_rows / w).unsqueeze(3)).add_((grad_cols / h).unsqueeze(2)), None
+
+
+class _WindowRowSums(torch.autograd.Function):
+    """Sums of ``x * row_gate`` over each full window of rows, (B, C, H // window, W)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, row_gate: torch.Tensor, window: int, state: _FullSizeState) -> torch.Tensor:
+        """Row-gate ``x`` (kept in ``state`` for the output) and sum each window of rows."""
+        state.rows_gated = torch.mul(x, row_gate.unsqueeze(3))
+        ctx.save_for_backward(x, row_gate)
+        ctx.window, ctx.state = window, state
+        return _window_row_sums(state.rows_gated, window)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Total row-gate gradient sum_w x * T and the buffer turned into row_gate * T (T from ``_GateOutput``).
+
+        T = grad_out * out_gate + grad_row_sums spread over each window's rows.
+        """
+        x, row_gate = ctx.saved_tensors
+        b, c, h, w = x.shape
+        spread = ctx.state.grad_buffer
+        used = grad.shape[2] * ctx.window
+        spread[:, :, :used].view(b, c, -1, ctx.window, w).add_(grad.unsqueeze(3))
+        grad_row_gate = (x * spread).sum(dim=3)
+        if ctx.state.input_needs_grad:
+            spread.mul_(row_gate.unsqueeze(3))
+        else:
+            ctx.state.grad_buffer = None
+        return None, grad_row_gate, None, None
+
+
+class _GateOutput(torch.autograd.Function):
+    """Output ``x * row_gate * out_gate`` written over the row-gated map of ``_WindowRowSums``."""
+
+    @staticmethod
+    def forward(
+        ctx, x: torch.Tensor, row_gate: torch.Tensor, out_gate: torch.Tensor, state: _FullSizeState
+    ) -> torch.Tensor:
+        """Gate the kept ``x * row_gate`` by the (B, C, W) ``out_gate`` in place and return it."""
+        out, state.rows_gated = state.rows_gated, None
+        ctx.save_for_backward(x, row_gate, out_gate)
+        ctx.state = state
+        return out.mul_(out_gate.unsqueeze(2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Out-gate gradient row_gate @ (grad * x); start the shared buffer as grad * out_gate.
+
+        The row-gate gradient of this step, sum_w grad * x * out_gate, is left to ``_WindowRowSums``, which sums
+        ``x`` times the whole buffer, so this returns none for ``row_gate``.
+        """
+        x, row_gate, out_gate = ctx.saved_tensors
+        buffer = torch.mul(grad, x, out=torch.empty_like(x, memory_format=torch.contiguous_format))
+        grad_out_gate = (row_gate.unsqueeze(2) @ buffer).squeeze(2)
+        ctx.state.grad_buffer = torch.mul(grad, out_gate.unsqueeze(2), out=buffer)
+        return None, None, grad_out_gate, None
