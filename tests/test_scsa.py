@@ -6,6 +6,7 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import randomised
 
 from scsa_yolo.nn import SCSA
 
@@ -70,15 +71,6 @@ def scsa_by_hand(block: SCSA, x: torch.Tensor) -> torch.Tensor:
     mixed = torch.einsum("bhij,bhjn->bhin", attn, v).reshape(b, c, -1)
     channel_gate = torch.sigmoid(mixed.mean(-1))[:, :, None, None]
     return channel_gate * spatial
-
-
-def randomised(block: SCSA, seed: int) -> SCSA:
-    """Give every parameter a non-default value, so identity-like defaults (GroupNorm 1/0) cannot hide a bug."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in block.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * 0.5 + (1.0 if param.dim() == 1 else 0.0))
-    return block
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import randomised
 
 from scsa_yolo.nn import SCSA
 
@@ -20,16 +21,6 @@ OPTIONS = [
     {"qkv_bias": True},
     {"group_kernel_sizes": (1, 3, 5, 11)},
 ]
-
-
-def randomised(block: SCSA, seed: int) -> SCSA:
-    """Give every parameter of ``block`` seeded random values around its usual scale (weights ~1 for norms)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in block.parameters():
-            centre = 1.0 if parameter.dim() == 1 else 0.0
-            parameter.copy_(centre + 0.5 * torch.randn(parameter.shape, generator=generator))
-    return block
 
 
 def assert_same_gradients(fast: list[torch.Tensor], reference: list[torch.Tensor], names: list[str]) -> None:
@@ -95,18 +86,6 @@ def test_dropout_draws_the_same_mask() -> None:
     torch.manual_seed(11)
     reference = block.forward_reference(x)
     assert (fast - reference).abs().max().item() <= 1e-5
-
-
-def test_state_dict_is_official_layout() -> None:
-    """Fast-path helpers are non-persistent: the state_dict holds only the official parameters."""
-    block = SCSA(64)
-    expected = {
-        f"{name}.{kind}"
-        for name in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l", "norm_h", "norm_w", "norm")
-        for kind in ("weight", "bias")
-    } | {"q.weight", "k.weight", "v.weight"}
-    assert set(block.state_dict()) == expected
-    assert sum(parameter.numel() for parameter in block.parameters()) == 16 * 64
 
 
 def test_trace_matches_at_other_sizes() -> None:

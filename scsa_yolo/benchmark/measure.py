@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 
@@ -98,24 +99,49 @@ def measure_latency(
         torch.set_num_threads(threads_before)
 
 
+def time_interleaved(
+    candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3, device: torch.device | None = None
+) -> dict[str, float]:
+    """Median wall time in milliseconds of each candidate, calling them in turns ``repeats`` times after ``warmup``.
+
+    Taking turns makes a load spike on a shared machine hit every candidate alike.
+
+    Args:
+        candidates: Name to a no-argument function to time.
+        repeats: Timed rounds; each round calls every candidate once.
+        warmup: Untimed rounds first (allocator and kernel warm-up).
+        device: A CUDA device to synchronise around each call, so its asynchronous work is timed too.
+
+    Returns:
+        Name to median milliseconds, in the given order.
+    """
+
+    def synchronize() -> None:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            synchronize()
+            start = time.perf_counter()
+            run()
+            synchronize()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def _interleaved_medians(
     models: dict[str, nn.Module], imgsz: int, device: torch.device, repeats: int, warmup: int
 ) -> dict[str, float]:
     """Time the models in turns and return each one's median forward latency in milliseconds."""
     prepared = {name: prepare_for_inference(model, device) for name, model in models.items()}
     image = torch.rand(1, 3, imgsz, imgsz, device=device)
-    timings: dict[str, list[float]] = {name: [] for name in prepared}
     with torch.inference_mode():
-        for model in prepared.values():
-            for _ in range(warmup):
-                model(image)
-        for _ in range(repeats):
-            for name, model in prepared.items():
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                model(image)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                timings[name].append((time.perf_counter() - start) * 1000)
-    return {name: round(statistics.median(values), 3) for name, values in timings.items()}
+        medians = time_interleaved(
+            {name: (lambda m=model: m(image)) for name, model in prepared.items()}, repeats, warmup, device
+        )
+    return {name: round(ms, 3) for name, ms in medians.items()}

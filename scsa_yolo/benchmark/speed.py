@@ -8,16 +8,15 @@ drift. Module timings run on one thread (``torch.set_num_threads(1)``); model ti
 from __future__ import annotations
 
 import os
-import platform
-import statistics
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from ultralytics.utils.torch_utils import get_cpu_info
 
+from scsa_yolo.benchmark.measure import time_interleaved
 from scsa_yolo.nn.scsa import SCSA
 
 MODULE_SHAPES: tuple[tuple[int, int], ...] = ((64, 80), (128, 40), (256, 20))
@@ -33,37 +32,13 @@ class Timing:
 
 
 def device_description() -> str:
-    """CPU model (from /proc/cpuinfo, else ``platform``), logical CPUs, and torch's intra-op thread count."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+    """CPU model (Ultralytics' ``get_cpu_info``), logical CPUs, and the torch version."""
+    return f"{get_cpu_info()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
 
 
-def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> list[Timing]:
-    """Median wall time of each candidate, calling them in turn ``repeats`` times after ``warmup`` rounds.
-
-    Args:
-        candidates (dict[str, Callable[[], object]]): Name to a no-argument function to time.
-        repeats (int): Timed rounds; each round calls every candidate once.
-        warmup (int): Untimed rounds first (allocator and kernel warm-up).
-
-    Returns:
-        (list[Timing]): One median per candidate, in the given order.
-    """
-    for _ in range(warmup):
-        for run in candidates.values():
-            run()
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, run in candidates.items():
-            start = time.perf_counter()
-            run()
-            samples[name].append(time.perf_counter() - start)
-    return [Timing(name, statistics.median(values) * 1e3) for name, values in samples.items()]
+def timings(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> list[Timing]:
+    """``time_interleaved`` medians as Timing rows, in the given order."""
+    return [Timing(name, ms) for name, ms in time_interleaved(candidates, repeats, warmup).items()]
 
 
 def _backward_runner(forward: Callable[[torch.Tensor], torch.Tensor], block: nn.Module, x: torch.Tensor):
@@ -104,11 +79,11 @@ def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int
             x = torch.randn(1, channels, side, side)
             with torch.no_grad():
                 diff = (block(x) - block.forward_reference(x)).abs().max().item()
-                forward = time_interleaved(
+                forward = timings(
                     {"ref": lambda b=block, i=x: b.forward_reference(i), "fast": lambda b=block, i=x: b(i)}, repeats
                 )
             x_grad = x.clone().requires_grad_(True)
-            backward = time_interleaved(
+            backward = timings(
                 {
                     "ref": _backward_runner(block.forward_reference, block, x_grad),
                     "fast": _backward_runner(block, block, x_grad),
@@ -204,7 +179,7 @@ def bench_model(
         for model in models.values():
             model.eval()
         with torch.no_grad(), reference_scsa(scsa_reference):
-            infer = time_interleaved({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
+            infer = timings({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
 
         batch = torch.rand(train_batch, 3, train_imgsz, train_imgsz)
 
@@ -221,8 +196,15 @@ def bench_model(
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
             steps[name] = lambda m=model, o=optimizer: train_step(m, o)
         with reference_scsa(scsa_reference):
-            train = time_interleaved(steps, train_repeats, warmup=2)
-        return {"threads": torch.get_num_threads(), "infer": infer, "train": train}
+            train = timings(steps, train_repeats, warmup=2)
+        return {
+            "threads": torch.get_num_threads(),
+            "infer": infer,
+            "train": train,
+            "imgsz": imgsz,
+            "train_imgsz": train_imgsz,
+            "train_batch": train_batch,
+        }
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -259,8 +241,9 @@ def format_report(module_rows: list[dict], model_result: dict | None, device: st
         lines += [
             "",
             f"Whole model, {model_result['threads']} thread(s), median ms; ratio to YOLOv8n "
-            "(inference: 640x640, batch 1, eval, no grad; train step: forward + backward of the sum of the head "
-            "outputs + SGD step):",
+            f"(inference: {model_result['imgsz']}x{model_result['imgsz']}, batch 1, eval, no grad; train step: "
+            f"batch {model_result['train_batch']} at {model_result['train_imgsz']}x{model_result['train_imgsz']}, "
+            "forward + backward of the sum of the head outputs + SGD step):",
             "",
             "| model | inference | ratio | train step | ratio |",
             "|---|---|---|---|---|",
