@@ -13,7 +13,9 @@ channels for its built-in blocks. ``register()`` therefore
 4. adds a callback to Ultralytics' default callbacks, so that processes which unpickle a trainer (DDP workers)
    import this package, and with it this registration, before they build the model;
 5. wraps ``BaseModel.load`` (used by ``YOLO(yaml).load(pt)`` and ``pretrained=pt``) so that the source layers are
-   re-indexed around inserted attention layers first (``scsa_yolo.transfer``), and the log says what moved.
+   re-indexed around inserted attention layers first (``scsa_yolo.transfer``), and the log says what moved;
+6. adds the block classes to torch's safe globals, so checkpoints holding them also load under Ultralytics'
+   restricted loading (``ULTRALYTICS_SAFE_LOAD=1``, ``weights_only=True``).
 
 It relies on these internals; ``check_ultralytics()`` verifies them and fails with the supported range if they move.
 """
@@ -25,6 +27,7 @@ import threading
 from copy import deepcopy
 from pathlib import Path
 
+import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
@@ -202,6 +205,7 @@ def register() -> None:
             tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
         if not hasattr(tasks.BaseModel.load, "__scsa_yolo_wrapped__"):
             tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
+        torch.serialization.add_safe_globals(list(BLOCKS.values()))
         callbacks = base.default_callbacks["on_pretrain_routine_start"]
         if ensure_registered not in callbacks:
             callbacks.append(ensure_registered)

@@ -46,3 +46,15 @@ def test_yolo_cli_train_val_predict(tiny_dataset, tmp_path):
     yolo("predict", f"model={best}", f"source={image}", "save_txt=True", "conf=0.0", f"project={workdir / 'pred'}",
          "name=p", *common, cwd=workdir)  # fmt: skip
     assert (workdir / "pred" / "p" / image.name).is_file()
+
+
+def test_checkpoint_loads_under_ultralytics_restricted_loading(tmp_path):
+    """ULTRALYTICS_SAFE_LOAD=1 makes Ultralytics unpickle with weights_only=True and an allow-list of classes."""
+    from ultralytics import YOLO
+
+    YOLO("yolov8n-scsa.yaml").save(tmp_path / "scsa.pt")
+    code = "from ultralytics import YOLO; m = YOLO('scsa.pt'); print(type(m.model.model[16]).__module__)"
+    env = {**os.environ, "ULTRALYTICS_SAFE_LOAD": "1"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1] == "scsa_yolo.nn.scsa"
