@@ -63,7 +63,7 @@ def test_checkpoint_loads_under_ultralytics_restricted_loading(tmp_path):
 def test_python_m_scsa_yolo_works_with_the_startup_hook_off(tiny_dataset, tmp_path):
     image = next((tiny_dataset.parent / "images").glob("*.jpg"))
     command = [sys.executable, "-m", "scsa_yolo", "predict", "model=yolov8n-scsa.yaml", f"source={image}", "imgsz=64",
-               "device=cpu", f"project={tmp_path}", "name=p"]  # fmt: skip
+               "device=cpu", "save=True", f"project={tmp_path}", "name=p"]  # fmt: skip
     env = {**os.environ, "SCSA_YOLO_AUTOLOAD": "0"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
