@@ -35,8 +35,9 @@ from scsa_yolo import transfer
 from scsa_yolo.nn import BLOCKS
 from scsa_yolo.resources import model_yaml
 
-SUPPORTED_ULTRALYTICS = ">=8.4.150,<8.5"
-"""Ultralytics versions whose ``parse_model`` behaves as described above (tested on 8.4.190)."""
+SUPPORTED_ULTRALYTICS = ">=8.4.190,<8.5"
+"""Ultralytics versions the registration accepts: tested on 8.4.190; later 8.4.x releases must also pass the internal
+checks in ``check_ultralytics``."""
 
 _CHANNELS_LOCAL = "ch"  # the name of parse_model's running list of layer output channels
 _lock = threading.Lock()

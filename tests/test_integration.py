@@ -113,7 +113,7 @@ def test_version_guard_names_supported_range(monkeypatch):
     import ultralytics
 
     monkeypatch.setattr(ultralytics, "__version__", "9.0.0")
-    with pytest.raises(integration.UltralyticsInternalsChanged, match=r"9\.0\.0.*>=8\.4\.150,<8\.5"):
+    with pytest.raises(integration.UltralyticsInternalsChanged, match=r"9\.0\.0.*>=8\.4\.190,<8\.5"):
         integration.check_ultralytics()
 
 
@@ -171,4 +171,4 @@ def test_unsupported_ultralytics_warns_and_leaves_plain_models_working():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "23"]
-    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.4.150,<8.5" in result.stderr
+    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.4.190,<8.5" in result.stderr
