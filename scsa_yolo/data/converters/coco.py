@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .common import (
+    UNDERWATER_ALIASES,
     ConversionError,
     ConversionReport,
     DatasetSpec,
@@ -27,8 +28,6 @@ from .common import (
     split_from_name,
 )
 
-_UNDERWATER_ALIASES = {"seacucumber": "holothurian", "seaurchin": "echinus", "urchin": "echinus", "coral": "corals"}
-
 DUO = DatasetSpec(
     key="duo",
     title="DUO",
@@ -36,7 +35,7 @@ DUO = DatasetSpec(
     source_url="https://github.com/chongweiliu/DUO (Baidu Yun link in the README); paper arXiv:2106.05681",
     licence="not stated by the owners; research use",
     split_note="official: train 6671 / test 1111; the test set is written as 'val' (DUO has no separate val)",
-    aliases=_UNDERWATER_ALIASES,
+    aliases=UNDERWATER_ALIASES,
 )
 
 RUOD = DatasetSpec(
@@ -57,7 +56,7 @@ RUOD = DatasetSpec(
     source_url="https://github.com/dlut-dimt/RUOD (Neurocomputing 2023)",
     licence="research use (see the RUOD repository)",
     split_note="official: train 9800 / test 4200; the test set is written as 'val' (RUOD has no separate val)",
-    aliases=_UNDERWATER_ALIASES,
+    aliases=UNDERWATER_ALIASES,
 )
 
 

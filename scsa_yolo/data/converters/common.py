@@ -94,6 +94,11 @@ class DatasetSpec:
         return normalise_name(name) in {normalise_name(n) for n in self.excluded_names}
 
 
+UNDERWATER_ALIASES = {"seacucumber": "holothurian", "seaurchin": "echinus", "urchin": "echinus", "coral": "corals"}
+"""Spellings of the underwater classes seen across DUO, RUOD and URPC releases (an alias to a class a dataset lacks
+changes nothing: the name stays unknown)."""
+
+
 def normalise_name(name: str) -> str:
     """Lower-case a class name and strip everything but letters and digits, so 'Sea-Urchin' equals 'seaurchin'."""
     return re.sub(r"[^0-9a-z]", "", name.lower())

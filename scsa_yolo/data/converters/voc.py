@@ -20,7 +20,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import UNASSIGNED, ConversionReport, DatasetSpec, RawBox, Sample, find_files, find_images
+from .common import (
+    UNASSIGNED,
+    UNDERWATER_ALIASES,
+    ConversionReport,
+    DatasetSpec,
+    RawBox,
+    Sample,
+    find_files,
+    find_images,
+)
 
 URPC2020 = DatasetSpec(
     key="urpc2020",
@@ -29,7 +38,7 @@ URPC2020 = DatasetSpec(
     source_url="Underwater Robot Picking Contest 2020 (urpc.org.cn); mirrored on Kaggle/AI Studio, no official site",
     licence="competition data; terms not published, research use",
     split_note="no official split (test labels never released): seeded random val split, lists in splits/",
-    aliases={"seacucumber": "holothurian", "seaurchin": "echinus", "urchin": "echinus"},
+    aliases=UNDERWATER_ALIASES,
     excluded_names=frozenset({"waterweeds"}),
 )
 
