@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scsa_yolo.nn.scsa_fused import fused_scsa, kernel_applies
+
 __all__ = ["SCSA"]
 
 GATES: dict[str, Callable[[int], nn.Module]] = {"sigmoid": lambda dim: nn.Sigmoid(), "softmax": nn.Softmax}
@@ -298,6 +300,8 @@ class SCSA(nn.Module):
         """
         b, c, h, w = x.shape
         window_h, window_w = self._window(h, w)
+        if kernel_applies(self, x):
+            return fused_scsa(self, x, window_h, window_w)
         if self.down_sample_mode == "max_pool" and self.window_size != -1:
             row_gate, col_gate = self._spatial_gates(x)
             gated = x * row_gate.unsqueeze(3) * col_gate.unsqueeze(2)
