@@ -6,10 +6,14 @@ Usage: python scripts/bench_speed.py [--repeats 100] [--model-repeats 20] [--ski
 from __future__ import annotations
 
 import argparse
+import os
 
-import torch
+# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry.
+os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from scsa_yolo.benchmark.speed import bench_model, bench_module, device_description, format_report
+import torch  # noqa: E402
+
+from scsa_yolo.benchmark.speed import bench_model, bench_module, device_description, format_report  # noqa: E402
 
 
 def main() -> None:

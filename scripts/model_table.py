@@ -1,8 +1,12 @@
 """Print the README's model table: layers, parameters and GFLOPs of plain vs SCSA YOLOv8 at every scale."""
 
 import argparse
+import os
 
-from scsa_yolo.summary import SCALES, model_table
+# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from scsa_yolo.summary import SCALES, model_table  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

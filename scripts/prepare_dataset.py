@@ -9,9 +9,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from scsa_yolo.data.converters import CONVERTERS, ConversionError, ConvertOptions, convert_dataset
+# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from scsa_yolo.data.converters import CONVERTERS, ConversionError, ConvertOptions, convert_dataset  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -7,9 +7,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from scsa_yolo.data.profile import profile_dataset
+# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from scsa_yolo.data.profile import profile_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

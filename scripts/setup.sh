@@ -14,3 +14,5 @@ PYTHON=${PYTHON:-python3}
 mkdir -p data_cache
 ls data_cache/deepforest-2.1.0-*.whl >/dev/null 2>&1 || \
   .venv/bin/python -m pip download -q --no-deps deepforest==2.1.0 -d data_cache
+# Build the fused SCSA CPU kernel now (about a minute, once per environment) instead of at the first CPU forward.
+YOLO_OFFLINE=1 .venv/bin/python -c "from scsa_yolo.nn.scsa_fused import kernel_status; print('scsa_yolo:', kernel_status())"

@@ -1,12 +1,35 @@
-"""SCSA fast path (``forward``) against the reference formulation (``forward_reference``): outputs and gradients."""
+"""SCSA fast paths (``forward``) against the reference formulation (``forward_reference``): outputs and gradients.
+
+Every comparison runs twice: on the fused CPU kernel (``scsa_fused``, what ``forward`` runs on CPU here) and on the
+PyTorch-op path (kernel switched off; what runs on GPUs and wherever the kernel does not apply).
+"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
 
 import pytest
 import torch
 from helpers import randomised
 
 from scsa_yolo.nn import SCSA
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_applies, load_kernel
+
+
+@pytest.fixture(params=["fused", "ops"])
+def path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on the fused kernel (which must build on this machine) or with it switched off."""
+    if request.param == "fused":
+        assert load_kernel() is not None, "the fused SCSA CPU kernel did not build"
+        yield "fused"
+    else:
+        with fused_kernel_disabled():
+            yield "ops"
+
 
 SHAPES = [(1, 16, 28, 28), (2, 32, 13, 9), (1, 16, 5, 11), (3, 16, 6, 6), (1, 16, 1, 7), (2, 16, 20, 20)]
 """Square, non-square, odd, maps shorter than the window on one or both axes, a one-row map, batches > 1."""
@@ -36,7 +59,7 @@ def assert_same_gradients(fast: list[torch.Tensor], reference: list[torch.Tensor
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_fast_path_matches_reference(options: dict, mode: str) -> None:
+def test_fast_path_matches_reference(options: dict, mode: str, path: str) -> None:
     """Same outputs (max abs diff <= 1e-5) and same input and parameter gradients for every shape."""
     for index, shape in enumerate(SHAPES):
         block = randomised(SCSA(shape[1], **options), seed=index)
@@ -55,7 +78,7 @@ def test_fast_path_matches_reference(options: dict, mode: str) -> None:
         )
 
 
-def test_fast_path_matches_reference_in_float64() -> None:
+def test_fast_path_matches_reference_in_float64(path: str) -> None:
     """In float64 the two paths agree to ~1e-12: they compute the same maths, not an approximation."""
     block = randomised(SCSA(32, head_num=2), seed=7).double()
     x = torch.randn(2, 32, 23, 17, dtype=torch.float64, requires_grad=True)
@@ -66,7 +89,7 @@ def test_fast_path_matches_reference_in_float64() -> None:
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_no_grad_output_matches_and_input_untouched() -> None:
+def test_no_grad_output_matches_and_input_untouched(path: str) -> None:
     """Inference reuses a temporary in place; the input must stay unchanged and the output equal."""
     block = randomised(SCSA(16), seed=3).eval()
     x = torch.randn(1, 16, 15, 15)
@@ -98,7 +121,7 @@ def test_trace_matches_at_other_sizes() -> None:
             assert (traced(x) - block.forward_reference(x)).abs().max().item() <= 1e-5, shape
 
 
-def test_training_path_gradcheck_float64() -> None:
+def test_training_path_gradcheck_float64(path: str) -> None:
     """The hand-written backward of the training path passes torch.autograd.gradcheck (input and parameters)."""
     for options, shape in [({}, (2, 8, 9, 8)), ({"head_num": 2, "qkv_bias": True, "window_size": 3}, (1, 8, 7, 5))]:
         block = randomised(SCSA(8, **options), seed=13).double()
@@ -112,7 +135,7 @@ def test_training_path_gradcheck_float64() -> None:
         assert torch.autograd.gradcheck(run, (x, *params), eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=True)
 
 
-def test_training_path_partial_and_repeated_backward() -> None:
+def test_training_path_partial_and_repeated_backward(path: str) -> None:
     """Input without grad, frozen parameters, retain_graph twice and a channels_last input all match the reference."""
     block = randomised(SCSA(16, head_num=2), seed=17).train()
     x = torch.randn(2, 16, 15, 10)
@@ -141,3 +164,78 @@ def test_training_path_partial_and_repeated_backward() -> None:
     want = torch.autograd.grad(block.forward_reference(x_last), [x_last, *params], grad_out)
     assert_same_gradients(list(first), list(want), ["input"] + [name for name, _ in block.named_parameters()])
     assert_same_gradients(list(second), list(want), ["input"] + [name for name, _ in block.named_parameters()])
+
+
+def test_kernel_applies_only_where_it_computes_the_same() -> None:
+    """The fused kernel takes CPU float32/float64 avg-pool sigmoid blocks in eager mode, and nothing else."""
+    assert load_kernel() is not None
+    x = torch.randn(1, 16, 14, 14)
+    assert kernel_applies(SCSA(16).eval(), x)
+    assert kernel_applies(SCSA(16, window_size=-1, qkv_bias=True, head_num=4).double().train(), x.double())
+    assert kernel_applies(SCSA(16, attn_drop_ratio=0.2).eval(), x)  # dropout inactive in eval
+    assert not kernel_applies(SCSA(16, attn_drop_ratio=0.2).train(), x)
+    assert not kernel_applies(SCSA(16, down_sample_mode="max_pool"), x)
+    assert not kernel_applies(SCSA(16, gate_layer="softmax"), x)
+    assert not kernel_applies(SCSA(16).bfloat16(), x.bfloat16())
+    assert not kernel_applies(SCSA(16), x.double())  # parameters in another dtype: the ops path raises as torch does
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not kernel_applies(SCSA(16), x)
+    with fused_kernel_disabled():
+        assert not kernel_applies(SCSA(16), x)
+
+
+def test_fused_kernel_uses_several_threads_consistently() -> None:
+    """With two intra-op threads the channel loops split across threads; outputs and gradients stay the reference's."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        block = randomised(SCSA(32, head_num=2), seed=21).train()
+        x = torch.randn(3, 32, 40, 33, requires_grad=True)
+        fast, reference = block(x), block.forward_reference(x)
+        assert (fast - reference).abs().max().item() <= 1e-5
+        grad_out = torch.randn_like(x)
+        inputs = [x, *block.parameters()]
+        names = ["input"] + [name for name, _ in block.named_parameters()]
+        assert_same_gradients(
+            list(torch.autograd.grad(fast, inputs, grad_out)),
+            list(torch.autograd.grad(reference, inputs, grad_out)),
+            names,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_unbuildable_kernel_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the kernel cannot be compiled, the first SCSA call warns with the reason and every call runs the ops."""
+    from scsa_yolo.nn import scsa_fused
+
+    def no_compiler() -> None:
+        raise RuntimeError("Error building extension 'scsa_yolo_cpu': c++: command not found")
+
+    monkeypatch.setattr(scsa_fused, "_kernel", None)
+    monkeypatch.setattr(scsa_fused, "_unavailable_reason", None)
+    monkeypatch.setattr(scsa_fused, "_build", no_compiler)
+    block = randomised(SCSA(16), seed=23).eval()
+    x = torch.randn(1, 16, 14, 14)
+    with pytest.warns(UserWarning, match="could not be built .*c\\+\\+: command not found"):
+        first = block(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = block(x)
+    reference = block.forward_reference(x)
+    assert (first - reference).abs().max().item() <= 1e-5
+    assert torch.equal(first, second)
+    assert "unavailable" in scsa_fused.kernel_status()
+
+
+def test_environment_switch_turns_the_kernel_off() -> None:
+    """SCSA_YOLO_FUSED=0 keeps SCSA on the PyTorch ops, and the status line says why."""
+    code = (
+        "import torch; from scsa_yolo.nn import SCSA;"
+        "from scsa_yolo.nn.scsa_fused import kernel_applies, kernel_status;"
+        "assert not kernel_applies(SCSA(8), torch.randn(1, 8, 7, 7)); print(kernel_status())"
+    )
+    env = {**os.environ, "SCSA_YOLO_FUSED": "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "SCSA_YOLO_FUSED=0" in result.stdout

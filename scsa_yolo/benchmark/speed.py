@@ -1,5 +1,9 @@
 """Speed of the SCSA block and of YOLOv8n with it: fast path against the reference formulation, and model overhead.
 
+Three SCSA implementations are timed: ``reference`` (``SCSA.forward_reference``, the straightforward official
+formulation), ``ops`` (``SCSA.forward`` with the fused kernel switched off: the PyTorch-op fast path, what runs on
+GPUs) and ``fast`` (``SCSA.forward`` as it runs by default; on CPU the fused C++ kernel of ``scsa_fused``).
+
 Every comparison times its candidates interleaved (A, B, A, B, ...) in one process and reports medians, so load from
 other processes on a shared machine hits all candidates alike and the ratios stay meaningful when absolute times
 drift. Module timings run on one thread (``torch.set_num_threads(1)``); model timings use the thread count given.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +22,10 @@ from ultralytics.utils.torch_utils import get_cpu_info
 
 from scsa_yolo.benchmark.measure import time_interleaved
 from scsa_yolo.nn.scsa import SCSA
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_status, load_kernel
+
+SCSA_PATHS = ("fast", "ops", "reference")
+"""SCSA implementations the model benchmark compares (see ``scsa_path``)."""
 
 MODULE_SHAPES: tuple[tuple[int, int], ...] = ((64, 80), (128, 40), (256, 20))
 """(channels, side) of the three SCSA blocks in the YOLOv8n neck at 640x640 (P3, P4, P5)."""
@@ -32,13 +40,26 @@ class Timing:
 
 
 def device_description() -> str:
-    """CPU model (Ultralytics' ``get_cpu_info``), logical CPUs, and the torch version."""
-    return f"{get_cpu_info()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+    """CPU model (Ultralytics' ``get_cpu_info``), logical CPUs, the torch version and what SCSA's fast path runs."""
+    return (
+        f"{get_cpu_info()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}; SCSA fast path on CPU: "
+        f"{kernel_status()}"
+    )
 
 
 def timings(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> list[Timing]:
     """``time_interleaved`` medians as Timing rows, in the given order."""
     return [Timing(name, ms) for name, ms in time_interleaved(candidates, repeats, warmup).items()]
+
+
+def _without_kernel(function: Callable[..., object]) -> Callable[..., object]:
+    """``function`` run with the fused kernel switched off (SCSA's PyTorch-op path)."""
+
+    def run(*args: object) -> object:
+        with fused_kernel_disabled():
+            return function(*args)
+
+    return run
 
 
 def _backward_runner(forward: Callable[[torch.Tensor], torch.Tensor], block: nn.Module, x: torch.Tensor):
@@ -55,17 +76,19 @@ def _backward_runner(forward: Callable[[torch.Tensor], torch.Tensor], block: nn.
 
 
 def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int = 200, seed: int = 0) -> list[dict]:
-    """Time SCSA's reference and fast paths, forward (no grad) and forward + backward, on one thread, batch 1.
+    """Time SCSA's reference, PyTorch-op and default paths, forward (no grad) and forward + backward, one thread.
 
     Args:
-        shapes (Sequence[tuple[int, int]]): (channels, side) of square inputs.
+        shapes (Sequence[tuple[int, int]]): (channels, side) of square inputs, batch 1.
         repeats (int): Interleaved timed rounds per measurement.
         seed (int): Seed for the block's parameters and the input.
 
     Returns:
-        (list[dict]): Per shape: channels, side, max_abs_diff (fast vs reference output), and the medians in ms
-            ``ref_fwd``, ``fast_fwd``, ``ref_fwd_bwd``, ``fast_fwd_bwd``.
+        (list[dict]): Per shape: channels, side, ``max_abs_diff`` and ``ops_max_abs_diff`` (default and PyTorch-op
+            outputs vs reference), and the medians in ms ``ref_fwd``, ``ops_fwd``, ``fast_fwd``, ``ref_fwd_bwd``,
+            ``ops_fwd_bwd``, ``fast_fwd_bwd``.
     """
+    load_kernel()  # build outside the timed rounds
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
@@ -77,41 +100,54 @@ def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int
                 for parameter in block.parameters():
                     parameter.add_(torch.randn_like(parameter) * 0.1)
             x = torch.randn(1, channels, side, side)
+            ops_forward = _without_kernel(block)
             with torch.no_grad():
-                diff = (block(x) - block.forward_reference(x)).abs().max().item()
+                reference = block.forward_reference(x)
+                diff = (block(x) - reference).abs().max().item()
+                ops_diff = (ops_forward(x) - reference).abs().max().item()
                 forward = timings(
-                    {"ref": lambda b=block, i=x: b.forward_reference(i), "fast": lambda b=block, i=x: b(i)}, repeats
+                    {
+                        "ref": lambda b=block, i=x: b.forward_reference(i),
+                        "ops": lambda f=ops_forward, i=x: f(i),
+                        "fast": lambda b=block, i=x: b(i),
+                    },
+                    repeats,
                 )
             x_grad = x.clone().requires_grad_(True)
             backward = timings(
                 {
                     "ref": _backward_runner(block.forward_reference, block, x_grad),
+                    "ops": _backward_runner(ops_forward, block, x_grad),
                     "fast": _backward_runner(block, block, x_grad),
                 },
                 max(repeats // 2, 1),
             )
-            rows.append(
-                {
-                    "channels": channels,
-                    "side": side,
-                    "max_abs_diff": diff,
-                    "ref_fwd": forward[0].median_ms,
-                    "fast_fwd": forward[1].median_ms,
-                    "ref_fwd_bwd": backward[0].median_ms,
-                    "fast_fwd_bwd": backward[1].median_ms,
-                }
-            )
+            row = {"channels": channels, "side": side, "max_abs_diff": diff, "ops_max_abs_diff": ops_diff}
+            row.update({f"{timing.name}_fwd": timing.median_ms for timing in forward})
+            row.update({f"{timing.name}_fwd_bwd": timing.median_ms for timing in backward})
+            rows.append(row)
     finally:
         torch.set_num_threads(threads)
     return rows
 
 
 @contextmanager
-def reference_scsa(model: nn.Module) -> Iterator[nn.Module]:
-    """Run every SCSA block of ``model`` through ``forward_reference`` inside the context."""
-    blocks = [module for module in model.modules() if isinstance(module, SCSA)]
+def scsa_path(model: nn.Module, path: str) -> Iterator[nn.Module]:
+    """Run every SCSA block of ``model`` on ``path`` inside the context: 'fast' (default), 'ops' or 'reference'.
+
+    Args:
+        model (nn.Module): Model whose SCSA blocks to switch.
+        path (str): 'fast' leaves ``forward`` as it is, 'ops' switches the fused kernel off, 'reference' routes the
+            blocks through ``forward_reference``.
+
+    Yields:
+        (nn.Module): The model.
+    """
+    if path not in SCSA_PATHS:
+        raise ValueError(f"SCSA path must be one of {SCSA_PATHS}, got {path!r}")
+    blocks = [module for module in model.modules() if isinstance(module, SCSA)] if path != "fast" else []
     for block in blocks:
-        block.forward = block.forward_reference
+        block.forward = _without_kernel(block.forward) if path == "ops" else block.forward_reference
     try:
         yield model
     finally:
@@ -145,11 +181,11 @@ def bench_model(
     threads: int | None = None,
     seed: int = 0,
 ) -> dict:
-    """Time YOLOv8n, YOLOv8n-SCSA (fast path) and YOLOv8n-SCSA on the reference path, interleaved.
+    """Time YOLOv8n and YOLOv8n-SCSA with SCSA on each of ``SCSA_PATHS``, interleaved, same weights for the SCSA ones.
 
-    Inference: eval mode, no grad, batch 1, ``imgsz`` square, unfused layers for all three. Training step: train
-    mode, forward + backward of the sum of the raw head outputs (not Ultralytics' detection loss, which needs
-    labels and would time the same extra work for all three) + an SGD step, batch ``train_batch``.
+    Inference: eval mode, no grad, batch 1, ``imgsz`` square, unfused layers for all. Training step: train mode,
+    forward + backward of the sum of the raw head outputs (not Ultralytics' detection loss, which needs labels and
+    would time the same extra work for all) + an SGD step, batch ``train_batch``.
 
     Args:
         imgsz (int): Inference input side.
@@ -162,23 +198,33 @@ def bench_model(
 
     Returns:
         (dict): ``threads``, ``infer`` and ``train`` (each a list of Timing for yolov8n, yolov8n-scsa,
-            yolov8n-scsa-reference).
+            yolov8n-scsa-ops, yolov8n-scsa-reference), and the sizes used.
     """
+    load_kernel()  # build outside the timed rounds
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         torch.manual_seed(seed)
-        plain = _build_detection_model("yolov8n.yaml")
-        scsa = _build_detection_model("yolov8n-scsa.yaml")
-        scsa_reference = _build_detection_model("yolov8n-scsa.yaml")
-        scsa_reference.load_state_dict(scsa.state_dict())
-        models = {"yolov8n": plain, "yolov8n-scsa": scsa, "yolov8n-scsa-reference": scsa_reference}
+        models = {"yolov8n": _build_detection_model("yolov8n.yaml")}
+        paths = {}
+        for path in SCSA_PATHS:
+            name = "yolov8n-scsa" if path == "fast" else f"yolov8n-scsa-{path}"
+            models[name] = _build_detection_model("yolov8n-scsa.yaml")
+            if path != "fast":
+                models[name].load_state_dict(models["yolov8n-scsa"].state_dict())
+            paths[name] = path
+
+        def on_paths() -> ExitStack:
+            stack = ExitStack()
+            for name, path in paths.items():
+                stack.enter_context(scsa_path(models[name], path))
+            return stack
 
         image = torch.rand(1, 3, imgsz, imgsz)
         for model in models.values():
             model.eval()
-        with torch.no_grad(), reference_scsa(scsa_reference):
+        with torch.no_grad(), on_paths():
             infer = timings({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
 
         batch = torch.rand(train_batch, 3, train_imgsz, train_imgsz)
@@ -195,7 +241,7 @@ def bench_model(
                 parameter.requires_grad_(True)
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
             steps[name] = lambda m=model, o=optimizer: train_step(m, o)
-        with reference_scsa(scsa_reference):
+        with on_paths():
             train = timings(steps, train_repeats, warmup=2)
         return {
             "threads": torch.get_num_threads(),
@@ -223,16 +269,20 @@ def format_report(module_rows: list[dict], model_result: dict | None, device: st
     lines = [
         f"Device: {device}",
         "",
-        "SCSA block, batch 1, one thread, float32, median ms (reference = straightforward official formulation):",
+        "SCSA block, batch 1, one thread, float32, median ms. ref = straightforward official formulation "
+        "(forward_reference), ops = PyTorch-op fast path (fused kernel off; what runs on GPUs), fast = SCSA.forward "
+        "as it runs by default here; speed-up = ref / fast:",
         "",
-        "| C x H x W | ref fwd | fast fwd | speed-up | ref fwd+bwd | fast fwd+bwd | speed-up | max abs diff |",
-        "|---|---|---|---|---|---|---|---|",
+        "| C x H x W | ref fwd | ops fwd | fast fwd | speed-up | ref fwd+bwd | ops fwd+bwd | fast fwd+bwd | speed-up "
+        "| max abs diff (fast, ops) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in module_rows:
         lines.append(
-            f"| {row['channels']} x {row['side']} x {row['side']} | {row['ref_fwd']:.3f} | {row['fast_fwd']:.3f} "
-            f"| {row['ref_fwd'] / row['fast_fwd']:.1f}x | {row['ref_fwd_bwd']:.3f} | {row['fast_fwd_bwd']:.3f} "
-            f"| {row['ref_fwd_bwd'] / row['fast_fwd_bwd']:.1f}x | {row['max_abs_diff']:.1e} |"
+            f"| {row['channels']} x {row['side']} x {row['side']} | {row['ref_fwd']:.3f} | {row['ops_fwd']:.3f} "
+            f"| {row['fast_fwd']:.3f} | {row['ref_fwd'] / row['fast_fwd']:.1f}x | {row['ref_fwd_bwd']:.3f} "
+            f"| {row['ops_fwd_bwd']:.3f} | {row['fast_fwd_bwd']:.3f} | {row['ref_fwd_bwd'] / row['fast_fwd_bwd']:.1f}x "
+            f"| {row['max_abs_diff']:.1e}, {row['ops_max_abs_diff']:.1e} |"
         )
     if model_result is not None:
         infer = {timing.name: timing.median_ms for timing in model_result["infer"]}

@@ -2,14 +2,14 @@
 
 On a CPU the straightforward formulation spends most of its time in per-op dispatch and in fresh full-size buffers,
 not in arithmetic. The kernel computes the block in three passes over the map forward (profiles, window means,
-output) and two backward (gate gradients, input gradient), with the small gate computations (depthwise convs,
-GroupNorms, attention, sigmoids) as plain loops, for float32 and float64.
+output) and three backward (gate gradients, the pooling branch, input gradient), with the small gate computations
+(depthwise convs, GroupNorms, sigmoids) as loops and two BLAS products for the attention, for float32 and float64.
 
 It is compiled with ``torch.utils.cpp_extension`` (the C++ compiler torch finds, the ``ninja`` wheel) on first use
 and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source, torch
-version and CPU instruction set, so the first CPU forward in a new environment pauses for about a minute (logged). Where it cannot be built (no C++ compiler, no Python headers), SCSA warns once
-and runs its PyTorch-op fast path, which computes the same thing. ``SCSA_YOLO_FUSED=0`` in the environment switches
-the kernel off.
+version and CPU instruction set, so the first CPU forward in a new environment pauses for about a minute (logged).
+Where it cannot be built (no C++ compiler, no Python headers), SCSA warns once and runs its PyTorch-op fast path,
+which computes the same thing. ``SCSA_YOLO_FUSED=0`` in the environment switches the kernel off.
 
 ``SCSA.forward`` uses it only where it applies: CPU tensors, float32/float64 outside autocast, the avg-pool
 sigmoid-gate configuration (every official config), no active attention dropout, and eager mode (not while tracing,
@@ -33,7 +33,7 @@ import torch
 if TYPE_CHECKING:
     from scsa_yolo.nn.scsa import SCSA
 
-__all__ = ["fused_kernel_disabled", "fused_scsa", "kernel_applies", "load_kernel"]
+__all__ = ["fused_kernel_disabled", "fused_scsa", "kernel_applies", "kernel_status", "load_kernel"]
 
 SOURCE = Path(__file__).with_name("csrc") / "scsa_cpu.cpp"
 ENV_SWITCH = "SCSA_YOLO_FUSED"
@@ -112,6 +112,13 @@ def _quiet_logger(name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def kernel_status() -> str:
+    """One line for reports: whether the fused kernel is in use on this machine, and if not, why."""
+    if load_kernel() is None:
+        return f"fused CPU kernel unavailable ({_unavailable_reason}), PyTorch ops instead"
+    return f"fused CPU kernel ({torch.backends.cpu.get_cpu_capability()} build)"
 
 
 @contextmanager
