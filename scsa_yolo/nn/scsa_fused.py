@@ -39,10 +39,15 @@ SOURCE = Path(__file__).with_name("csrc") / "scsa_cpu.cpp"
 ENV_SWITCH = "SCSA_YOLO_FUSED"
 
 ISA_FLAGS = {
-    "AVX2": ("-mavx2", "-mfma"),
-    "AVX512": ("-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"),
+    "AVX2": ("-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"),
+    "AVX512": (
+        *("-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"),
+        *("-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512"),
+    ),
 }
-"""Compiler flags per ``torch.backends.cpu.get_cpu_capability()``: the kernel's loops are written to vectorise."""
+"""Compiler flags per ``torch.backends.cpu.get_cpu_capability()``: the kernel's loops are written to vectorise, and
+the CPU_CAPABILITY macros select ATen's matching ``Vectorized`` implementation (used for exp); anything else builds
+portable code."""
 
 _kernel: ModuleType | None = None
 _unavailable_reason: str | None = None if os.environ.get(ENV_SWITCH, "1") != "0" else f"{ENV_SWITCH}=0"

@@ -14,6 +14,7 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <cmath>
@@ -77,14 +78,14 @@ void parallel_channels(int64_t count, int64_t plane, const F& body) {
 
 // ---- SMSA on one (C, L) profile of one sample ------------------------------------------------------------------
 
-// conv_out = dwconv(profile) per group, then GroupNorm(4) (normalised values in `normed`, 1/std per group in `rstd`)
-// and the affine into `gate_logits` (the caller applies one vectorised sigmoid to all samples).
+// For channel group g of one sample: conv_out = dwconv(profile), then GroupNorm(4) (normalised values in `normed`,
+// 1/std in `rstd[g]`) and the affine into `gate_logits` (the caller applies one vectorised sigmoid).
 template <typename T>
-void profile_gate_forward(const Geometry& geo, const Weights<T>& wt, int64_t length, const T* profile,
+void profile_gate_forward(const Geometry& geo, const Weights<T>& wt, int g, int64_t length, const T* profile,
                           const T* gamma, const T* beta, double eps, T* conv_out, T* normed, T* gate_logits,
                           T* rstd) {
   const int64_t gc = geo.group_channels;
-  for (int g = 0; g < kGroups; ++g) {
+  {
     const int64_t kernel = geo.kernel[g], half = kernel / 2;
     double sum = 0;
     for (int64_t local = 0; local < gc; ++local) {
@@ -215,18 +216,75 @@ void project_qkv(const Geometry& geo, const Weights<T>& wt, const T* normed, T* 
   }
 }
 
-// o = A @ mean_v per head for one sample (A row-softmaxed, d x d per head).
+// a[i] = exp(a[i] - shift) in place; returns the sum. float uses ATen's vectorised exp (exp_u20, relative error
+// about 1e-6, vectorised for the instruction set the build targets), double the exact std::exp.
 template <typename T>
-void attention_logits(const Geometry& geo, const T* attn, const T* mean_v, T* logits) {
-  const int64_t d = geo.head_dim;
+T shifted_exp_sum(T* a, int64_t n, T shift) {
+  T total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    a[i] = std::exp(a[i] - shift);
+    total += a[i];
+  }
+  return total;
+}
+
+template <>
+float shifted_exp_sum<float>(float* a, int64_t n, float shift) {
+  using Vec = at::vec::Vectorized<float>;
+  const Vec shift_vec(shift);
+  Vec sum_vec(0.f);
+  int64_t i = 0;
+  for (; i + Vec::size() <= n; i += Vec::size()) {
+    const Vec value = (Vec::loadu(a + i) - shift_vec).exp_u20();
+    value.store(a + i);
+    sum_vec = sum_vec + value;
+  }
+  float lanes[Vec::size()];
+  sum_vec.store(lanes);
+  float total = 0;
+  for (int64_t lane = 0; lane < Vec::size(); ++lane) total += lanes[lane];
+  for (; i < n; ++i) {
+    a[i] = std::exp(a[i] - shift);
+    total += a[i];
+  }
+  return total;
+}
+
+// One sample's attention: A = row-softmax(scaler * q k^T) per head into `attn` (heads, d, d), the channel logits
+// o = A @ mean_v and the gate sigmoid(o). Plain loops: at these sizes BLAS and ATen's softmax cost more in call and
+// cold-cache overhead inside a network than the arithmetic.
+template <typename T>
+void attention_forward(const Geometry& geo, const T* q, const T* k, const T* mean_v, T scaler, T* attn, T* logits,
+                       T* channel_gate, T* k_transposed) {
+  const int64_t d = geo.head_dim, N = geo.pooled;
   for (int64_t head = 0; head < geo.heads; ++head) {
+    const T* qh = q + head * d * N;
+    const T* kh = k + head * d * N;
+    for (int64_t c = 0; c < d; ++c) {
+      for (int64_t n = 0; n < N; ++n) k_transposed[n * d + c] = kh[c * N + n];
+    }
+    const T* v = mean_v + head * d;
     for (int64_t row = 0; row < d; ++row) {
-      const T* a = attn + (head * d + row) * d;
-      const T* v = mean_v + head * d;
+      T* a = attn + (head * d + row) * d;
+      std::fill(a, a + d, T(0));
+      for (int64_t n = 0; n < N; ++n) {
+        const T qv = qh[row * N + n] * scaler;
+        const T* kt = k_transposed + n * d;
+#pragma omp simd
+        for (int64_t col = 0; col < d; ++col) a[col] += qv * kt[col];
+      }
+      T peak = a[0];
+#pragma omp simd reduction(max : peak)
+      for (int64_t col = 1; col < d; ++col) peak = std::max(peak, a[col]);
+      const T inv_total = T(1) / shifted_exp_sum(a, d, peak);
       T o = 0;
 #pragma omp simd reduction(+ : o)
-      for (int64_t col = 0; col < d; ++col) o += a[col] * v[col];
+      for (int64_t col = 0; col < d; ++col) {
+        a[col] *= inv_total;
+        o += a[col] * v[col];
+      }
       logits[head * d + row] = o;
+      channel_gate[head * d + row] = T(1) / (T(1) + std::exp(-o));
     }
   }
 }
@@ -288,68 +346,71 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x_in, const std::vector<a
   T* rm = row_means.data_ptr<T>();
   T* cm = col_means.data_ptr<T>();
 
-  // Pass 1: row and column means.
-  parallel_channels(B * C, plane, [&](int64_t begin, int64_t end) {
-    for (int64_t bc = begin; bc < end; ++bc) {
-      const T* src = xp + bc * plane;
-      T* col = cm + bc * W;
-      std::fill(col, col + W, T(0));
-      for (int64_t i = 0; i < H; ++i) {
-        const T* row = src + i * W;
-        T sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < W; ++j) sum += row[j];
-        rm[bc * H + i] = sum / T(W);
-#pragma omp simd
-        for (int64_t j = 0; j < W; ++j) col[j] += row[j];
-      }
-      for (int64_t j = 0; j < W; ++j) col[j] /= T(H);
-    }
-  });
-
-  // SMSA gates per sample.
-  {
-    std::vector<T> scratch(C * std::max(H, W));
-    for (int64_t b = 0; b < B; ++b) {
-      profile_gate_forward(geo, wt, H, rm + b * C * H, wt.norm_h_weight, wt.norm_h_bias, eps_h, scratch.data(),
-                           row_normed.data_ptr<T>() + b * C * H, row_gate.data_ptr<T>() + b * C * H,
-                           row_rstd.data_ptr<T>() + b * kGroups);
-      profile_gate_forward(geo, wt, W, cm + b * C * W, wt.norm_w_weight, wt.norm_w_bias, eps_w, scratch.data(),
-                           col_normed.data_ptr<T>() + b * C * W, col_gate.data_ptr<T>() + b * C * W,
-                           col_rstd.data_ptr<T>() + b * kGroups);
-    }
-    row_gate.sigmoid_();
-    col_gate.sigmoid_();
-  }
-
+  // Passes 1 and 2 per (sample, channel group), so that the group's slice of x is still in cache for pass 2:
+  // GroupNorm(4) makes the gates of a group depend on that group's channels only.
+  T* pool = pooled.data_ptr<T>();
   const T* ah = row_gate.data_ptr<T>();
   const T* aw = col_gate.data_ptr<T>();
-  // Pass 2: window means of x * ah * aw: per window of rows, sum ah[i] * x[i, :], then weight by aw and sum columns.
-  T* pool = pooled.data_ptr<T>();
   const T inv_area = T(1) / T(geo.window_h * geo.window_w);
-  parallel_channels(B * C, plane, [&](int64_t begin, int64_t end) {
-    std::vector<T> band(W);
-    for (int64_t bc = begin; bc < end; ++bc) {
-      const T* src = xp + bc * plane;
-      const T* row_g = ah + bc * H;
-      const T* col_g = aw + bc * W;
-      for (int64_t p = 0; p < geo.pooled_h; ++p) {
-        std::fill(band.begin(), band.end(), T(0));
-        for (int64_t i = p * geo.window_h; i < (p + 1) * geo.window_h; ++i) {
-          const T* row = src + i * W;
-          const T gain = row_g[i];
-          T* acc = band.data();
+  const int64_t gc = geo.group_channels;
+  std::vector<T> scratch(C * std::max(H, W));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int g = 0; g < kGroups; ++g) {
+      const int64_t first = b * C + g * gc;
+      // Pass 1: row and column means.
+      parallel_channels(gc, plane, [&](int64_t begin, int64_t end) {
+        for (int64_t bc = first + begin; bc < first + end; ++bc) {
+          const T* src = xp + bc * plane;
+          T* col = cm + bc * W;
+          std::fill(col, col + W, T(0));
+          for (int64_t i = 0; i < H; ++i) {
+            const T* row = src + i * W;
+            T sum = 0;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < W; ++j) sum += row[j];
+            rm[bc * H + i] = sum / T(W);
 #pragma omp simd
-          for (int64_t j = 0; j < geo.covered_cols(); ++j) acc[j] += gain * row[j];
+            for (int64_t j = 0; j < W; ++j) col[j] += row[j];
+          }
+          for (int64_t j = 0; j < W; ++j) col[j] /= T(H);
         }
-        for (int64_t qw = 0; qw < geo.pooled_w; ++qw) {
-          T sum = 0;
-          for (int64_t j = qw * geo.window_w; j < (qw + 1) * geo.window_w; ++j) sum += band[j] * col_g[j];
-          pool[bc * geo.pooled + p * geo.pooled_w + qw] = sum * inv_area;
+      });
+      // SMSA gates of the group.
+      profile_gate_forward(geo, wt, g, H, rm + b * C * H, wt.norm_h_weight, wt.norm_h_bias, eps_h, scratch.data(),
+                           row_normed.data_ptr<T>() + b * C * H, row_gate.data_ptr<T>() + b * C * H,
+                           row_rstd.data_ptr<T>() + b * kGroups);
+      profile_gate_forward(geo, wt, g, W, cm + b * C * W, wt.norm_w_weight, wt.norm_w_bias, eps_w, scratch.data(),
+                           col_normed.data_ptr<T>() + b * C * W, col_gate.data_ptr<T>() + b * C * W,
+                           col_rstd.data_ptr<T>() + b * kGroups);
+      row_gate[b].narrow(0, g * gc, gc).sigmoid_();
+      col_gate[b].narrow(0, g * gc, gc).sigmoid_();
+      // Pass 2: window means of x * ah * aw: per window of rows, sum ah[i] * x[i, :], then weight by aw and sum
+      // each window of columns.
+      parallel_channels(gc, plane, [&](int64_t begin, int64_t end) {
+        std::vector<T> band(W);
+        for (int64_t bc = first + begin; bc < first + end; ++bc) {
+          const T* src = xp + bc * plane;
+          const T* row_g = ah + bc * H;
+          const T* col_g = aw + bc * W;
+          for (int64_t p = 0; p < geo.pooled_h; ++p) {
+            std::fill(band.begin(), band.end(), T(0));
+            for (int64_t i = p * geo.window_h; i < (p + 1) * geo.window_h; ++i) {
+              const T* row = src + i * W;
+              const T gain = row_g[i];
+              T* acc = band.data();
+#pragma omp simd
+              for (int64_t j = 0; j < geo.covered_cols(); ++j) acc[j] += gain * row[j];
+            }
+            for (int64_t qw = 0; qw < geo.pooled_w; ++qw) {
+              T sum = 0;
+              for (int64_t j = qw * geo.window_w; j < (qw + 1) * geo.window_w; ++j) sum += band[j] * col_g[j];
+              pool[bc * geo.pooled + p * geo.pooled_w + qw] = sum * inv_area;
+            }
+          }
         }
-      }
+      });
     }
-  });
+  }
 
   // PCSA per sample: GroupNorm(1), q/k/v, attention, channel gate.
   T* pn = pooled_normed.data_ptr<T>();
@@ -359,12 +420,16 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x_in, const std::vector<a
     project_qkv(geo, wt, pn + offset, y.data_ptr<T>() + offset, q.data_ptr<T>() + offset, k.data_ptr<T>() + offset,
                 mean_v.data_ptr<T>() + b * C);
   }
-  const at::Tensor attn = at::softmax(at::matmul(q, k.transpose(-2, -1)).mul_(scaler), -1);  // (B, heads, d, d)
-  for (int64_t b = 0; b < B; ++b) {
-    attention_logits(geo, attn.data_ptr<T>() + b * C * geo.head_dim, mean_v.data_ptr<T>() + b * C,
-                     logits.data_ptr<T>() + b * C);
+  at::Tensor attn = at::empty({B, heads, geo.head_dim, geo.head_dim}, options);
+  at::Tensor channel_gate = at::empty({B, C}, options);
+  {
+    std::vector<T> k_transposed(geo.pooled * geo.head_dim);
+    for (int64_t b = 0; b < B; ++b) {
+      attention_forward(geo, q.data_ptr<T>() + b * C * geo.pooled, k.data_ptr<T>() + b * C * geo.pooled,
+                        mean_v.data_ptr<T>() + b * C, T(scaler), attn.data_ptr<T>() + b * C * geo.head_dim,
+                        logits.data_ptr<T>() + b * C, channel_gate.data_ptr<T>() + b * C, k_transposed.data());
+    }
   }
-  const at::Tensor channel_gate = logits.sigmoid();
 
   // Pass 3: out = x * (ah * cg) * aw.
   const T* cg = channel_gate.data_ptr<T>();
