@@ -1,4 +1,4 @@
-"""Time the SCSA block (fast path vs reference formulation) and YOLOv8n vs YOLOv8n-SCSA on this machine's CPU.
+"""Time the SCSA block (reference, PyTorch-op and default paths) and YOLOv8n vs YOLOv8n-SCSA on this machine's CPU.
 
 Usage: python scripts/bench_speed.py [--repeats 100] [--model-repeats 20] [--skip-model]
 """

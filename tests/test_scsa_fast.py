@@ -209,15 +209,19 @@ def test_unbuildable_kernel_warns_once_and_falls_back(monkeypatch: pytest.Monkey
     """If the kernel cannot be compiled, the first SCSA call warns with the reason and every call runs the ops."""
     from scsa_yolo.nn import scsa_fused
 
-    def no_compiler() -> None:
-        raise RuntimeError("Error building extension 'scsa_yolo_cpu': c++: command not found")
+    def no_headers() -> None:  # what torch raises: ninja's log, the compiler's error in the middle
+        raise RuntimeError(
+            "Error building extension 'scsa_yolo_cpu'\n[1/2] c++ -MMD -c scsa_cpu.cpp\n"
+            "scsa_cpu.cpp:14:10: fatal error: Python.h: No such file or directory\n"
+            "compilation terminated.\nninja: build stopped: subcommand failed."
+        )
 
     monkeypatch.setattr(scsa_fused, "_kernel", None)
     monkeypatch.setattr(scsa_fused, "_unavailable_reason", None)
-    monkeypatch.setattr(scsa_fused, "_build", no_compiler)
+    monkeypatch.setattr(scsa_fused, "_build", no_headers)
     block = randomised(SCSA(16), seed=23).eval()
     x = torch.randn(1, 16, 14, 14)
-    with pytest.warns(UserWarning, match="could not be built .*c\\+\\+: command not found"):
+    with pytest.warns(UserWarning, match="could not be built .*fatal error: Python.h: No such file"):
         first = block(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -239,3 +243,42 @@ def test_environment_switch_turns_the_kernel_off() -> None:
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "SCSA_YOLO_FUSED=0" in result.stdout
+
+
+def test_bad_inputs_raise_instead_of_reaching_the_kernel(path: str) -> None:
+    """A wrong channel count or an empty map raises a Python error on both paths (the kernel never sees them)."""
+    block = SCSA(16).eval()
+    with pytest.raises(RuntimeError):
+        block(torch.randn(1, 32, 14, 14))
+    with pytest.raises(ValueError, match="empty 0x8 map"):
+        block(torch.randn(1, 16, 0, 8))
+
+
+def test_kernel_checks_its_arguments() -> None:
+    """Called directly with parameters of another block size or a window larger than the map, the kernel raises."""
+    from scsa_yolo.nn.scsa_fused import _parameters
+
+    kernel = load_kernel()
+    block = SCSA(16)
+    x = torch.randn(1, 32, 14, 14)
+    params = _parameters(block, x)
+    with pytest.raises(RuntimeError, match="scsa_cpu: parameter 0 has 12 values for 32 channels"):
+        kernel.forward(x, params, 7, 7, 1, block.scaler, 1e-5, 1e-5, 1e-5, False)
+    with pytest.raises(RuntimeError, match="scsa_cpu: window 7x7 for a 5x14 map"):
+        kernel.forward(torch.randn(1, 16, 5, 14), params, 7, 7, 1, block.scaler, 1e-5, 1e-5, 1e-5, False)
+
+
+def test_hooked_or_pruned_submodules_run_the_ops_path() -> None:
+    """Hooks on the submodules (FLOP counters, pruning masks) must see their modules: the kernel steps aside."""
+    from torch.nn.utils import prune
+
+    block = randomised(SCSA(16), seed=29).eval()
+    x = torch.randn(1, 16, 14, 14)
+    assert kernel_applies(block, x)
+    handle = block.norm.register_forward_hook(lambda *args: None)
+    assert not kernel_applies(block, x)
+    handle.remove()
+    prune.l1_unstructured(block.q, "weight", amount=0.5)
+    assert not kernel_applies(block, x)
+    with torch.no_grad():
+        assert (block(x) - block.forward_reference(x)).abs().max().item() <= 1e-5

@@ -196,6 +196,8 @@ class SCSA(nn.Module):
 
     def _window(self, h: int, w: int) -> tuple[int, int]:
         """PCSA pooling window for an (h, w) map: ``window_size`` per axis, shrunk to axes shorter than it."""
+        if h < 1 or w < 1:
+            raise ValueError(f"SCSA got an empty {h}x{w} map")
         if self.window_size == -1:
             return h, w
         if (h < self.window_size or w < self.window_size) and torch.jit.is_tracing():

@@ -3,7 +3,8 @@
 On a CPU the straightforward formulation spends most of its time in per-op dispatch and in fresh full-size buffers,
 not in arithmetic. The kernel computes the block in three passes over the map forward (profiles, window means,
 output) and three backward (gate gradients, the pooling branch, input gradient), with the small gate computations
-(depthwise convs, GroupNorms, sigmoids) as loops and two BLAS products for the attention, for float32 and float64.
+(depthwise convs, GroupNorms, the attention and its softmax, sigmoids) as loops, for float32 and float64; only the
+backward's two attention products go to BLAS.
 
 It is compiled with ``torch.utils.cpp_extension`` (the C++ compiler torch finds, the ``ninja`` wheel) on first use
 and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source, torch
@@ -21,9 +22,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -49,9 +54,33 @@ ISA_FLAGS = {
 the CPU_CAPABILITY macros select ATen's matching ``Vectorized`` implementation (used for exp); anything else builds
 portable code."""
 
+GROUP_CONVS = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
+KERNEL_MODULES = (*GROUP_CONVS, "norm_h", "norm_w", "norm", "q", "k", "v")
+"""Submodules whose parameters the kernel reads (it never calls them)."""
+KERNEL_PARAMETERS = (
+    *((conv, "weight") for conv in GROUP_CONVS),
+    *((conv, "bias") for conv in GROUP_CONVS),
+    ("norm_h", "weight"),
+    ("norm_h", "bias"),
+    ("norm_w", "weight"),
+    ("norm_w", "bias"),
+    ("norm", "weight"),
+    ("norm", "bias"),
+    ("q", "weight"),
+    ("k", "weight"),
+    ("v", "weight"),
+    ("q", "bias"),
+    ("k", "bias"),
+    ("v", "bias"),
+)
+"""(submodule, parameter) in the order the kernel reads them (``Param`` in ``csrc/scsa_cpu.cpp``)."""
+
+
 _kernel: ModuleType | None = None
 _unavailable_reason: str | None = None if os.environ.get(ENV_SWITCH, "1") != "0" else f"{ENV_SWITCH}=0"
-_disabled_depth = 0
+_load_lock = threading.Lock()
+_disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
+"""Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
 
 
 def load_kernel() -> ModuleType | None:
@@ -59,23 +88,30 @@ def load_kernel() -> ModuleType | None:
     global _kernel, _unavailable_reason
     if _kernel is not None or _unavailable_reason is not None:
         return _kernel
-    try:
-        _kernel = _build()
-    except Exception as error:  # any build or load failure means: run the PyTorch ops instead
-        message = str(error).strip().splitlines()
-        _unavailable_reason = f"{type(error).__name__}: {message[-1] if message else ''}"
-        warnings.warn(
-            f"scsa_yolo: the fused SCSA CPU kernel could not be built ({_unavailable_reason}); SCSA runs its "
-            "PyTorch-op path on CPU, which gives the same outputs more slowly. Building needs a C++ compiler and "
-            f"the Python headers; set {ENV_SWITCH}=0 to skip the attempt.",
-            stacklevel=3,
-        )
+    with _load_lock:
+        if _kernel is None and _unavailable_reason is None:
+            try:
+                _kernel = _build()
+            except Exception as error:  # any build or load failure means: run the PyTorch ops instead
+                _unavailable_reason = _failure_reason(error)
+                warnings.warn(
+                    f"scsa_yolo: the fused SCSA CPU kernel could not be built ({_unavailable_reason}); SCSA runs its "
+                    "PyTorch-op path on CPU, which gives the same outputs more slowly. Building needs a C++ compiler "
+                    f"and the Python headers; set {ENV_SWITCH}=0 to skip the attempt.",
+                    stacklevel=2,
+                )
     return _kernel
+
+
+def _failure_reason(error: Exception) -> str:
+    """The line of a build error that says what went wrong (the compiler's ``error:`` line, not ninja's summary)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    cause = next((line for line in lines if "error:" in line.lower()), lines[-1] if lines else "")
+    return f"{type(error).__name__}: {cause}"
 
 
 def _build() -> ModuleType:
     """Compile (or load the cached build of) ``csrc/scsa_cpu.cpp`` for this CPU's instruction set."""
-    import ninja
     from ultralytics.utils import LOGGER
 
     with _quiet_logger("torch.utils.cpp_extension"):  # a CUDA build of torch on a machine without CUDA warns here
@@ -83,18 +119,16 @@ def _build() -> ModuleType:
 
     capability = torch.backends.cpu.get_cpu_capability()
     digest = hashlib.sha1(SOURCE.read_bytes()).hexdigest()[:10]
-    # One build folder per source version, torch version and instruction set: the cache may be shared by machines
-    # with different CPUs, and a new version must not be mistaken for a finished build.
+    # One build folder per kernel source, Python, torch version and instruction set: the cache may be shared by
+    # environments and machines, and a new version must not be mistaken for a finished build.
     name = f"scsa_yolo_cpu_{capability.lower()}_{digest}"
+    torch_tag = torch.__version__.replace(".", "_").replace("+", "_")
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
-    build_dir = root / f"{name}_torch{torch.__version__.replace('.', '_').replace('+', '_')}"
+    build_dir = root / f"{name}_{sys.implementation.cache_tag}_torch{torch_tag}"
     build_dir.mkdir(parents=True, exist_ok=True)
     if not (build_dir / f"{name}.so").exists():
         LOGGER.info(f"scsa_yolo: compiling the fused SCSA CPU kernel into {build_dir} (once, about a minute)...")
-    # torch runs `ninja` from PATH; the ninja wheel's binary is not on it when the environment is not activated.
-    path = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join((ninja.BIN_DIR, path))
-    try:
+    with _ninja_on_path():
         return cpp_extension.load(
             name=name,
             sources=[str(SOURCE)],
@@ -103,8 +137,28 @@ def _build() -> ModuleType:
             build_directory=str(build_dir),
             verbose=False,
         )
+
+
+@contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """Put the ninja wheel's binary on PATH inside the context if no ``ninja`` is there (torch runs it from PATH).
+
+    An environment that is not activated has the wheel's binary off PATH.
+    """
+    if shutil.which("ninja") is not None:
+        yield
+        return
+    import ninja
+
+    previous = os.environ.get("PATH")
+    os.environ["PATH"] = os.pathsep.join(filter(None, (ninja.BIN_DIR, previous)))
+    try:
+        yield
     finally:
-        os.environ["PATH"] = path
+        if previous is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = previous
 
 
 @contextmanager
@@ -128,26 +182,32 @@ def kernel_status() -> str:
 
 @contextmanager
 def fused_kernel_disabled() -> Iterator[None]:
-    """Run SCSA blocks on their PyTorch-op path inside the context (benchmarks and tests compare the two)."""
-    global _disabled_depth
-    _disabled_depth += 1
+    """Run SCSA blocks on their PyTorch-op path inside the context (this thread or task only).
+
+    For comparisons, and for what the kernel does not support: forward-mode AD, ``torch.func`` transforms and
+    double backward (its backward is ``once_differentiable``).
+    """
+    token = _disabled.set(_disabled.get() + 1)
     try:
         yield
     finally:
-        _disabled_depth -= 1
+        _disabled.reset(token)
 
 
 def kernel_applies(block: SCSA, x: torch.Tensor) -> bool:
     """Whether ``block(x)`` can run the fused kernel (see the module docstring for the conditions)."""
     return (
-        _disabled_depth == 0
+        _disabled.get() == 0
         and _unavailable_reason is None
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and x.dim() == 4
+        and x.shape[1] == block.dim
+        and x.numel() > 0
         and block.down_sample_mode == "avg_pool"
         and block.gate_layer == "sigmoid"
         and not (block.training and block._modules["attn_drop"].p > 0)
+        and _plain_submodules(block)
         and block._modules["q"]._parameters["weight"].dtype == x.dtype
         and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_tracing()
@@ -158,23 +218,24 @@ def kernel_applies(block: SCSA, x: torch.Tensor) -> bool:
     )
 
 
-KERNEL_PARAMETERS = (
-    *((conv, "weight") for conv in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")),
-    *((conv, "bias") for conv in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")),
-    ("norm_h", "weight"),
-    ("norm_h", "bias"),
-    ("norm_w", "weight"),
-    ("norm_w", "bias"),
-    ("norm", "weight"),
-    ("norm", "bias"),
-    ("q", "weight"),
-    ("k", "weight"),
-    ("v", "weight"),
-    ("q", "bias"),
-    ("k", "bias"),
-    ("v", "bias"),
-)
-"""(submodule, parameter) in the order the kernel reads them (``Param`` in ``csrc/scsa_cpu.cpp``)."""
+def _plain_submodules(block: SCSA) -> bool:
+    """No hooks (FLOP counters, pruning) and no parametrizations on the submodules whose parameters the kernel reads.
+
+    The kernel never calls those submodules, so their hooks would be skipped and a parametrized weight missed; and it
+    takes the q/k/v biases all or none.
+    """
+    for module in KERNEL_MODULES:
+        child = block._modules[module]
+        if (
+            child._forward_hooks
+            or child._forward_pre_hooks
+            or child._backward_hooks
+            or child._backward_pre_hooks
+            or "weight" not in child._parameters
+        ):
+            return False
+    biases = [block._modules[name]._parameters.get("bias") is None for name in ("q", "k", "v")]
+    return all(biases) or not any(biases)  # the kernel takes all three q/k/v biases or none
 
 
 def _parameters(block: SCSA, x: torch.Tensor) -> list[torch.Tensor]:
@@ -191,7 +252,7 @@ def _parameters(block: SCSA, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def fused_scsa(block: SCSA, x: torch.Tensor, window_h: int, window_w: int) -> torch.Tensor:
-    """SCSA of (B, C, H, W) ``x`` with ``block``'s parameters through the fused kernel; returns (B, C, H, W).
+    """SCSA of (B, C, H, W) ``x`` with ``block``'s parameters through the fused kernel (where ``kernel_applies``).
 
     Args:
         block (SCSA): The block (parameters and hyper-parameters).

@@ -1,5 +1,5 @@
-// Fused CPU kernels for SCSA (scsa_yolo.nn.scsa_fused): the whole block, forward and backward, in three full-size
-// passes forward and two backward, with the small gate computations as plain loops instead of ~30 tensor ops.
+// Fused CPU kernels for SCSA (scsa_yolo.nn.scsa_fused): the whole block, forward and backward, in three passes over
+// the map each way, with the small gate computations as plain loops instead of ~30 tensor ops.
 //
 // Maths (per sample, C channels, H x W map x; see scsa_yolo/nn/scsa.py for the module and its reference path):
 //   row means rm (C, H) and column means cm (C, W) of x
@@ -29,6 +29,7 @@ enum Param {
   kConvWeight0 = 0, kConvBias0 = 4, kNormHWeight = 8, kNormHBias, kNormWWeight, kNormWBias, kNormWeight, kNormBias,
   kQWeight, kKWeight, kVWeight, kQBias, kKBias, kVBias, kParamCount
 };
+constexpr size_t kSavedCount = 14;  // what forward returns after the output when keep_for_backward
 
 struct Geometry {
   int64_t batch, channels, height, width;
@@ -76,6 +77,33 @@ void parallel_channels(int64_t count, int64_t plane, const F& body) {
   at::parallel_for(0, count, grain, body);
 }
 
+// ---- GroupNorm over one group's contiguous values ---------------------------------------------------------------
+
+// normed = (values - mean) / sqrt(var + eps) (biased variance, statistics in double); returns 1 / sqrt(var + eps).
+template <typename T>
+T normalize(const T* values, int64_t count, double eps, T* normed) {
+  double sum = 0;
+  for (int64_t e = 0; e < count; ++e) sum += values[e];
+  const double mean = sum / count;
+  double var = 0;
+  for (int64_t e = 0; e < count; ++e) var += (values[e] - mean) * (values[e] - mean);
+  const double inv_std = 1.0 / std::sqrt(var / count + eps);
+  for (int64_t e = 0; e < count; ++e) normed[e] = T((values[e] - mean) * inv_std);
+  return T(inv_std);
+}
+
+// In place, d normed -> d values: inv_std * (dn - mean(dn) - normed * mean(dn * normed)).
+template <typename T>
+void normalize_backward(T* grad, const T* normed, int64_t count, T inv_std) {
+  double sum_dn = 0, sum_dn_n = 0;
+  for (int64_t e = 0; e < count; ++e) {
+    sum_dn += grad[e];
+    sum_dn_n += grad[e] * normed[e];
+  }
+  const T mean_dn = T(sum_dn / count), mean_dn_n = T(sum_dn_n / count);
+  for (int64_t e = 0; e < count; ++e) grad[e] = inv_std * (grad[e] - mean_dn - normed[e] * mean_dn_n);
+}
+
 // ---- SMSA on one (C, L) profile of one sample ------------------------------------------------------------------
 
 // For channel group g of one sample: conv_out = dwconv(profile), then GroupNorm(4) (normalised values in `normed`,
@@ -84,40 +112,27 @@ template <typename T>
 void profile_gate_forward(const Geometry& geo, const Weights<T>& wt, int g, int64_t length, const T* profile,
                           const T* gamma, const T* beta, double eps, T* conv_out, T* normed, T* gate_logits,
                           T* rstd) {
-  const int64_t gc = geo.group_channels;
-  {
-    const int64_t kernel = geo.kernel[g], half = kernel / 2;
-    double sum = 0;
-    for (int64_t local = 0; local < gc; ++local) {
-      const int64_t c = g * gc + local;
-      const T* w = wt.conv_weight[g] + local * kernel;
-      const T* in = profile + c * length;
-      T* out = conv_out + c * length;
-      std::fill(out, out + length, wt.conv_bias[g][local]);
-      for (int64_t t = 0; t < kernel; ++t) {  // tap-major, so the inner loop runs along the profile and vectorises
-        const int64_t shift = t - half;
-        const T tap = w[t];
+  const int64_t gc = geo.group_channels, kernel = geo.kernel[g], half = kernel / 2;
+  for (int64_t local = 0; local < gc; ++local) {
+    const int64_t c = g * gc + local;
+    const T* w = wt.conv_weight[g] + local * kernel;
+    const T* in = profile + c * length;
+    T* out = conv_out + c * length;
+    std::fill(out, out + length, wt.conv_bias[g][local]);
+    for (int64_t t = 0; t < kernel; ++t) {  // tap-major, so the inner loop runs along the profile and vectorises
+      const int64_t shift = t - half;
+      const T tap = w[t];
 #pragma omp simd
-        for (int64_t i = std::max<int64_t>(0, -shift); i < std::min<int64_t>(length, length - shift); ++i) {
-          out[i] += tap * in[i + shift];
-        }
-      }
-      for (int64_t i = 0; i < length; ++i) sum += out[i];
-    }
-    const int64_t begin = g * gc * length, count = gc * length;
-    const double mean = sum / count;
-    double var = 0;
-    for (int64_t e = 0; e < count; ++e) var += (conv_out[begin + e] - mean) * (conv_out[begin + e] - mean);
-    const double inv_std = 1.0 / std::sqrt(var / count + eps);
-    rstd[g] = T(inv_std);
-    for (int64_t local = 0; local < gc; ++local) {
-      const int64_t c = g * gc + local;
-      for (int64_t i = 0; i < length; ++i) {
-        const T n = T((conv_out[c * length + i] - mean) * inv_std);
-        normed[c * length + i] = n;
-        gate_logits[c * length + i] = n * gamma[c] + beta[c];
+      for (int64_t i = std::max<int64_t>(0, -shift); i < std::min<int64_t>(length, length - shift); ++i) {
+        out[i] += tap * in[i + shift];
       }
     }
+  }
+  const int64_t begin = g * gc * length;
+  rstd[g] = normalize(conv_out + begin, gc * length, eps, normed + begin);
+  for (int64_t local = 0; local < gc; ++local) {
+    const int64_t c = g * gc + local;
+    for (int64_t i = 0; i < length; ++i) gate_logits[c * length + i] = normed[c * length + i] * gamma[c] + beta[c];
   }
 }
 
@@ -133,7 +148,6 @@ void profile_gate_backward(const Geometry& geo, const Weights<T>& wt, int64_t le
   for (int g = 0; g < kGroups; ++g) {
     const int64_t kernel = geo.kernel[g], half = kernel / 2, count = gc * length;
     // gate = sigmoid(s), s = n * gamma + beta: ds = dgate * gate * (1 - gate); dn = ds * gamma.
-    double sum_dn = 0, sum_dn_n = 0;
     for (int64_t local = 0; local < gc; ++local) {
       const int64_t c = g * gc + local;
       T dgamma = 0, dbeta = 0;
@@ -142,28 +156,22 @@ void profile_gate_backward(const Geometry& geo, const Weights<T>& wt, int64_t le
         const T ds = grad_gate[e] * gate[e] * (T(1) - gate[e]);
         dgamma += ds * normed[e];
         dbeta += ds;
-        const T dn = ds * gamma[c];
-        grad_gate[e] = dn;
-        sum_dn += dn;
-        sum_dn_n += dn * normed[e];
+        grad_gate[e] = ds * gamma[c];
       }
       grad_gamma[c] += dgamma;
       grad_beta[c] += dbeta;
     }
-    // GroupNorm: d conv_out = rstd * (dn - mean(dn) - n * mean(dn * n)) over the group.
-    const T mean_dn = T(sum_dn / count), mean_dn_n = T(sum_dn_n / count), inv_std = rstd[g];
+    const int64_t begin = g * gc * length;
+    normalize_backward(grad_gate + begin, normed + begin, count, rstd[g]);  // grad_gate now holds d conv_out
     for (int64_t local = 0; local < gc; ++local) {
       const int64_t c = g * gc + local;
       const T* w = wt.conv_weight[g] + local * kernel;
       const T* in = profile + c * length;
       T* dw = grad_conv_weight[g] + local * kernel;
       T* dprofile = grad_profile + c * length;
-      T* dconv = grad_gate + c * length;
+      const T* dconv = grad_gate + c * length;
       T dbias = 0;
-      for (int64_t i = 0; i < length; ++i) {
-        dconv[i] = inv_std * (dconv[i] - mean_dn - normed[c * length + i] * mean_dn_n);
-        dbias += dconv[i];
-      }
+      for (int64_t i = 0; i < length; ++i) dbias += dconv[i];
       for (int64_t t = 0; t < kernel; ++t) {
         const int64_t shift = t - half;
         const T tap = w[t];
@@ -183,20 +191,8 @@ void profile_gate_backward(const Geometry& geo, const Weights<T>& wt, int64_t le
 
 // ---- PCSA on one sample ----------------------------------------------------------------------------------------
 
-// pooled (C, N) -> normed (C, N) and its 1/std; q, k (C, N), mean_v (C).
-template <typename T>
-T pooled_norm_forward(const Geometry& geo, double eps, const T* pooled, T* normed) {
-  const int64_t count = geo.channels * geo.pooled;
-  double sum = 0;
-  for (int64_t e = 0; e < count; ++e) sum += pooled[e];
-  const double mean = sum / count;
-  double var = 0;
-  for (int64_t e = 0; e < count; ++e) var += (pooled[e] - mean) * (pooled[e] - mean);
-  const double inv_std = 1.0 / std::sqrt(var / count + eps);
-  for (int64_t e = 0; e < count; ++e) normed[e] = T((pooled[e] - mean) * inv_std);
-  return T(inv_std);
-}
-
+// From GroupNorm(1)'s normalised pooled map (C, N): y = normed * gamma + beta, q and k (C, N), and mean_N(v) (C);
+// `y` and `mean_v` may be null where the caller does not need them.
 template <typename T>
 void project_qkv(const Geometry& geo, const Weights<T>& wt, const T* normed, T* y, T* q, T* k, T* mean_v) {
   const int64_t n_count = geo.pooled;
@@ -207,12 +203,12 @@ void project_qkv(const Geometry& geo, const Weights<T>& wt, const T* normed, T* 
     for (int64_t n = 0; n < n_count; ++n) {
       const int64_t e = c * n_count + n;
       const T value = normed[e] * gamma + beta;
-      y[e] = value;
+      if (y) y[e] = value;
       q[e] = wt.q_weight[c] * value + qb;
       k[e] = wt.k_weight[c] * value + kb;
       v_sum += value;
     }
-    mean_v[c] = wt.v_weight[c] * (v_sum / T(n_count)) + (wt.v_bias ? wt.v_bias[c] : T(0));
+    if (mean_v) mean_v[c] = wt.v_weight[c] * (v_sum / T(n_count)) + (wt.v_bias ? wt.v_bias[c] : T(0));
   }
 }
 
@@ -289,12 +285,25 @@ void attention_forward(const Geometry& geo, const T* q, const T* k, const T* mea
   }
 }
 
-void check_inputs(const at::Tensor& x, const std::vector<at::Tensor>& params) {
+void check_inputs(const at::Tensor& x, const std::vector<at::Tensor>& params, int64_t window_h, int64_t window_w,
+                  int64_t heads) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4, "scsa_cpu: expected a 4-D CPU tensor, got ", x.sizes());
   TORCH_CHECK(params.size() == kParamCount, "scsa_cpu: expected ", int(kParamCount), " parameters");
-  for (const auto& p : params) {
+  const int64_t C = x.size(1);
+  TORCH_CHECK(C % kGroups == 0 && heads >= 1 && C % heads == 0, "scsa_cpu: ", C, " channels for ", heads, " heads");
+  TORCH_CHECK(window_h >= 1 && window_w >= 1 && x.size(2) >= window_h && x.size(3) >= window_w,
+              "scsa_cpu: window ", window_h, "x", window_w, " for a ", x.size(2), "x", x.size(3), " map");
+  const bool has_bias = params[kQBias].numel() > 0;
+  for (int index = 0; index < kParamCount; ++index) {
+    const auto& p = params[index];
     TORCH_CHECK(p.scalar_type() == x.scalar_type() && p.device().is_cpu(),
                 "scsa_cpu: parameters must be CPU tensors of the input's dtype");
+    int64_t expected = C;
+    if (index < kConvBias0) expected = C / kGroups * p.size(-1);  // (C / 4, 1, kernel) weights
+    else if (index < kNormHWeight) expected = C / kGroups;
+    else if (index >= kQBias) expected = has_bias ? C : 0;
+    TORCH_CHECK(p.numel() == expected, "scsa_cpu: parameter ", index, " has ", p.numel(), " values for ", C,
+                " channels, expected ", expected);
   }
 }
 
@@ -313,8 +322,6 @@ Geometry make_geometry(const at::Tensor& x, const std::vector<at::Tensor>& param
   geo.heads = heads;
   geo.head_dim = geo.channels / heads;
   geo.group_channels = geo.channels / kGroups;
-  TORCH_CHECK(geo.channels % kGroups == 0 && geo.channels % heads == 0, "scsa_cpu: bad channel count");
-  TORCH_CHECK(geo.pooled >= 1 && window_h >= 1 && window_w >= 1, "scsa_cpu: window larger than the map");
   for (int g = 0; g < kGroups; ++g) geo.kernel[g] = params[kConvWeight0 + g].size(-1);
   return geo;
 }
@@ -337,7 +344,6 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x_in, const std::vector<a
   at::Tensor row_rstd = at::empty({B, kGroups}, options), col_rstd = at::empty({B, kGroups}, options);
   at::Tensor pooled = at::empty({B, C, geo.pooled}, options), pooled_normed = at::empty({B, C, geo.pooled}, options);
   at::Tensor pooled_rstd = at::empty({B}, options);
-  at::Tensor y = at::empty({B, C, geo.pooled}, options);
   at::Tensor q = at::empty({B, heads, geo.head_dim, geo.pooled}, options), k = at::empty_like(q);
   at::Tensor mean_v = at::empty({B, C}, options), logits = at::empty({B, C}, options);
   at::Tensor out = at::empty_like(x);
@@ -416,9 +422,9 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x_in, const std::vector<a
   T* pn = pooled_normed.data_ptr<T>();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t offset = b * C * geo.pooled;
-    pooled_rstd.data_ptr<T>()[b] = pooled_norm_forward(geo, eps, pool + offset, pn + offset);
-    project_qkv(geo, wt, pn + offset, y.data_ptr<T>() + offset, q.data_ptr<T>() + offset, k.data_ptr<T>() + offset,
-                mean_v.data_ptr<T>() + b * C);
+    pooled_rstd.data_ptr<T>()[b] = normalize(pool + offset, C * geo.pooled, eps, pn + offset);
+    project_qkv<T>(geo, wt, pn + offset, nullptr, q.data_ptr<T>() + offset, k.data_ptr<T>() + offset,
+                   mean_v.data_ptr<T>() + b * C);
   }
   at::Tensor attn = at::empty({B, heads, geo.head_dim, geo.head_dim}, options);
   at::Tensor channel_gate = at::empty({B, C}, options);
@@ -470,8 +476,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
   const T *ah = saved[4].data_ptr<T>(), *aw = saved[5].data_ptr<T>();
   const T *row_rstd = saved[6].data_ptr<T>(), *col_rstd = saved[7].data_ptr<T>();
   const T *pooled_normed = saved[8].data_ptr<T>(), *pooled_rstd = saved[9].data_ptr<T>();
-  const at::Tensor& attn_t = saved[10];
-  const T *attn = attn_t.data_ptr<T>(), *mean_v = saved[11].data_ptr<T>(), *logits = saved[12].data_ptr<T>();
+  const T *attn = saved[10].data_ptr<T>(), *mean_v = saved[11].data_ptr<T>(), *logits = saved[12].data_ptr<T>();
   const T* cg = saved[13].data_ptr<T>();
 
   std::vector<at::Tensor> grads;
@@ -533,11 +538,11 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
   at::Tensor grad_scores = at::empty({B, heads, d, d}, options);
   at::Tensor grad_mean_v = at::zeros({B, C}, options);
   {
-    std::vector<T> scratch_mean_v(C);
+    const T* dcg = grad_cg.data_ptr<T>();
     for (int64_t b = 0; b < B; ++b) {
       const int64_t offset = b * C * N;
-      project_qkv(geo, wt, pooled_normed + offset, y.data_ptr<T>() + offset, q.data_ptr<T>() + offset,
-                  k.data_ptr<T>() + offset, scratch_mean_v.data());
+      project_qkv<T>(geo, wt, pooled_normed + offset, y.data_ptr<T>() + offset, q.data_ptr<T>() + offset,
+                     k.data_ptr<T>() + offset, nullptr);
       const T* a = attn + b * C * d;
       T* ds = grad_scores.data_ptr<T>() + b * C * d;
       T* dmv = grad_mean_v.data_ptr<T>() + b * C;
@@ -545,7 +550,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
         for (int64_t row = 0; row < d; ++row) {
           const int64_t c = head * d + row;
           const T gate = cg[b * C + c];
-          const T d_logit = grad_cg.data_ptr<T>()[b * C + c] * gate * (T(1) - gate);
+          const T d_logit = dcg[b * C + c] * gate * (T(1) - gate);
           const T o = logits[b * C + c];
           for (int64_t col = 0; col < d; ++col) {
             const T a_value = a[(head * d + row) * d + col];
@@ -568,10 +573,9 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
     T *dbq = wt.q_bias ? grad_ptr(kQBias) : nullptr, *dbk = wt.k_bias ? grad_ptr(kKBias) : nullptr;
     T* dbv = wt.v_bias ? grad_ptr(kVBias) : nullptr;
     T *dgamma = grad_ptr(kNormWeight), *dbeta = grad_ptr(kNormBias);
-    std::vector<T> dnormed(C * N);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t offset = b * C * N;
-      double sum_dn = 0, sum_dn_n = 0;
+      T* dpool = grad_pooled.data_ptr<T>() + offset;  // d normed first, turned into d window means below
       for (int64_t c = 0; c < C; ++c) {
         const T dv = dmv[b * C + c] / T(N);
         T swq = 0, swk = 0, sbq = 0, sbk = 0, sy = 0, dgam = 0, dbet = 0;
@@ -586,10 +590,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
           const T dy = wt.q_weight[c] * dqe + wt.k_weight[c] * dke + wt.v_weight[c] * dv;
           dgam += dy * pooled_normed[e];
           dbet += dy;
-          const T dn = dy * wt.norm_weight[c];
-          dnormed[c * N + n] = dn;
-          sum_dn += dn;
-          sum_dn_n += dn * pooled_normed[e];
+          dpool[c * N + n] = dy * wt.norm_weight[c];
         }
         dwq[c] += swq;
         dwk[c] += swk;
@@ -602,11 +603,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
         dgamma[c] += dgam;
         dbeta[c] += dbet;
       }
-      const T mean_dn = T(sum_dn / (C * N)), mean_dn_n = T(sum_dn_n / (C * N)), inv_std = pooled_rstd[b];
-      T* dpool = grad_pooled.data_ptr<T>() + offset;
-      for (int64_t e = 0; e < C * N; ++e) {
-        dpool[e] = inv_std * (dnormed[e] - mean_dn - pooled_normed[offset + e] * mean_dn_n);
-      }
+      normalize_backward(dpool, pooled_normed + offset, C * N, pooled_rstd[b]);
     }
   }
 
@@ -615,6 +612,10 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
   const T inv_area = T(1) / T(geo.window_h * geo.window_w);
   std::vector<int64_t> window_of_col(W, -1);  // q(j), -1 past the last full window
   for (int64_t j = 0; j < cols; ++j) window_of_col[j] = j / geo.window_w;
+  // dP[p, q(j)] / area for column j, given window row p's dP (0 past the last full window).
+  const auto window_grad = [&](const T* dp_row, int64_t j) {
+    return window_of_col[j] < 0 ? T(0) : dp_row[window_of_col[j]] * inv_area;
+  };
   at::Tensor grad_ah = at::empty({B, C, H}, options), grad_aw = at::empty({B, C, W}, options);
   {
     const T *gr = g_row.data_ptr<T>(), *gc = g_col.data_ptr<T>(), *dpool = grad_pooled.data_ptr<T>();
@@ -633,7 +634,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
           const T* dp_row = dp + p * geo.pooled_w;
           const T* band_row = band + (bc * geo.pooled_h + p) * W;
           for (int64_t j = 0; j < W; ++j) {
-            const T d = window_of_col[j] < 0 ? T(0) : dp_row[window_of_col[j]] * inv_area;
+            const T d = window_grad(dp_row, j);
             daw[bc * W + j] += d * band_row[j];
             spread[j] = d * col_g[j];
           }
@@ -684,9 +685,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tenso
         for (int64_t i = 0; i < H; ++i) {
           if (i < rows && i % geo.window_h == 0) {
             const T* dp_row = dpool + bc * N + (i / geo.window_h) * geo.pooled_w;
-            for (int64_t j = 0; j < W; ++j) {
-              spread[j] = window_of_col[j] < 0 ? T(0) : dp_row[window_of_col[j]] * inv_area;
-            }
+            for (int64_t j = 0; j < W; ++j) spread[j] = window_grad(dp_row, j);
           } else if (i == rows) {
             std::fill(spread.begin(), spread.end(), T(0));
           }
@@ -716,7 +715,7 @@ std::vector<at::Tensor> contiguous(const std::vector<at::Tensor>& tensors) {
 std::vector<at::Tensor> scsa_forward(const at::Tensor& x, const std::vector<at::Tensor>& params_in, int64_t window_h,
                                      int64_t window_w, int64_t heads, double scaler, double eps_h, double eps_w,
                                      double eps, bool keep_for_backward) {
-  check_inputs(x, params_in);
+  check_inputs(x, params_in, window_h, window_w, heads);
   const std::vector<at::Tensor> params = contiguous(params_in);
   std::vector<at::Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "scsa_forward", [&] {
@@ -730,9 +729,10 @@ std::vector<at::Tensor> scsa_backward(const at::Tensor& grad, const at::Tensor& 
                                       const std::vector<at::Tensor>& params_in, const std::vector<at::Tensor>& saved,
                                       int64_t window_h, int64_t window_w, int64_t heads, double scaler,
                                       bool input_needs_grad) {
-  check_inputs(x, params_in);
+  check_inputs(x, params_in, window_h, window_w, heads);
   const std::vector<at::Tensor> params = contiguous(params_in);
   TORCH_CHECK(grad.sizes() == x.sizes() && grad.scalar_type() == x.scalar_type(), "scsa_cpu: bad gradient");
+  TORCH_CHECK(saved.size() == kSavedCount, "scsa_cpu: expected ", int(kSavedCount), " saved tensors");
   std::vector<at::Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "scsa_backward", [&] {
     result = backward_impl<scalar_t>(grad, x, params, saved, window_h, window_w, heads, scaler, input_needs_grad);
