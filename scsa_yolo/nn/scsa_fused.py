@@ -199,6 +199,11 @@ def kernel_applies(block: SCSA, x: torch.Tensor) -> bool:
     return (
         _disabled.get() == 0
         and _unavailable_reason is None
+        # Graph capture first: under tracing the shape checks below would be recorded as tensor comparisons.
+        and not torch.jit.is_tracing()
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and x.dim() == 4
@@ -210,10 +215,6 @@ def kernel_applies(block: SCSA, x: torch.Tensor) -> bool:
         and _plain_submodules(block)
         and block._modules["q"]._parameters["weight"].dtype == x.dtype
         and not torch.is_autocast_enabled("cpu")
-        and not torch.jit.is_tracing()
-        and not torch.jit.is_scripting()
-        and not torch.compiler.is_compiling()
-        and not torch.onnx.is_in_onnx_export()
         and load_kernel() is not None
     )
 
