@@ -57,6 +57,20 @@ def assert_same_gradients(fast: list[torch.Tensor], reference: list[torch.Tensor
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * overall, msg=lambda m, n=name: f"{n}: {m}")
 
 
+def assert_matches_reference(block: SCSA, x: torch.Tensor, grad_out: torch.Tensor) -> None:
+    """``block(x)`` equals ``forward_reference(x)`` (max abs diff <= 1e-5), and so do the input and parameter grads."""
+    fast, reference = block(x), block.forward_reference(x)
+    assert fast.shape == x.shape
+    assert (fast - reference).abs().max().item() <= 1e-5, (tuple(x.shape), block)
+    inputs = [x, *block.parameters()]
+    names = ["input"] + [name for name, _ in block.named_parameters()]
+    assert_same_gradients(
+        list(torch.autograd.grad(fast, inputs, grad_out)),
+        list(torch.autograd.grad(reference, inputs, grad_out)),
+        names,
+    )
+
+
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_fast_path_matches_reference(options: dict, mode: str, path: str) -> None:
@@ -65,17 +79,8 @@ def test_fast_path_matches_reference(options: dict, mode: str, path: str) -> Non
         block = randomised(SCSA(shape[1], **options), seed=index)
         block.train(mode == "train")
         x = torch.randn(shape, generator=torch.Generator().manual_seed(100 + index), requires_grad=True)
-        fast, reference = block(x), block.forward_reference(x)
-        assert fast.shape == x.shape
-        assert (fast - reference).abs().max().item() <= 1e-5, (shape, options)
         grad_out = torch.randn(shape, generator=torch.Generator().manual_seed(200 + index))
-        inputs = [x, *block.parameters()]
-        names = ["input"] + [name for name, _ in block.named_parameters()]
-        assert_same_gradients(
-            list(torch.autograd.grad(fast, inputs, grad_out)),
-            list(torch.autograd.grad(reference, inputs, grad_out)),
-            names,
-        )
+        assert_matches_reference(block, x, grad_out)
 
 
 def test_fast_path_matches_reference_in_float64(path: str) -> None:
@@ -191,16 +196,7 @@ def test_fused_kernel_uses_several_threads_consistently() -> None:
     try:
         block = randomised(SCSA(32, head_num=2), seed=21).train()
         x = torch.randn(3, 32, 40, 33, requires_grad=True)
-        fast, reference = block(x), block.forward_reference(x)
-        assert (fast - reference).abs().max().item() <= 1e-5
-        grad_out = torch.randn_like(x)
-        inputs = [x, *block.parameters()]
-        names = ["input"] + [name for name, _ in block.named_parameters()]
-        assert_same_gradients(
-            list(torch.autograd.grad(fast, inputs, grad_out)),
-            list(torch.autograd.grad(reference, inputs, grad_out)),
-            names,
-        )
+        assert_matches_reference(block, x, torch.randn_like(x))
     finally:
         torch.set_num_threads(threads)
 
