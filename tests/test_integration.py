@@ -146,7 +146,12 @@ def test_wheel_install_ships_hook_and_configs(tmp_path):
     )
     wheel = next(tmp_path.glob("scsa_yolo-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"scsa_yolo_autoload.pth", "scsa_yolo_autoload.py", "scsa_yolo/_resources/cfg/yolov8-scsa.yaml"} <= names
+    assert {
+        "scsa_yolo_autoload.pth",
+        "scsa_yolo_autoload.py",
+        "scsa_yolo/_resources/cfg/yolov8-scsa.yaml",
+        "scsa_yolo/nn/csrc/scsa_cpu.cpp",  # the fused kernel is built from the installed source
+    } <= names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     # A fresh interpreter without site (so the editable install's hook does not run) that processes the wheel's
