@@ -2,7 +2,9 @@
 
 import csv
 import os
+import zipfile
 from collections import defaultdict
+from xml.etree import ElementTree
 
 import pytest
 
@@ -42,6 +44,49 @@ def test_box_counts_add_up(small_build):
     assert label_lines == sum(report.labels.values())
     assert label_lines >= report.boxes.kept + report.boxes.clipped
     assert label_lines == sum(int(row["labels"]) for row in _manifest(out))
+
+
+def test_box_outcomes_match_an_independent_recount(small_build):
+    """Recount kept/clipped/dropped boxes and label lines per tile from the raw XML and the manifest's windows."""
+    out, report = small_build
+    rows = _manifest(out)
+    with zipfile.ZipFile(_wheel()) as archive:
+        for image in SMALL_IMAGES:
+            root = ElementTree.fromstring(archive.read(deepforest.DATA_PREFIX + deepforest.SOURCE_IMAGES[image]))
+            boxes = [
+                [float(obj.find("bndbox").find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax")]
+                for obj in root.iter("object")
+            ]
+            tiles = {
+                row["file"]: [int(row[key]) for key in ("x0", "y0", "x1", "y1")]
+                for row in rows
+                if row["source"] == image
+            }
+            outcomes, lines = defaultdict(int), defaultdict(int)
+            for x0, y0, x1, y1 in boxes:
+                area = (x1 - x0) * (y1 - y0)
+                overlaps = {}
+                for name, (tx0, ty0, tx1, ty1) in tiles.items():
+                    width, height = min(x1, tx1) - max(x0, tx0), min(y1, ty1) - max(y0, ty0)
+                    if width > 0 and height > 0:
+                        overlaps[name] = width * height
+                if len(overlaps) == 1 and next(iter(overlaps.values())) == area:
+                    outcomes["kept"] += 1
+                    lines[next(iter(overlaps))] += 1
+                    continue
+                visible = [name for name, piece in overlaps.items() if piece >= 0.3 * area]
+                outcomes["clipped" if visible else "dropped"] += 1
+                for name in visible:
+                    lines[name] += 1
+            counts = report.per_image[image]
+            assert (counts.kept, counts.clipped, counts.dropped) == (
+                outcomes["kept"],
+                outcomes["clipped"],
+                outcomes["dropped"],
+            )
+            assert {row["file"]: int(row["labels"]) for row in rows if row["source"] == image} == {
+                name: lines[name] for name in tiles
+            }
 
 
 def test_val_tiles_never_overlap_train_tiles(small_build):
