@@ -1,7 +1,7 @@
 """Train the plain and the SCSA model on the same data and compare them (see docs/benchmark.md).
 
 With no arguments: yolov8n.yaml vs yolov8n-scsa.yaml on the embedded deepforest tree-crown tiles, one seed, sized
-for about 12 minutes on a 2-core CPU; the table is printed at the end and written to runs/benchmark/.
+for about 8 to 12 minutes on a 2-core CPU; the table is printed at the end and written to runs/benchmark/.
 """
 
 import argparse
