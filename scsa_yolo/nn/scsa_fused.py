@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -121,7 +122,7 @@ def _build() -> ModuleType:
     digest = hashlib.sha1(SOURCE.read_bytes()).hexdigest()[:10]
     # One build folder per kernel source, Python, torch version and instruction set: the cache may be shared by
     # environments and machines, and a new version must not be mistaken for a finished build.
-    name = f"scsa_yolo_cpu_{capability.lower()}_{digest}"
+    name = f"scsa_yolo_cpu_{re.sub(r'[^a-z0-9]', '_', capability.lower())}_{digest}"  # a C identifier ("NO AVX")
     torch_tag = torch.__version__.replace(".", "_").replace("+", "_")
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     build_dir = root / f"{name}_{sys.implementation.cache_tag}_torch{torch_tag}"
