@@ -7,14 +7,17 @@ output) and three backward (gate gradients, the pooling branch, input gradient),
 backward's two attention products go to BLAS.
 
 It is compiled with ``torch.utils.cpp_extension`` (the C++ compiler torch finds, the ``ninja`` wheel) on first use
-and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source, torch
-version and CPU instruction set, so the first CPU forward in a new environment pauses for about a minute (logged).
+and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source, Python,
+torch version and CPU instruction set, so the first CPU forward in a new environment pauses for about a minute
+(logged; ``scripts/setup.sh`` builds it up front).
 Where it cannot be built (no C++ compiler, no Python headers), SCSA warns once and runs its PyTorch-op fast path,
 which computes the same thing. ``SCSA_YOLO_FUSED=0`` in the environment switches the kernel off.
 
 ``SCSA.forward`` uses it only where it applies: CPU tensors, float32/float64 outside autocast, the avg-pool
-sigmoid-gate configuration (every official config), no active attention dropout, and eager mode (not while tracing,
-scripting, compiling or exporting, which record the PyTorch ops instead).
+sigmoid-gate configuration (every official config), no active attention dropout, no hooks or parametrizations on
+the submodules whose parameters it reads (FLOP counters and pruning see their modules run), and eager mode (not while
+tracing, scripting, compiling or exporting, which record the PyTorch ops instead). Forward-mode AD, ``torch.func``
+transforms and double backward are not supported by the kernel: run those inside ``fused_kernel_disabled()``.
 """
 
 from __future__ import annotations
