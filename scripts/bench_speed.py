@@ -1,6 +1,6 @@
 """Time the SCSA block (reference, PyTorch-op and default paths) and YOLOv8n vs YOLOv8n-SCSA on this machine's CPU.
 
-Usage: python scripts/bench_speed.py [--repeats 100] [--model-repeats 20] [--skip-model]
+Usage: python scripts/bench_speed.py [--repeats 100] [--model-repeats 30] [--train-repeats 12] [--skip-model]
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def main() -> None:
     """Parse arguments, run the benchmarks, print the markdown report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100, help="interleaved rounds per module measurement")
-    parser.add_argument("--model-repeats", type=int, default=20, help="interleaved inference rounds per model")
-    parser.add_argument("--train-repeats", type=int, default=5, help="interleaved training steps per model")
+    parser.add_argument("--model-repeats", type=int, default=30, help="interleaved inference rounds per model")
+    parser.add_argument(
+        "--train-repeats", type=int, default=12, help="interleaved training steps per model (fewer is noisy)"
+    )
     parser.add_argument("--train-batch", type=int, default=2, help="training batch size")
     parser.add_argument("--imgsz", type=int, default=640, help="model input side (inference and training)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
