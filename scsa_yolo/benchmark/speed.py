@@ -52,16 +52,6 @@ def timings(candidates: dict[str, Callable[[], object]], repeats: int, warmup: i
     return [Timing(name, ms) for name, ms in time_interleaved(candidates, repeats, warmup).items()]
 
 
-def _without_kernel(function: Callable[..., object]) -> Callable[..., object]:
-    """``function`` run with the fused kernel switched off (SCSA's PyTorch-op path)."""
-
-    def run(*args: object) -> object:
-        with fused_kernel_disabled():
-            return function(*args)
-
-    return run
-
-
 def _backward_runner(forward: Callable[[torch.Tensor], torch.Tensor], block: nn.Module, x: torch.Tensor):
     """A function doing one forward and backward (random fixed output gradient), clearing gradients first."""
     grad_out = torch.randn_like(x)
@@ -100,7 +90,7 @@ def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int
                 for parameter in block.parameters():
                     parameter.add_(torch.randn_like(parameter) * 0.1)
             x = torch.randn(1, channels, side, side)
-            ops_forward = _without_kernel(block)
+            ops_forward = fused_kernel_disabled()(block)  # the context manager as a decorator
             with torch.no_grad():
                 reference = block.forward_reference(x)
                 diff = (block(x) - reference).abs().max().item()
@@ -147,7 +137,7 @@ def scsa_path(model: nn.Module, path: str) -> Iterator[nn.Module]:
         raise ValueError(f"SCSA path must be one of {SCSA_PATHS}, got {path!r}")
     blocks = [module for module in model.modules() if isinstance(module, SCSA)] if path != "fast" else []
     for block in blocks:
-        block.forward = _without_kernel(block.forward) if path == "ops" else block.forward_reference
+        block.forward = fused_kernel_disabled()(block.forward) if path == "ops" else block.forward_reference
     try:
         yield model
     finally:
