@@ -4,6 +4,7 @@ Examples:
     python scripts/prepare_dataset.py exdark --source ExDark.zip --source ExDark_Annno.zip --dest datasets/ExDark
     python scripts/prepare_dataset.py visdrone --source ~/Downloads/VisDrone --dest datasets/VisDrone --fill-ignored
     python scripts/prepare_dataset.py urpc2020 --source URPC2020/train --dest datasets/URPC2020 --val-fraction 0.2
+    python scripts/prepare_dataset.py utdac2020 --source UTDAC2020.zip --dest datasets/UTDAC2020 --drop-eval-duplicates
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="frame of boxes in EXIF-rotated images whose annotation states no image size (default: stored pixels)",
     )
     parser.add_argument("--fill-ignored", action="store_true", help="VisDrone: paint ignored regions with mean colour")
+    parser.add_argument("--waterweeds", action="store_true", help="UTDAC2020: use the five-class *_waterweeds.json")
+    parser.add_argument(
+        "--unlabelled-backgrounds",
+        action="store_true",
+        help="keep images without an annotation file as backgrounds (default: left out and reported)",
+    )
+    parser.add_argument(
+        "--drop-eval-duplicates",
+        action="store_true",
+        help="leave val/test images out that are byte-identical to an image of an earlier split (always reported)",
+    )
     parser.add_argument("--hardlink", action="store_true", help="hard-link images instead of copying them")
     return parser.parse_args(argv)
 
@@ -57,8 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         0 on success, 2 when the input could not be converted (the reason is printed to stderr).
     """
     args = parse_args(argv)
-    options = ConvertOptions(exif_boxes=args.exif_boxes, fill_ignored=args.fill_ignored, hardlink=args.hardlink)
-    format_options = {"split_file": args.split_file, "val_fraction": args.val_fraction, "seed": args.seed}
+    options = ConvertOptions(
+        exif_boxes=args.exif_boxes,
+        fill_ignored=args.fill_ignored,
+        hardlink=args.hardlink,
+        unlabelled_backgrounds=args.unlabelled_backgrounds,
+        drop_eval_duplicates=args.drop_eval_duplicates,
+    )
+    format_options = {
+        "split_file": args.split_file,
+        "val_fraction": args.val_fraction,
+        "seed": args.seed,
+        "waterweeds": args.waterweeds,
+    }
     try:
         convert_dataset(args.dataset, args.source, args.dest, options, **format_options)
     except (ConversionError, ValueError) as e:

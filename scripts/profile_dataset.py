@@ -28,8 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="dataset YAML, e.g. the data.yaml written by prepare_dataset.py")
     parser.add_argument("--out", help="output folder (default: <dataset root>/profile)")
+    parser.add_argument(
+        "--preview",
+        type=int,
+        default=8,
+        help="images per split drawn with their labels in preview_<split>.jpg (0: none)",
+    )
     args = parser.parse_args(argv)
-    for split, summary in profile_dataset(args.data, args.out).items():
+    for split, summary in profile_dataset(args.data, args.out, args.preview).items():
         print(split, {k: v for k, v in summary.items() if k != "class_counts"})
     return 0
 

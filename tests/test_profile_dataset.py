@@ -61,6 +61,8 @@ def test_cli_writes_into_dataset_folder_by_default(tmp_path):
     spec.loader.exec_module(cli)
     assert cli.main([str(make_dataset(tmp_path / "ds"))]) == 0
     assert sorted(p.name for p in (tmp_path / "ds" / "profile").iterdir()) == [
+        "preview_train.jpg",
+        "preview_val.jpg",
         "profile.csv",
         "profile.md",
         "profile.png",
