@@ -452,7 +452,9 @@ def test_cli_exits_nonzero_when_nothing_usable(tmp_path, capsys):
     assert cli.main(["urpc2020", "--source", str(tmp_path / "junk2"), "--dest", str(tmp_path / "o2")]) == 2
     assert "nothing usable" in capsys.readouterr().err
     src = build_urpc(tmp_path / "src")
-    assert cli.main(["urpc2020", "--source", str(src), "--dest", str(tmp_path / "o3"), "--seed", "3"]) == 0
+    flags = ["--seed", "3", "--unlabelled-backgrounds", "--drop-eval-duplicates"]
+    assert cli.main(["urpc2020", "--source", str(src), "--dest", str(tmp_path / "o3"), *flags]) == 0
+    assert sum(s["background_images"] for s in load_report(tmp_path / "o3")["splits"].values()) == 1
 
 
 def test_dataset_yamls_match_converter_classes():

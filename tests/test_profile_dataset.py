@@ -67,3 +67,18 @@ def test_cli_writes_into_dataset_folder_by_default(tmp_path):
         "profile.md",
         "profile.png",
     ]
+
+
+def test_label_preview_draws_boxes_where_the_labels_say(tmp_path):
+    """preview_train.jpg: the large box of the dark image is drawn on its edge, in the class colour, nowhere else."""
+    import cv2
+    from ultralytics.utils.plotting import colors
+
+    profile_dataset(make_dataset(tmp_path / "ds"), tmp_path / "profile", preview=4)
+    mosaic = cv2.imread(str(tmp_path / "profile" / "preview_train.jpg"))
+    assert mosaic.shape == (320, 640, 3)  # two train images, one 320-pixel tile each
+    # dark.png is 128 px, scaled by 2.5: class 0 box x 0.1..0.9 -> 32..288 px; its left edge at x = 32
+    distance_to_colour = abs(mosaic[200, 28:37].astype(int) - colors(0, True)).max(axis=1)
+    assert distance_to_colour.min() < 40 and mosaic[200, 40:280].max() < 40  # box colour on the edge, dark inside
+    empty_tile = mosaic[:, 320:].astype(int)
+    assert (empty_tile.max(axis=2) - empty_tile.min(axis=2)).max() < 20  # empty.png: grey only, no box drawn

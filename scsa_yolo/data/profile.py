@@ -222,7 +222,7 @@ def preview_labels(images: list[Path], names: dict[int, str], path: Path, count:
         for c, x, y, bw, bh in read_label_rows(label_path):
             xyxy = (x0 + (x - bw / 2) * w, y0 + (y - bh / 2) * h, x0 + (x + bw / 2) * w, y0 + (y + bh / 2) * h)
             boxes.append((int(c), xyxy))
-    annotator = Annotator(mosaic, line_width=1, pil=False)  # OpenCV text: no font download
+    annotator = Annotator(mosaic, line_width=2, pil=False)  # OpenCV text: no font download
     for c, xyxy in boxes:
         annotator.box_label(xyxy, names.get(c, str(c)), color=colors(c, True))
     path.parent.mkdir(parents=True, exist_ok=True)
