@@ -132,7 +132,7 @@ class Sample:
     Attributes:
         split: Output split (``train``/``val``/``test``).
         image: Source image file, or None for an annotation whose image is missing.
-        annotation: Source annotation file, or None for an image without one (kept as background).
+        annotation: Source annotation file, or None for an image without one (see :func:`leave_out_unlabelled`).
         boxes: Objects to turn into labels.
         ignore_regions: Regions the owners mark as "ignore" (VisDrone); never labels, optionally painted out.
         declared_size: (width, height) stated by the annotation file, used to tell which orientation the boxes are in.

@@ -128,8 +128,6 @@ def parse_visdrone(roots: list[Path], dest: Path, report: ConversionReport, **_:
             first, *others = folder_images.get(stem) or [None]
             samples.append(Sample(split, first, annotation, boxes, ignored))
             for image in others:  # "a.jpg" and "a.png" share "a.txt": it belongs to one of them at most
-                report.issue(
-                    "ambiguous_annotation", f"{annotation} also matches {image}; that image kept as background"
-                )
+                report.issue("ambiguous_annotation", f"{annotation} also matches {image}; that image has no annotation")
                 samples.append(Sample(split, image))
     return samples, None
