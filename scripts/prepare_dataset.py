@@ -46,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fill-ignored", action="store_true", help="VisDrone: paint ignored regions with mean colour")
     parser.add_argument("--waterweeds", action="store_true", help="UTDAC2020: use the five-class *_waterweeds.json")
     parser.add_argument(
+        "--ruod-environment",
+        choices=("light", "color", "blur"),
+        help="RUOD: also convert this environment subset (Environmet_ANN/instances_<name>.json), as the test split",
+    )
+    parser.add_argument(
         "--unlabelled-backgrounds",
         action="store_true",
         help="keep images without an annotation file as backgrounds (default: left out and reported)",
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_fraction": args.val_fraction,
         "seed": args.seed,
         "waterweeds": args.waterweeds,
+        "environment": args.ruod_environment,
     }
     try:
         convert_dataset(args.dataset, args.source, args.dest, options, **format_options)

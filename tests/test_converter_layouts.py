@@ -76,6 +76,12 @@ def test_ruod_converts_from_its_root_and_reports_environment_subsets(tmp_path):
         note = next(n for n in report["notes"] if f"instances_{subset}.json" in n)
         assert "environment subset" in note and "1 images (1 of them found" in note and "not converted" in note
 
+    convert_dataset("ruod", [tmp_path / "RUOD"], dest, environment="blur")  # one subset as the test split
+    report = load_report(dest)
+    assert [p.name for p in (dest / "images" / "test").iterdir()] == ["blur_1.jpg"]
+    assert yaml.safe_load((dest / "data.yaml").read_text())["test"] == "images/test"
+    assert sum("not converted" in n for n in report["notes"]) == 2  # light and color
+
 
 def build_utdac(root: Path) -> Path:
     """UTDAC2020 release: train2017/val2017 with 4- and 5-class JSONs, testA/testB without images, known defects."""

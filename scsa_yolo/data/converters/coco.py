@@ -69,9 +69,8 @@ RUOD = DatasetSpec(
 )
 
 RUOD_SUBSETS = {
-    "light": "RUOD environment subset (light), images in Environment_pic/",
-    "color": "RUOD environment subset (color cast), images in Environment_pic/",
-    "blur": "RUOD environment subset (blur), images in Environment_pic/",
+    name: f"RUOD environment subset '{name}' ({what}; --ruod-environment {name} converts it as the test split)"
+    for name, what in (("light", "low light"), ("color", "colour cast"), ("blur", "blur"))
 }
 """RUOD's ``Environmet_ANN/instances_{light,color,blur}.json`` (sic): challenge subsets, not part of train/test."""
 
@@ -115,14 +114,20 @@ def _load_coco(path: Path) -> dict | None:
     return None
 
 
-def _image_folder(file_names: list[str], by_name: dict[str, list[Path]], split: str) -> Path | None:
-    """Pick the folder holding most of a JSON's images (DUO's train and test folders may reuse file names)."""
+def _image_folder(
+    file_names: list[str], by_name: dict[str, list[Path]], split: str, word: str | None = None
+) -> Path | None:
+    """Pick the folder holding most of a JSON's images (DUO's train and test folders may reuse file names).
+
+    Ties go to a folder named after ``word`` (a subset such as RUOD's ``light``), then to one named after the split.
+    """
     votes = Counter(p.parent for name in file_names for p in by_name.get(Path(name).name.lower(), []))
     if not votes:
         return None
     best = max(votes.values())
     tied = sorted(folder for folder, n in votes.items() if n == best)
-    return next((f for f in tied if split_from_name(f.name) == split), tied[0])
+    by_word = [f for f in tied if word and normalise_name(word) in normalise_name(f.name)]
+    return next((f for f in by_word + tied if split_from_name(f.name) == split), (by_word + tied)[0])
 
 
 def _read_bbox(annotation: dict) -> tuple[float, float, float, float] | None:
@@ -223,6 +228,7 @@ def parse_coco(
     report: ConversionReport,
     subsets: dict[str, str] | None = None,
     use_waterweeds: bool | None = None,
+    test_subset: str | None = None,
     **_: object,
 ) -> tuple[list[Sample], None]:
     """Collect samples from every COCO detection JSON below ``roots``.
@@ -235,14 +241,19 @@ def parse_coco(
             (e.g. ``{"light": "RUOD environment subset ..."}``): reported with their image counts, not converted.
         use_waterweeds: For releases with ``*_waterweeds.json`` variants: True uses those, False the others; None when
             the dataset has no such variant.
+        test_subset: Key of ``subsets`` converted as the ``test`` split instead of being skipped.
 
     Returns:
         Samples and no split lists (the split is official).
 
     Raises:
-        ConversionError: If no COCO JSON is found, a JSON's split cannot be told, or two JSONs claim one split.
+        ConversionError: If no COCO JSON is found, a JSON's split cannot be told, two JSONs claim one split, or
+            ``test_subset`` is not a known subset or its file is not found.
     """
+    if test_subset is not None and test_subset not in (subsets or {}):
+        raise ConversionError(f"unknown subset {test_subset!r}; this dataset has: {', '.join(subsets or {}) or 'none'}")
     images = find_images(roots, dest)
+    test_file = None
     by_name = index_by_name(images)
     files = {}
     for path in find_files(roots, {"json"}, dest):
@@ -251,7 +262,11 @@ def parse_coco(
             report.note(f"{path} skipped: not COCO detection JSON (needs images, annotations, categories)")
             continue
         stem = normalise_name(path.stem)
-        subset = (subsets or {}).get(stem[len("instances") :] if stem.startswith("instances") else stem)
+        subset_key = stem[len("instances") :] if stem.startswith("instances") else stem
+        if test_subset is not None and subset_key == test_subset:
+            test_file = (path, data)
+            continue
+        subset = (subsets or {}).get(subset_key)
         if subset is None and use_waterweeds is not None and (WATERWEEDS_WORD in stem) != use_waterweeds:
             subset = "the " + ("four-class file (--waterweeds uses *_waterweeds.json)" if use_waterweeds else
                                "five-class waterweeds variant (pass --waterweeds to use it)")  # fmt: skip
@@ -275,11 +290,19 @@ def parse_coco(
         raise ConversionError("no COCO JSON (instances_<split>.json) found under --source")
     if "val" not in files and "test" in files:
         files["val"] = files.pop("test")
+    if test_subset is not None:
+        if test_file is None:
+            raise ConversionError(f"no annotation file for subset {test_subset!r} found under --source")
+        files["test"] = test_file
+        report.note(f"{test_file[0]}: {subsets[test_subset]}; written as the test split")
 
     samples, used = [], set()
     for split, (path, data) in sorted(files.items()):
         folder = _image_folder(
-            [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)], by_name, split
+            [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)],
+            by_name,
+            split,
+            test_subset if split == "test" else None,
         )
         split_samples, split_used = parse_coco_file(path, data, split, folder, by_name, report)
         samples += split_samples
@@ -291,9 +314,15 @@ def parse_coco(
     return samples, None
 
 
-def parse_ruod(roots: list[Path], dest: Path, report: ConversionReport, **options: object) -> tuple[list[Sample], None]:
-    """RUOD from its extracted root: ``RUOD_ANN/instances_{train,test}.json``; environment subsets reported."""
-    return parse_coco(roots, dest, report, subsets=RUOD_SUBSETS, **options)
+def parse_ruod(
+    roots: list[Path], dest: Path, report: ConversionReport, environment: str | None = None, **options: object
+) -> tuple[list[Sample], None]:
+    """RUOD from its extracted root: ``RUOD_ANN/instances_{train,test}.json`` (test written as val).
+
+    The environment subsets (``Environmet_ANN/instances_{light,color,blur}.json``) are reported and skipped, except
+    ``environment``, which is written as the ``test`` split (``yolo val split=test`` evaluates on it).
+    """
+    return parse_coco(roots, dest, report, subsets=RUOD_SUBSETS, test_subset=environment or None, **options)
 
 
 def parse_utdac2020(
