@@ -151,3 +151,15 @@ def test_text_file_named_jpg_is_reported_plainly_and_installs_nothing(tmp_path, 
     assert report["splits"]["train"]["images_skipped_by_reason"] == {"unusable_image": 1}
     example = report["issues"]["unusable_image"]["examples"][0]
     assert "not an image: content starting with b'not an image" in example and "pi_heif" not in example
+
+
+def test_edited_file_list_cannot_point_a_deletion_outside_dest(tmp_path):
+    """prepare_files.txt is plain text: a name leaving --dest stops the run, and the file it names survives."""
+    src, dest = build_urpc(tmp_path / "src", n=3), tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest)
+    victim = write(tmp_path / "precious.txt", "mine")
+    with open(dest / "prepare_files.txt", "a") as manifest:
+        manifest.write("../precious.txt\n")
+    with pytest.raises(ConversionError, match=r"names files outside --dest \(\.\./precious\.txt\)"):
+        convert_dataset("urpc2020", [src], dest)
+    assert victim.read_text() == "mine"

@@ -641,6 +641,9 @@ def prepare_dest(dest: Path) -> None:
         raise ConversionError(f"--dest {dest} is a file, not a folder")
     dest.mkdir(parents=True, exist_ok=True)
     recorded = set(read_manifest(dest))
+    escaping = sorted(name for name in recorded if _leaves_folder(name))
+    if escaping:  # the list is a plain text file: never let an edited one point a deletion outside dest
+        raise ConversionError(f"{dest / MANIFEST_NAME} names files outside --dest ({', '.join(escaping[:5])}); refused")
     claimed = bool(recorded)
     skip = {EXTRACT_DIR_NAME} if claimed else set()
     foreign = [
