@@ -146,9 +146,14 @@ def test_text_file_named_jpg_is_reported_plainly_and_installs_nothing(tmp_path, 
     write(tmp_path / "notes.txt", "not an image\n")
     (src / "image" / "000001.jpg").unlink()
     os.symlink(tmp_path / "notes.txt", src / "image" / "000001.jpg")
+    (src / "image" / "000000.jpg").unlink()
+    os.symlink(tmp_path / "gone.jpg", src / "image" / "000000.jpg")  # dangling link
+    make_image(src / "image" / "000002.jpg")
+    write(src / "box" / "000002.xml", voc_xml("000002.jpg", [("echinus", (2, 2, 20, 20), 0)]))
     convert_dataset("urpc2020", [src], tmp_path / "out", val_fraction=0)
     report = load_report(tmp_path / "out")
-    assert report["splits"]["train"]["images_skipped_by_reason"] == {"unusable_image": 1}
+    assert report["splits"]["train"]["images_skipped_by_reason"] == {"unreadable_image": 1, "unusable_image": 1}
+    assert "No such file" in report["issues"]["unreadable_image"]["examples"][0]
     example = report["issues"]["unusable_image"]["examples"][0]
     assert "not an image: content starting with b'not an image" in example and "pi_heif" not in example
 

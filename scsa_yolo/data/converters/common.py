@@ -849,7 +849,7 @@ def find_cross_split_duplicates(samples: list[Sample], report: ConversionReport,
     """
     by_size: dict[int, list[Sample]] = defaultdict(list)
     for sample in samples:
-        if sample.image is not None and sample.split in SPLITS:
+        if sample.image is not None and sample.split in SPLITS and sample.image.is_file():  # dangling links: later
             by_size[sample.image.stat().st_size].append(sample)
     by_digest: dict[str, list[Sample]] = defaultdict(list)
     for group in by_size.values():
