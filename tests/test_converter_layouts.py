@@ -211,3 +211,16 @@ def test_real_visdrone_train_files_convert_line_for_line(tmp_path):
         206,
         {"ignored_region": 7},
     )
+
+
+@pytest.mark.skipif(not (REAL_SAMPLES / "exdark").is_dir(), reason="real ExDark samples not present")
+def test_real_exdark_split_file_gives_the_official_split():
+    """The owners' imageclasslist.txt (CRLF, header row) reads as 3000 / 1800 / 2563 images without a bad row."""
+    from collections import Counter
+
+    from scsa_yolo.data.converters.bbgt import read_split_file
+    from scsa_yolo.data.converters.common import ConversionReport
+
+    report = ConversionReport("ExDark")
+    splits = read_split_file(REAL_SAMPLES / "exdark" / "imageclasslist.txt", report)
+    assert Counter(splits.values()) == {"train": 3000, "val": 1800, "test": 2563} and not report.issue_totals
