@@ -30,9 +30,10 @@ def add_member(archive: tarfile.TarFile, name: str, data: bytes = b"x", kind: by
         [("/tmp/scsa_yolo_absolute_escape.txt",)],
         [("evil", b"", tarfile.SYMTYPE, "../../../../.."), ("evil/escaped.txt",)],  # a file written through a link
         [("ok", b"", tarfile.SYMTYPE, "."), ("ok/up", b"", tarfile.SYMTYPE, "..")],  # a chain that climbs out
+        [("d", b"", tarfile.SYMTYPE, "."), ("sub/l", b"", tarfile.SYMTYPE, "../d/..")],  # '..' after a link
         [("hard", b"", tarfile.LNKTYPE, "../outside.txt")],
     ],
-    ids=["dotdot", "absolute", "file-through-link", "link-chain", "hardlink"],
+    ids=["dotdot", "absolute", "file-through-link", "link-chain", "dotdot-after-link", "hardlink"],
 )
 def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, members):
     """Nothing is extracted, the error names the member, and no file appears outside --dest."""
@@ -59,7 +60,7 @@ def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_fi
     archive_path = tmp_path / "urpc.tar.gz"
     with tarfile.open(archive_path, "w:gz") as archive:
         archive.add(src, arcname="URPC2020")
-        add_member(archive, "URPC2020/readme_link", b"", tarfile.SYMTYPE, "box/000000.xml")
+        add_member(archive, "URPC2020/box/readme_link", b"", tarfile.SYMTYPE, "../box/000000.xml")  # stays inside
     convert_dataset("urpc2020", [archive_path], tmp_path / "out", val_fraction=0)
     assert load_report(tmp_path / "out")["splits"]["train"]["images_out"] == 2
     device = tarfile.TarInfo("dev")

@@ -321,6 +321,30 @@ def _leaves_folder(name: str) -> bool:
     return name.startswith("/") or bool(re.match(r"^[A-Za-z]:", name)) or normal == ".." or normal.startswith("../")
 
 
+def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
+    """Say why a symbolic link member is unsafe, or None: its target leaves the folder or passes through a link.
+
+    The target is walked component by component from the link's folder; passing through an earlier link member is
+    refused, since ``..`` after a link follows the link's target, which a lexical check cannot see.
+    """
+    target = target.replace("\\", "/")
+    if _leaves_folder(target) and (target.startswith("/") or re.match(r"^[A-Za-z]:", target)):
+        return "is absolute"
+    parts = [p for p in posixpath.dirname(name).split("/") if p not in ("", ".")]
+    for component in target.split("/"):
+        if component in ("", "."):
+            continue
+        if component == "..":
+            if not parts:
+                return "leaves the extraction folder"
+            parts.pop()
+        else:
+            parts.append(component)
+            if "/".join(parts) in links:
+                return f"passes through the link {'/'.join(parts)}"
+    return None
+
+
 def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
     """Name the members of a tar archive that could write outside the folder it is extracted into.
 
@@ -344,10 +368,9 @@ def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
         elif links.intersection(parents):
             refused.append(f"{member.name}: stored below a link ({sorted(links.intersection(parents))[0]})")
         elif member.issym():
-            if _leaves_folder(member.linkname) or _leaves_folder(
-                posixpath.join(posixpath.dirname(name), member.linkname)
-            ):
-                refused.append(f"{member.name}: symbolic link to {member.linkname} leaves the extraction folder")
+            why = _symlink_problem(name, member.linkname, links)
+            if why:
+                refused.append(f"{member.name}: symbolic link to {member.linkname} {why}")
             links.add(name)
         elif member.islnk():
             if _leaves_folder(member.linkname):
