@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prepare_dataset: error: {e}", file=sys.stderr)
         return 2
     print(f"Done: train with data={args.dest}/data.yaml")
+    print(f"See the labels on sample images: python scripts/profile_dataset.py {args.dest}/data.yaml")
     return 0
 
 
