@@ -72,6 +72,8 @@ def test_ruod_converts_from_its_root_and_reports_environment_subsets(tmp_path):
     assert labels(dest, "train", "000001") == [approx([5, 24 / 64, 24 / 48, 32 / 64, 20 / 48])]  # corals = id 5
     assert [r[0] for r in labels(dest, "train", "000002")] == [9]  # jellyfish; the ignored fish is not a label
     assert report["splits"]["train"]["boxes_dropped_by_reason"] == {"ignore_flag": 1}
+    assert report["splits"]["unassigned"]["images_skipped_by_reason"] == {"not_in_any_annotation_file": 3}
+    assert sum("Environment_pic" in n and "no converted annotation file lists" in n for n in report["notes"]) == 3
     for subset in ("light", "color", "blur"):
         note = next(n for n in report["notes"] if f"instances_{subset}.json" in n)
         assert "environment subset" in note and "1 images (1 of them found" in note and "not converted" in note

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .common import (
+    UNASSIGNED,
     UNDERWATER_ALIASES,
     ConversionError,
     ConversionReport,
@@ -296,7 +297,7 @@ def parse_coco(
         files["test"] = test_file
         report.note(f"{test_file[0]}: {subsets[test_subset]}; written as the test split")
 
-    samples, used = [], set()
+    samples, used, folders = [], set(), set()
     for split, (path, data) in sorted(files.items()):
         folder = _image_folder(
             [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)],
@@ -308,9 +309,18 @@ def parse_coco(
         samples += split_samples
         used |= split_used
         if folder is not None:  # images in the split's folder that the JSON does not list: not labelled, not used
+            folders.add(folder)
             for image in images:
                 if image.parent == folder and image not in used:
                     report.skip_image(split, "not_in_annotation_file", str(image))
+    uncovered = defaultdict(list)  # e.g. RUOD's Environment_pic/, a test folder without annotations
+    for image in images:
+        if image not in used and image.parent not in folders:
+            uncovered[image.parent].append(image)
+    for folder, folder_images in sorted(uncovered.items()):
+        report.note(f"{folder}: {len(folder_images)} images that no converted annotation file lists; left out")
+        for image in folder_images:
+            report.skip_image(UNASSIGNED, "not_in_any_annotation_file", str(image))
     return samples, None
 
 
