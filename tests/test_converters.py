@@ -423,7 +423,7 @@ def test_rerun_is_idempotent_and_never_deletes_user_files(tmp_path):
 
     foreign = tmp_path / "foreign"
     write(foreign / "notes.txt", "mine")
-    with pytest.raises(ConversionError, match="no earlier prepare_dataset run recorded"):
+    with pytest.raises(ConversionError, match="no earlier scsa-yolo prepare run recorded"):
         convert_dataset("visdrone", [src], foreign)
     assert (foreign / "notes.txt").read_text() == "mine"
 

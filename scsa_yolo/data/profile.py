@@ -233,8 +233,8 @@ def preview_labels(images: list[Path], names: dict[int, str], path: Path, count:
 def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, preview: int = 8) -> dict[str, dict]:
     """Profile every split of a dataset and save ``profile.png``, ``profile.csv``, ``profile.md`` and label previews.
 
-    When the dataset root holds prepare_dataset's file list and the output lies below it, the written files are added
-    to that list, so a later prepare_dataset run into the same folder may replace them.
+    When the dataset root holds the file list of ``scsa-yolo prepare`` and the output lies below it, the written files
+    are added to that list, so a later prepare run into the same folder may replace them.
 
     Args:
         data_yaml: Ultralytics dataset YAML (read with ``check_det_dataset``, no download).

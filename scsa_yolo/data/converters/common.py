@@ -678,7 +678,7 @@ def prepare_dest(dest: Path) -> None:
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConversionError(
-            f"--dest {dest} holds {len(foreign)} file(s) that no earlier prepare_dataset run recorded in "
+            f"--dest {dest} holds {len(foreign)} file(s) that no earlier scsa-yolo prepare run recorded in "
             f"{MANIFEST_NAME} ({shown}); nothing was deleted. Use an empty or new folder, or move those files away"
         )
     folders = set()
@@ -997,7 +997,7 @@ def write_data_yaml(spec: DatasetSpec, dest: Path, splits: list[str], has_split_
     data = {k: data[k] for k in SPLITS if k in data}
     data["names"] = dict(enumerate(spec.names))
     header = (
-        f"# {spec.title} converted by scripts/prepare_dataset.py {spec.key} (scsa-yolo)\n"
+        f"# {spec.title} converted by scsa-yolo prepare {spec.key}\n"
         f"# Source: {spec.source_url}\n"
         f"# Licence: {spec.licence}\n"
         f"# Split: {spec.split_note}\n"
