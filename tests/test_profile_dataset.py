@@ -34,9 +34,12 @@ def test_size_buckets_follow_coco_limits():
 
 
 def test_profile_counts_sizes_and_brightness(tmp_path):
-    """Summary, CSV, Markdown and PNG agree with the hand-made dataset."""
+    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; a text file named .png is counted, not read."""
     out = tmp_path / "profile"
-    summary = profile_dataset(make_dataset(tmp_path / "ds"), out)
+    data = make_dataset(tmp_path / "ds")
+    (tmp_path / "ds" / "images" / "val" / "notes.png").write_text("not an image\n")
+    summary = profile_dataset(data, out)
+    assert summary["val"]["unreadable_images"] == 1 and summary["val"]["images"] == 1
 
     train, val = summary["train"], summary["val"]
     assert (train["images"], train["background_images"], train["objects"]) == (2, 1, 2)

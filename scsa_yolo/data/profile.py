@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
-from ultralytics.utils import TQDM
+from ultralytics.utils import LOGGER, TQDM
 from ultralytics.utils.patches import imread
 from ultralytics.utils.plotting import Annotator, colors
 
-from .converters.common import MANIFEST_NAME, record_written
+from .converters.common import MANIFEST_NAME, check_image_signature, record_written
 
 SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
 LARGE_AREA = 96**2
@@ -41,6 +41,7 @@ class SplitProfile:
     Attributes:
         images: Number of images.
         background_images: Images without any object.
+        unreadable_images: Files that are no readable image (left out of every statistic; named in a warning).
         class_counts: Objects per class name.
         size_counts: Objects per (class name, size bucket).
         objects_per_image: Object count of every image.
@@ -49,6 +50,7 @@ class SplitProfile:
 
     images: int = 0
     background_images: int = 0
+    unreadable_images: int = 0
     class_counts: Counter = field(default_factory=Counter)
     size_counts: Counter = field(default_factory=Counter)
     objects_per_image: list[int] = field(default_factory=list)
@@ -62,6 +64,7 @@ class SplitProfile:
         return {
             "images": self.images,
             "background_images": self.background_images,
+            "unreadable_images": self.unreadable_images,
             "objects": objects,
             "objects_per_image": round(objects / self.images, 2) if self.images else 0.0,
             **{f"{b}_%": round(100 * n / objects, 1) if objects else 0.0 for b, n in bucket_totals.items()},
@@ -102,11 +105,17 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
     """
     profile = SplitProfile()
     for image_path, label_path in TQDM(zip(images, img2label_paths(images)), total=len(images), desc=desc):
-        with Image.open(image_path) as image:
-            width, height = exif_size(image)
-            image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
-            grey = ImageOps.exif_transpose(image).convert("L")
-            grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
+        try:
+            check_image_signature(Path(image_path))  # before Image.open: Ultralytics' patch would pip-install pi-heif
+            with Image.open(image_path) as image:
+                width, height = exif_size(image)
+                image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
+                grey = ImageOps.exif_transpose(image).convert("L")
+                grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
+        except (OSError, ValueError) as e:
+            LOGGER.warning(f"{image_path}: left out of the profile, {e}")
+            profile.unreadable_images += 1
+            continue
         profile.images += 1
         profile.brightness.append(float(np.asarray(grey).mean()))
         rows = []
