@@ -111,7 +111,7 @@ def build_utdac(root: Path) -> Path:
     weeds = [*train, {"image_id": 3, "category_id": 5, "bbox": [30, 5, 10, 30]}]
     write(ann / "instances_train2017_waterweeds.json", coco(train_images, weeds, [*four, (5, "waterweeds")]))
     write(ann / "instances_val2017_waterweeds.json", coco(val_images, val, [*four, (5, "waterweeds")]))
-    for test in ("testA", "testB"):  # listed images that the release does not contain
+    for test in ("testA", "instances_testB2017"):  # listed images the release does not contain; a renamed copy
         write(ann / f"{test}.json", coco([(1, "t1.jpg"), (2, "t2.jpg")], [], four))
     return root
 
@@ -129,7 +129,8 @@ def test_utdac2020_release_as_shipped(tmp_path):
     assert report["splits"]["train"]["boxes_dropped_by_reason"] == {"negative_size": 1}
     notes = "\n".join(report["notes"])
     assert "testA.json: UTDAC2020 competition test set A" in notes and "2 images (0 of them found" in notes
-    assert "testB.json" in notes and "instances_train2017_waterweeds.json: the five-class" in notes
+    assert "instances_testB2017.json: UTDAC2020 competition test set B" in notes
+    assert "instances_train2017_waterweeds.json: the five-class" in notes
     duplicate = report["issues"]["duplicate_across_splits"]
     assert duplicate["count"] == 1 and "val2017/000001.jpg (val) ==" in duplicate["examples"][0]
     assert duplicate["examples"][0].endswith("train2017/000004.jpg (train)")

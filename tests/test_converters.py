@@ -34,17 +34,27 @@ def approx(values):
 
 
 def make_image(path: Path, size: tuple[int, int] = SIZE, colour=(40, 40, 40), orientation: int | None = None) -> Path:
-    """Write a flat-colour image whose corner pixel depends on its path (so no two fixture images are byte-identical);
-    ``orientation`` adds an EXIF orientation tag (JPEG only)."""
+    """Write a flat-colour image; ``orientation`` adds an EXIF orientation tag (JPEG only).
+
+    The file's path is stored in a JPEG comment or PNG text chunk, so no two fixture images are byte-identical (a
+    one-pixel difference can vanish in JPEG quantisation) while the pixels stay flat.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.new("RGB", size, colour)
-    image.putpixel((0, 0), tuple(hashlib.md5(str(path).encode()).digest()[:3]))
+    tag = str(path).encode()
+    if path.suffix.lower() == ".png":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("path", str(path))
+        extra = {"pnginfo": info}
+    else:
+        extra = {"comment": tag}
     if orientation:
         exif = image.getexif()
         exif[274] = orientation
-        image.save(path, exif=exif)
-    else:
-        image.save(path)
+        extra["exif"] = exif
+    image.save(path, **extra)
     return path
 
 

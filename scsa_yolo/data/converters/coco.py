@@ -20,6 +20,7 @@ Two images with one id make the file unusable (the annotations cannot be assigne
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -238,7 +239,7 @@ def parse_coco(
         roots: Folders to search.
         dest: Output folder, excluded from the search.
         report: Receives parse problems and notes on the files not converted.
-        subsets: Extra annotation files the release ships, by normalised file stem without ``instances``
+        subsets: Extra annotation files the release ships, by normalised file stem without ``instances`` and digits
             (e.g. ``{"light": "RUOD environment subset ..."}``): reported with their image counts, not converted.
         use_waterweeds: For releases with ``*_waterweeds.json`` variants: True uses those, False the others; None when
             the dataset has no such variant.
@@ -263,7 +264,8 @@ def parse_coco(
             report.note(f"{path} skipped: not COCO detection JSON (needs images, annotations, categories)")
             continue
         stem = normalise_name(path.stem)
-        subset_key = stem[len("instances") :] if stem.startswith("instances") else stem
+        # "instances_testA2017" and "testA" both name subset "testa"
+        subset_key = re.sub(r"\d+", "", stem[len("instances") :] if stem.startswith("instances") else stem)
         if test_subset is not None and subset_key == test_subset:
             test_file = (path, data)
             continue
