@@ -146,6 +146,27 @@ def test_utdac2020_release_as_shipped(tmp_path):
     assert "instances_train2017.json: the four-class file" in "\n".join(report["notes"])
 
 
+def test_pixel_identical_copy_with_other_bytes_is_found_only_by_pixels(tmp_path):
+    """val/000002.png has the pixels of train/000003.jpg decoded, in another container: bytes differ, pixels match."""
+    from PIL import Image
+
+    src = build_utdac(tmp_path / "UTDAC2020")
+    make_image(src / "train2017" / "000003.jpg", colour=(200, 30, 30))  # the other fixtures are flat grey
+    with Image.open(src / "train2017" / "000003.jpg") as image:
+        image.convert("RGB").save(src / "val2017" / "000002.png")
+    (src / "val2017" / "000002.jpg").unlink()
+    val = json.loads((src / "annotations" / "instances_val2017.json").read_text())
+    val["images"][1]["file_name"] = "000002.png"
+    write(src / "annotations" / "instances_val2017.json", json.dumps(val))
+    convert_dataset("utdac2020", [src], tmp_path / "bytes")
+    assert load_report(tmp_path / "bytes")["issues"]["duplicate_across_splits"]["count"] == 1  # the byte copy only
+    convert_dataset("utdac2020", [src], tmp_path / "pixels", ConvertOptions(pixel_duplicates=True))
+    examples = load_report(tmp_path / "pixels")["issues"]["duplicate_across_splits"]["examples"]
+    assert len(examples) == 2 and any(
+        "val2017/000002.png (val) ==" in e and "000003.jpg (train)" in e for e in examples
+    )
+
+
 def test_urpc_unlabelled_test_folder_is_reported_not_made_background(tmp_path):
     """URPC root with test-B-image/: its images never reach train/val; a lone unlabelled image only with the option."""
     src = tmp_path / "URPC2020"

@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave val/test images out that are byte-identical to an image of an earlier split (always reported)",
     )
+    parser.add_argument(
+        "--pixel-duplicates",
+        action="store_true",
+        help="find copies across splits by decoded pixels, not bytes (also metadata-stripped copies; slower)",
+    )
     parser.add_argument("--hardlink", action="store_true", help="hard-link images instead of copying them")
 
 
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         hardlink=args.hardlink,
         unlabelled_backgrounds=args.unlabelled_backgrounds,
         drop_eval_duplicates=args.drop_eval_duplicates,
+        pixel_duplicates=args.pixel_duplicates,
     )
     format_options = {
         "split_file": args.split_file,

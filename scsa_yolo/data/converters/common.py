@@ -161,6 +161,8 @@ class ConvertOptions:
             annotation file, a missing one usually means a lost file, not an empty scene.
         drop_eval_duplicates: Leave images of val/test out when they are byte-identical to an image of an earlier
             split (train before val before test); they are always reported.
+        pixel_duplicates: Compare decoded pixels instead of file bytes when looking for such copies (also finds
+            copies with stripped metadata or another container; decodes candidate images once more).
     """
 
     exif_boxes: str = "stored"
@@ -169,6 +171,7 @@ class ConvertOptions:
     min_box_pixels: float = 1.0
     unlabelled_backgrounds: bool = False
     drop_eval_duplicates: bool = False
+    pixel_duplicates: bool = False
 
     def __post_init__(self) -> None:
         """Reject an unknown EXIF frame instead of silently treating it as one of the two."""
@@ -855,30 +858,59 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def find_cross_split_duplicates(samples: list[Sample], report: ConversionReport, drop: bool) -> list[Sample]:
-    """Report images whose bytes are identical to an image of an earlier split; optionally leave them out.
+def _pixel_digest(path: Path) -> str | None:
+    """Return the SHA-256 of an image's decoded RGB pixels and size, or None if it cannot be decoded."""
+    try:
+        check_image_signature(path)
+        with Image.open(path) as image:
+            pixels = image.convert("RGB")
+            return hashlib.sha256(f"{pixels.size}".encode() + pixels.tobytes()).hexdigest()
+    except (OSError, ValueError):  # reported by the image probe when the sample is written
+        return None
 
-    A copy of a training image in val or test inflates every metric measured there. Files are compared by size
-    first and hashed (SHA-256) only when sizes collide across splits. Pixel-identical files with different bytes
-    (re-encoded copies) are not detected.
+
+def _image_dimensions(path: Path) -> tuple[int, int] | None:
+    """Return (width, height) from the image header without decoding, or None for files that are no image."""
+    try:
+        check_image_signature(path)
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
+
+
+def find_cross_split_duplicates(
+    samples: list[Sample], report: ConversionReport, drop: bool, pixels: bool = False
+) -> list[Sample]:
+    """Report images identical to an image of an earlier split; optionally leave them out.
+
+    A copy of a training image in val or test inflates every metric measured there. By default files are compared
+    by size first and hashed (SHA-256) only when sizes collide across splits: byte-identical copies. With ``pixels``
+    the decoded RGB pixels are hashed instead (images whose dimensions collide across splits), which also finds
+    copies that differ only in metadata or container (EXIF stripped, PNG saved as BMP); it decodes those images
+    once more.
 
     Args:
         samples: Samples with their final splits.
         report: Receives each duplicate (``duplicate_across_splits`` with both names) and per-split counts.
         drop: Leave the later copy out (skip reason ``duplicate_of_earlier_split``, its boxes ``image_skipped``).
+        pixels: Compare decoded pixels rather than file bytes.
 
     Returns:
         The samples to write.
     """
-    by_size: dict[int, list[Sample]] = defaultdict(list)
+    by_size: dict[object, list[Sample]] = defaultdict(list)
     for sample in samples:
         if sample.image is not None and sample.split in SPLITS and sample.image.is_file():  # dangling links: later
-            by_size[sample.image.stat().st_size].append(sample)
+            size = _image_dimensions(sample.image) if pixels else sample.image.stat().st_size
+            if size is not None:
+                by_size[size].append(sample)
     by_digest: dict[str, list[Sample]] = defaultdict(list)
-    for group in by_size.values():
-        if len({s.split for s in group}) > 1:
-            for sample in group:
-                by_digest[_file_digest(sample.image)].append(sample)
+    candidates = [group for group in by_size.values() if len({s.split for s in group}) > 1]
+    for sample in TQDM([s for group in candidates for s in group], desc="Looking for copies across splits"):
+        digest = _pixel_digest(sample.image) if pixels else _file_digest(sample.image)
+        if digest is not None:
+            by_digest[digest].append(sample)
     dropped = set()
     for group in by_digest.values():
         first = min(SPLITS.index(s.split) for s in group)
@@ -898,9 +930,8 @@ def find_cross_split_duplicates(samples: list[Sample], report: ConversionReport,
     if report.issue_totals["duplicate_across_splits"]:
         n = report.issue_totals["duplicate_across_splits"]
         action = "left out" if drop else "kept (--drop-eval-duplicates leaves them out)"
-        report.note(
-            f"{n} image(s) byte-identical to an image of an earlier split, {action}: see duplicate_across_splits"
-        )
+        kind = "pixel-identical" if pixels else "byte-identical"
+        report.note(f"{n} image(s) {kind} to an image of an earlier split, {action}: see duplicate_across_splits")
     return [s for s in samples if id(s) not in dropped]
 
 
@@ -930,7 +961,7 @@ def write_dataset(
         ConversionError: If no image or no box could be written.
     """
     samples = leave_out_unlabelled(samples, report, options.unlabelled_backgrounds)
-    samples = find_cross_split_duplicates(samples, report, options.drop_eval_duplicates)
+    samples = find_cross_split_duplicates(samples, report, options.drop_eval_duplicates, options.pixel_duplicates)
     samples = sorted(samples, key=lambda s: (s.split, str(s.image or s.annotation)))
     for sample in samples:
         if sample.image is None:
