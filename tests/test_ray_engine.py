@@ -18,6 +18,7 @@ from ultralytics.utils.patches import torch_load
 from scsa_yolo.benchmark import TrainSettings, run_benchmark
 from scsa_yolo.benchmark.engines import RayOptions, RunsFailedError
 from scsa_yolo.benchmark.runner import RUN_RECORD
+from scsa_yolo.nn.scsa_fused import ENV_SWITCH, fused_kernel_disabled
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the cluster extra (ray[tune])")
 
@@ -53,11 +54,21 @@ def trial_processes() -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def local_ray(torch_single_thread):
-    """A local two-CPU Ray instance; the in-process runs use one thread, like the one-CPU trials."""
+    """A local two-CPU Ray instance; the in-process runs use one thread, like the one-CPU trials.
+
+    SCSA runs its PyTorch-op path everywhere here: the fused CPU kernel's build is redone whenever another checkout's
+    copy of its source was built last, which would add a minute's compile to a trial at random.
+    """
     os.environ.pop("RAY_ADDRESS", None)
+    fused = os.environ.get(ENV_SWITCH)
+    os.environ[ENV_SWITCH] = "0"  # the Ray workers inherit this environment
     ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    if fused is None:
+        os.environ.pop(ENV_SWITCH)
+    else:
+        os.environ[ENV_SWITCH] = fused
     _, alive = psutil.wait_procs(ray_processes(), timeout=20)
     assert alive == [], f"Ray processes outlived the test: {[p.cmdline() for p in alive]}"
 
@@ -100,26 +111,30 @@ def test_ray_engine_matches_sequential_names_a_killed_trial_resumes_it_and_skips
     local_ray, tiny_dataset, tmp_path
 ):
     settings = TrainSettings(data=str(tiny_dataset), epochs=2, imgsz=64, batch=2, workers=0, device="cpu")
-    run_benchmark(MODELS, settings, seeds=(0, 1), out=tmp_path / "seq", latency_repeats=2)
+    with fused_kernel_disabled():  # as in the trials (see local_ray)
+        run_benchmark(MODELS, settings, seeds=(0, 1), out=tmp_path / "seq", latency_repeats=2)
     out = tmp_path / "ray"
 
     def on_ray():
         return run_benchmark(MODELS, settings, (0, 1), out, latency_repeats=2, engine="ray", ray_options=ONE_CPU)
 
     killed = []
-    killer = threading.Thread(target=_kill_mid_run, args=(out / "runs", "yolov8n-seed0", killed), daemon=True)
+    # The last trial of the grid is killed mid-run (with whichever trial runs next to it): trials that ended earlier
+    # keep their records, and no trial is left to start in a fresh process.
+    target = "yolov8n-scsa-seed1"
+    killer = threading.Thread(target=_kill_mid_run, args=(out / "runs", target, killed), daemon=True)
     killer.start()
-    with pytest.raises(RunsFailedError, match=r"runs failed:\n(.*\n)*  yolov8n-seed0: ") as failure:
+    with pytest.raises(RunsFailedError, match=rf"runs failed:\n(.*\n)*  {target}: ") as failure:
         on_ray()
     killer.join()
     assert killed == [0]  # killed after the first epoch's checkpoint, before the second epoch's
-    assert not (out / "runs" / "yolov8n-seed0" / RUN_RECORD).exists()
-    for name in ("yolov8n-seed1", "yolov8n-scsa-seed1"):  # the later trials ran to their end regardless
+    assert not (out / "runs" / target / RUN_RECORD).exists()
+    for name in ("yolov8n-seed0", "yolov8n-scsa-seed0"):  # trials that ended before the kill are finished
         assert (out / "runs" / name / RUN_RECORD).is_file() and f"  {name}: " not in str(failure.value)
 
-    finished = {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*seed1/weights/last.pt")}
+    finished = {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*seed0/weights/last.pt")}
     on_ray()
-    with open(out / "runs" / "yolov8n-seed0" / "results.csv", newline="") as handle:
+    with open(out / "runs" / target / "results.csv", newline="") as handle:
         epochs = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
     assert epochs == [1, 2]  # epoch 1 from the killed trial, epoch 2 from the resumed one
     assert finished == {path: path.stat().st_mtime_ns for path in finished}  # finished runs not trained again
