@@ -1,0 +1,508 @@
+"""CUDA kernel of the SCSA op, in Triton: the full-size passes as Triton kernels, the small gate maths as tensor ops.
+
+The block reads its (B, C, H, W) input three times forward (row and column means; window means of the gated map;
+the output) and three times backward (gate gradient sums; gate gradients from the pooling branch; the input
+gradient). Each pass is one Triton program per (sample, channel) plane, walking the plane in bands of
+``window_h`` rows, so the window sums need no second read. Everything between the passes works on (B, C, H),
+(B, C, W), (B, C, H'W') or (B, heads, d, d) tensors and runs as PyTorch ops in float32: the depthwise convs,
+GroupNorms, the channel attention and their hand-written backward (the same formulas as the CPU kernel,
+``csrc/cpu/scsa_cpu.cpp``). The statistics it returns are those of ``STATISTICS``, in float32.
+
+Inputs may be float32, float16 or bfloat16 (AMP); the passes load in that dtype, compute in float32, and store the
+output and the input gradient in the input's dtype; parameter gradients come back in the parameters' dtype.
+Under Triton's interpreter (``TRITON_INTERPRET=1`` set before this module is imported) it runs on CPU tensors,
+which is how the tests check it on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from scsa_yolo.nn.kernels import PARAMETERS
+
+__all__ = ["backward", "forward"]
+
+_INDEX = {name: index for index, name in enumerate(PARAMETERS)}
+GROUPS = 4
+MAX_TILE = 8192
+"""Elements per (rows x columns) tile of a pass; a band of ``window_h`` rows is always one tile."""
+
+
+# ---- full-size passes: one program per (sample, channel) plane -------------------------------------------------
+
+
+@triton.jit
+def _profiles_kernel(x_ptr, row_means_ptr, col_means_ptr, H, W, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """Row means (H) and column means (W) of one plane."""
+    plane = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_W)
+    col_ok = cols < W
+    col_sums = tl.zeros([BLOCK_W], dtype=tl.float32)
+    for start in range(0, H, BLOCK_H):
+        rows = start + tl.arange(0, BLOCK_H)
+        row_ok = rows < H
+        mask = row_ok[:, None] & col_ok[None, :]
+        tile = tl.load(x_ptr + plane * H * W + rows[:, None] * W + cols[None, :], mask=mask, other=0.0)
+        tile = tile.to(tl.float32)
+        tl.store(row_means_ptr + plane * H + rows, tl.sum(tile, axis=1) / W, mask=row_ok)
+        col_sums += tl.sum(tile, axis=0)
+    tl.store(col_means_ptr + plane * W + cols, col_sums / H, mask=col_ok)
+
+
+@triton.jit
+def _window_means_kernel(
+    x_ptr,
+    row_gate_ptr,
+    col_gate_ptr,
+    pooled_ptr,
+    H,
+    W,
+    window_h,
+    window_w,
+    pooled_h,
+    pooled_w,
+    BLOCK_WH: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+    BLOCK_PW: tl.constexpr,
+):
+    """Window means of x * row_gate * col_gate over full windows (floor mode), (pooled_h * pooled_w) per plane."""
+    plane = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_W)
+    col_in = cols < pooled_w * window_w
+    col_gate = tl.load(col_gate_ptr + plane * W + cols, mask=col_in, other=0.0)
+    out_cols = tl.arange(0, BLOCK_PW)
+    member = ((cols // window_w)[None, :] == out_cols[:, None]) & col_in[None, :]  # column j in window q
+    local = tl.arange(0, BLOCK_WH)
+    row_in = local < window_h
+    inv_area = 1.0 / (window_h * window_w)
+    for p in range(0, pooled_h):
+        rows = p * window_h + local
+        mask = row_in[:, None] & col_in[None, :]
+        tile = tl.load(x_ptr + plane * H * W + rows[:, None] * W + cols[None, :], mask=mask, other=0.0)
+        gains = tl.load(row_gate_ptr + plane * H + rows, mask=row_in, other=0.0)
+        band = tl.sum(tile.to(tl.float32) * gains[:, None], axis=0) * col_gate
+        sums = tl.sum(tl.where(member, band[None, :], 0.0), axis=1) * inv_area
+        tl.store(pooled_ptr + plane * pooled_h * pooled_w + p * pooled_w + out_cols, sums, mask=out_cols < pooled_w)
+
+
+@triton.jit
+def _output_kernel(
+    x_ptr, row_gate_ptr, col_gate_ptr, channel_gate_ptr, out_ptr, H, W, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr
+):
+    """out = x * row_gate * (channel_gate * col_gate)."""
+    plane = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_W)
+    col_ok = cols < W
+    col_gain = tl.load(col_gate_ptr + plane * W + cols, mask=col_ok, other=0.0) * tl.load(channel_gate_ptr + plane)
+    for start in range(0, H, BLOCK_H):
+        rows = start + tl.arange(0, BLOCK_H)
+        row_ok = rows < H
+        mask = row_ok[:, None] & col_ok[None, :]
+        offsets = plane * H * W + rows[:, None] * W + cols[None, :]
+        tile = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        gains = tl.load(row_gate_ptr + plane * H + rows, mask=row_ok, other=0.0)
+        out = tile * gains[:, None] * col_gain[None, :]
+        tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _gate_sums_kernel(
+    grad_ptr,
+    x_ptr,
+    row_gate_ptr,
+    col_gate_ptr,
+    grad_rows_ptr,
+    grad_cols_ptr,
+    grad_channel_ptr,
+    band_ptr,
+    H,
+    W,
+    window_h,
+    pooled_h,
+    BLOCK_WH: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+):
+    """Backward pass 1 of a plane, with g the output gradient.
+
+    grad_rows[i] = sum_j g x col_gate[j]; grad_cols[j] = sum_i g x row_gate[i]; grad_channel = sum_i row_gate[i]
+    grad_rows[i]; band[p, j] = sum over window row p of x row_gate (for the pooling branch's column-gate gradient).
+    """
+    plane = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_W)
+    col_ok = cols < W
+    col_gate = tl.load(col_gate_ptr + plane * W + cols, mask=col_ok, other=0.0)
+    col_acc = tl.zeros([BLOCK_W], dtype=tl.float32)
+    channel_acc = tl.zeros([BLOCK_WH], dtype=tl.float32)
+    local = tl.arange(0, BLOCK_WH)
+    for p in range(0, tl.cdiv(H, window_h)):
+        rows = p * window_h + local
+        row_ok = (local < window_h) & (rows < H)
+        mask = row_ok[:, None] & col_ok[None, :]
+        offsets = plane * H * W + rows[:, None] * W + cols[None, :]
+        g = tl.load(grad_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        gains = tl.load(row_gate_ptr + plane * H + rows, mask=row_ok, other=0.0)
+        gx = g * x
+        row_sums = tl.sum(gx * col_gate[None, :], axis=1)
+        tl.store(grad_rows_ptr + plane * H + rows, row_sums, mask=row_ok)
+        col_acc += tl.sum(gx * gains[:, None], axis=0)
+        channel_acc += gains * row_sums
+        band = tl.sum(x * gains[:, None], axis=0)
+        tl.store(band_ptr + (plane * pooled_h + p) * W + cols, band, mask=col_ok & (p < pooled_h))
+    tl.store(grad_cols_ptr + plane * W + cols, col_acc, mask=col_ok)
+    tl.store(grad_channel_ptr + plane, tl.sum(channel_acc, axis=0))
+
+
+@triton.jit
+def _gate_grads_kernel(
+    x_ptr,
+    col_gate_ptr,
+    channel_gate_ptr,
+    grad_rows_ptr,
+    grad_cols_ptr,
+    band_ptr,
+    grad_pooled_ptr,
+    grad_row_gate_ptr,
+    grad_col_gate_ptr,
+    H,
+    W,
+    window_h,
+    window_w,
+    pooled_h,
+    pooled_w,
+    BLOCK_WH: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+):
+    """Backward pass 2 of a plane: the gate gradients, with s[p, j] = d window mean[p, q(j)] / window area.
+
+    d row_gate[i] = cg grad_rows[i] + sum_j x[i, j] col_gate[j] s[p(i), j];
+    d col_gate[j] = cg grad_cols[j] + sum_p s[p, j] band[p, j].
+    """
+    plane = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_W)
+    col_ok = cols < W
+    col_in = cols < pooled_w * window_w
+    col_gate = tl.load(col_gate_ptr + plane * W + cols, mask=col_ok, other=0.0)
+    gate = tl.load(channel_gate_ptr + plane)
+    inv_area = 1.0 / (window_h * window_w)
+    grad_cols = gate * tl.load(grad_cols_ptr + plane * W + cols, mask=col_ok, other=0.0)
+    local = tl.arange(0, BLOCK_WH)
+    for p in range(0, tl.cdiv(H, window_h)):
+        rows = p * window_h + local
+        row_ok = (local < window_h) & (rows < H)
+        pooled_row = p < pooled_h
+        spread_offsets = plane * pooled_h * pooled_w + p * pooled_w + cols // window_w
+        spread = tl.load(grad_pooled_ptr + spread_offsets, mask=col_in & pooled_row, other=0.0) * inv_area
+        mask = row_ok[:, None] & col_ok[None, :]
+        x = tl.load(x_ptr + plane * H * W + rows[:, None] * W + cols[None, :], mask=mask, other=0.0)
+        grad_rows = gate * tl.load(grad_rows_ptr + plane * H + rows, mask=row_ok, other=0.0)
+        grad_rows += tl.sum(x.to(tl.float32) * (spread * col_gate)[None, :], axis=1)
+        tl.store(grad_row_gate_ptr + plane * H + rows, grad_rows, mask=row_ok)
+        band = tl.load(band_ptr + (plane * pooled_h + p) * W + cols, mask=col_ok & pooled_row, other=0.0)
+        grad_cols += spread * band
+    tl.store(grad_col_gate_ptr + plane * W + cols, grad_cols, mask=col_ok)
+
+
+@triton.jit
+def _input_grad_kernel(
+    grad_ptr,
+    row_gate_ptr,
+    col_gate_ptr,
+    channel_gate_ptr,
+    grad_pooled_ptr,
+    grad_row_means_ptr,
+    grad_col_means_ptr,
+    grad_x_ptr,
+    H,
+    W,
+    window_h,
+    window_w,
+    pooled_h,
+    pooled_w,
+    BLOCK_WH: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+):
+    """Backward pass 3: dx = (g cg + s[p(i), j]) row_gate[i] col_gate[j] + d row_means[i] / W + d col_means[j] / H."""
+    plane = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_W)
+    col_ok = cols < W
+    col_in = cols < pooled_w * window_w
+    col_gate = tl.load(col_gate_ptr + plane * W + cols, mask=col_ok, other=0.0)
+    gate = tl.load(channel_gate_ptr + plane)
+    inv_area = 1.0 / (window_h * window_w)
+    col_term = tl.load(grad_col_means_ptr + plane * W + cols, mask=col_ok, other=0.0) / H
+    local = tl.arange(0, BLOCK_WH)
+    for p in range(0, tl.cdiv(H, window_h)):
+        rows = p * window_h + local
+        row_ok = (local < window_h) & (rows < H)
+        spread_offsets = plane * pooled_h * pooled_w + p * pooled_w + cols // window_w
+        spread = tl.load(grad_pooled_ptr + spread_offsets, mask=col_in & (p < pooled_h), other=0.0) * inv_area
+        mask = row_ok[:, None] & col_ok[None, :]
+        offsets = plane * H * W + rows[:, None] * W + cols[None, :]
+        g = tl.load(grad_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        gains = tl.load(row_gate_ptr + plane * H + rows, mask=row_ok, other=0.0)
+        row_term = tl.load(grad_row_means_ptr + plane * H + rows, mask=row_ok, other=0.0) / W
+        grad_x = (g * gate + spread[None, :]) * gains[:, None] * col_gate[None, :] + row_term[:, None]
+        grad_x += col_term[None, :]
+        tl.store(grad_x_ptr + offsets, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
+
+
+# ---- launchers and the small maths -----------------------------------------------------------------------------
+
+
+def _block_w(width: int) -> int:
+    return triton.next_power_of_2(width)
+
+
+def _block_rows(height: int, width: int) -> int:
+    """Rows per tile for the passes that need no windows: as many as fit in ``MAX_TILE`` elements."""
+    return max(1, min(triton.next_power_of_2(height), MAX_TILE // _block_w(width)))
+
+
+def _group_convs(params: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The four group convs' weights and biases."""
+    weights = [params[_INDEX[f"{conv}.weight"]] for conv in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")]
+    biases = [params[_INDEX[f"{conv}.bias"]] for conv in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")]
+    return weights, biases
+
+
+def _normalize(values: torch.Tensor, groups: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """GroupNorm without affine of a (B, C, L) tensor: normalised values and 1 / std per (sample, group)."""
+    grouped = values.reshape(values.shape[0], groups, -1)
+    var, mean = torch.var_mean(grouped, dim=-1, correction=0, keepdim=True)
+    rstd = torch.rsqrt(var + eps)
+    return ((grouped - mean) * rstd).view_as(values), rstd.view(values.shape[0], groups)
+
+
+def _normalize_backward(grad_normed: torch.Tensor, normed: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
+    """d normed -> d values of ``_normalize``: rstd (dn - mean(dn) - normed mean(dn normed)) per group."""
+    b, groups = rstd.shape
+    dn, n = grad_normed.reshape(b, groups, -1), normed.reshape(b, groups, -1)
+    mean_dn = dn.mean(dim=-1, keepdim=True)
+    mean_dn_n = (dn * n).mean(dim=-1, keepdim=True)
+    return ((dn - mean_dn - n * mean_dn_n) * rstd.unsqueeze(-1)).view_as(grad_normed)
+
+
+def _profile_gates(
+    profile: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor], gamma, beta, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SMSA gate of a (B, C, L) profile: group convs, GroupNorm(4), sigmoid; returns normed, gate, rstd (B, 4)."""
+    group_chans = profile.shape[1] // GROUPS
+    conv = torch.cat(
+        [
+            F.conv1d(part, weight, bias, padding=weight.shape[-1] // 2, groups=group_chans)
+            for part, weight, bias in zip(profile.split(group_chans, dim=1), weights, biases)
+        ],
+        dim=1,
+    )
+    normed, rstd = _normalize(conv, GROUPS, eps)
+    return normed, torch.sigmoid(torch.addcmul(beta[:, None], normed, gamma[:, None])), rstd
+
+
+def _profile_gates_backward(
+    grad_gate: torch.Tensor,
+    profile: torch.Tensor,
+    normed: torch.Tensor,
+    gate: torch.Tensor,
+    rstd: torch.Tensor,
+    weights: list[torch.Tensor],
+    gamma: torch.Tensor,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Back through sigmoid, GroupNorm(4) and the group convs: d profile, conv weight and bias grads, d gamma, d beta."""
+    grad_logits = grad_gate * gate * (1 - gate)
+    grad_gamma = (grad_logits * normed).sum(dim=(0, 2))
+    grad_beta = grad_logits.sum(dim=(0, 2))
+    grad_conv = _normalize_backward(grad_logits * gamma[:, None], normed, rstd)
+    group_chans = profile.shape[1] // GROUPS
+    grad_profile, grad_weights, grad_biases = [], [], []
+    for part, grad_part, weight in zip(profile.split(group_chans, 1), grad_conv.split(group_chans, 1), weights):
+        grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad_part.contiguous(),
+            part.contiguous(),
+            weight,
+            [group_chans],
+            [1],
+            [weight.shape[-1] // 2],
+            [1],
+            False,
+            [0],
+            group_chans,
+            [True, True, True],
+        )
+        grad_profile.append(grad_input)
+        grad_weights.append(grad_weight)
+        grad_biases.append(grad_bias)
+    return torch.cat(grad_profile, dim=1), grad_weights, grad_biases, grad_gamma, grad_beta
+
+
+def _project(
+    pooled_normed: torch.Tensor, params: list[torch.Tensor], heads: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GroupNorm(1)'s affine and the q, k scales: y (B, C, N), q and k (B, heads, d, N), and the v scale/bias."""
+    b, c, n = pooled_normed.shape
+    y = torch.addcmul(params[_INDEX["norm.bias"]][:, None], pooled_normed, params[_INDEX["norm.weight"]][:, None])
+    scales = [params[_INDEX[f"{name}.weight"]].view(c, 1) for name in "qk"]
+    has_bias = params[_INDEX["q.bias"]].numel() > 0
+    q, k = (
+        torch.addcmul(params[_INDEX[f"{name}.bias"]][:, None], y, scale) if has_bias else y * scale
+        for name, scale in zip("qk", scales)
+    )
+    return y, q.view(b, heads, c // heads, n), k.view(b, heads, c // heads, n), has_bias
+
+
+def _geometry(x: torch.Tensor, window_h: int, window_w: int) -> tuple[int, int, int, int, int, int]:
+    b, c, h, w = x.shape
+    return b, c, h, w, h // window_h, w // window_w
+
+
+def forward(
+    x: torch.Tensor,
+    params: list[torch.Tensor],
+    window_h: int,
+    window_w: int,
+    heads: int,
+    scaler: float,
+    eps_h: float,
+    eps_w: float,
+    eps: float,
+    keep_statistics: bool,
+) -> list[torch.Tensor]:
+    """The op's forward on a CUDA tensor (or a CPU tensor under Triton's interpreter); see ``scsa_fused.scsa``."""
+    x = x.contiguous()
+    params = [p.float() for p in params]
+    b, c, h, w, pooled_h, pooled_w = _geometry(x, window_h, window_w)
+    planes, block_w = b * c, _block_w(w)
+    block_wh = triton.next_power_of_2(window_h)
+    stats = {"dtype": torch.float32, "device": x.device}
+
+    row_means, col_means = torch.empty(b, c, h, **stats), torch.empty(b, c, w, **stats)
+    _profiles_kernel[(planes,)](x, row_means, col_means, h, w, BLOCK_H=_block_rows(h, w), BLOCK_W=block_w)
+    weights, biases = _group_convs(params)
+    row_normed, row_gate, row_rstd = _profile_gates(
+        row_means, weights, biases, params[_INDEX["norm_h.weight"]], params[_INDEX["norm_h.bias"]], eps_h
+    )
+    col_normed, col_gate, col_rstd = _profile_gates(
+        col_means, weights, biases, params[_INDEX["norm_w.weight"]], params[_INDEX["norm_w.bias"]], eps_w
+    )
+
+    pooled = torch.empty(b, c, pooled_h * pooled_w, **stats)
+    _window_means_kernel[(planes,)](
+        x, row_gate, col_gate, pooled, h, w, window_h, window_w, pooled_h, pooled_w,
+        BLOCK_WH=block_wh, BLOCK_W=block_w, BLOCK_PW=triton.next_power_of_2(pooled_w),
+    )  # fmt: skip
+    pooled_normed, pooled_rstd = _normalize(pooled, 1, eps)
+    y, q, k, has_bias = _project(pooled_normed, params, heads)
+    mean_v = params[_INDEX["v.weight"]].view(c) * y.mean(dim=-1)
+    if has_bias:
+        mean_v = mean_v + params[_INDEX["v.bias"]]
+    attention = (q @ k.transpose(-2, -1) * scaler).softmax(dim=-1)  # (B, heads, d, d)
+    logits = (attention @ mean_v.view(b, heads, -1, 1)).view(b, c)
+    channel_gate = torch.sigmoid(logits)
+
+    out = torch.empty_like(x)
+    _output_kernel[(planes,)](
+        x, row_gate, col_gate, channel_gate, out, h, w, BLOCK_H=_block_rows(h, w), BLOCK_W=block_w
+    )
+    if not keep_statistics:
+        return [out]
+    pooled_rstd = pooled_rstd.view(b)
+    return [
+        out, row_means, col_means, row_normed, col_normed, row_gate, col_gate, row_rstd, col_rstd,
+        pooled_normed, pooled_rstd, attention, mean_v, logits, channel_gate,
+    ]  # fmt: skip
+
+
+def backward(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    params: list[torch.Tensor],
+    saved: list[torch.Tensor],
+    window_h: int,
+    window_w: int,
+    heads: int,
+    scaler: float,
+    input_needs_grad: bool,
+) -> list[torch.Tensor]:
+    """The op's backward (see ``scsa_fused.scsa_backward``): [d x (empty if not needed), *parameter gradients]."""
+    x, grad = x.contiguous(), grad.contiguous()
+    param_dtypes = [p.dtype for p in params]
+    params = [p.float() for p in params]
+    (
+        row_means, col_means, row_normed, col_normed, row_gate, col_gate, row_rstd, col_rstd,
+        pooled_normed, pooled_rstd, attention, mean_v, logits, channel_gate,
+    ) = saved  # fmt: skip
+    b, c, h, w, pooled_h, pooled_w = _geometry(x, window_h, window_w)
+    planes, block_w, block_wh = b * c, _block_w(w), triton.next_power_of_2(window_h)
+    n, d = pooled_h * pooled_w, c // heads
+    stats = {"dtype": torch.float32, "device": x.device}
+    grads: dict[str, torch.Tensor] = {}
+
+    grad_rows, grad_cols = torch.empty(b, c, h, **stats), torch.empty(b, c, w, **stats)
+    grad_channel_gate = torch.empty(b, c, **stats)
+    band = torch.empty(b, c, pooled_h, w, **stats)
+    _gate_sums_kernel[(planes,)](
+        grad, x, row_gate, col_gate, grad_rows, grad_cols, grad_channel_gate, band, h, w, window_h, pooled_h,
+        BLOCK_WH=block_wh, BLOCK_W=block_w,
+    )  # fmt: skip
+
+    # PCSA: cg = sigmoid(o), o = A mean_v, A = softmax(scaler q k^T); dS = A do (mean_v^T - o) scaler.
+    grad_logits = (grad_channel_gate * channel_gate * (1 - channel_gate)).view(b, heads, d, 1)
+    weighted = attention * grad_logits
+    grad_scores = weighted * (mean_v.view(b, heads, 1, d) - logits.view(b, heads, d, 1)) * scaler
+    grad_mean_v = weighted.sum(dim=2).reshape(b, c)
+    y, q, k, has_bias = _project(pooled_normed, params, heads)
+    grad_q = (grad_scores @ k).view(b, c, n)
+    grad_k = (grad_scores.transpose(-2, -1) @ q).view(b, c, n)
+    grad_v = grad_mean_v / n  # at every pooled pixel
+    grads["q.weight"] = (grad_q * y).sum(dim=(0, 2))
+    grads["k.weight"] = (grad_k * y).sum(dim=(0, 2))
+    grads["v.weight"] = (grad_v * y.sum(dim=2)).sum(dim=0)
+    if has_bias:
+        grads["q.bias"], grads["k.bias"] = grad_q.sum(dim=(0, 2)), grad_k.sum(dim=(0, 2))
+        grads["v.bias"] = grad_mean_v.sum(dim=0)
+    scale = {name: params[_INDEX[f"{name}.weight"]].view(c, 1) for name in "qkv"}
+    grad_y = scale["q"] * grad_q + scale["k"] * grad_k + scale["v"] * grad_v.unsqueeze(-1)
+    grads["norm.weight"] = (grad_y * pooled_normed).sum(dim=(0, 2))
+    grads["norm.bias"] = grad_y.sum(dim=(0, 2))
+    grad_pooled = _normalize_backward(
+        grad_y * params[_INDEX["norm.weight"]][:, None], pooled_normed, pooled_rstd.view(b, 1)
+    ).contiguous()
+
+    grad_row_gate, grad_col_gate = torch.empty(b, c, h, **stats), torch.empty(b, c, w, **stats)
+    _gate_grads_kernel[(planes,)](
+        x, col_gate, channel_gate, grad_rows, grad_cols, band, grad_pooled, grad_row_gate, grad_col_gate,
+        h, w, window_h, window_w, pooled_h, pooled_w, BLOCK_WH=block_wh, BLOCK_W=block_w,
+    )  # fmt: skip
+
+    weights, _ = _group_convs(params)
+    conv_names = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
+    grad_profiles = []
+    for axis, grad_gate, profile, normed, gate, rstd in (
+        ("h", grad_row_gate, row_means, row_normed, row_gate, row_rstd),
+        ("w", grad_col_gate, col_means, col_normed, col_gate, col_rstd),
+    ):
+        gamma = params[_INDEX[f"norm_{axis}.weight"]]
+        grad_profile, grad_weights, grad_biases, grad_gamma, grad_beta = _profile_gates_backward(
+            grad_gate, profile, normed, gate, rstd, weights, gamma
+        )
+        grad_profiles.append(grad_profile.contiguous())
+        grads[f"norm_{axis}.weight"], grads[f"norm_{axis}.bias"] = grad_gamma, grad_beta
+        for conv, grad_weight, grad_bias in zip(conv_names, grad_weights, grad_biases):
+            grads[f"{conv}.weight"] = grads.get(f"{conv}.weight", 0) + grad_weight
+            grads[f"{conv}.bias"] = grads.get(f"{conv}.bias", 0) + grad_bias
+
+    grad_x = x.new_empty(0)
+    if input_needs_grad:
+        grad_x = torch.empty_like(x)
+        _input_grad_kernel[(planes,)](
+            grad, row_gate, col_gate, channel_gate, grad_pooled, *grad_profiles, grad_x,
+            h, w, window_h, window_w, pooled_h, pooled_w, BLOCK_WH=block_wh, BLOCK_W=block_w,
+        )  # fmt: skip
+    grad_params = [
+        grads[name].reshape(param.shape).to(dtype) if name in grads else torch.zeros_like(param, dtype=dtype)
+        for name, param, dtype in zip(PARAMETERS, params, param_dtypes)
+    ]
+    return [grad_x, *grad_params]
