@@ -7,7 +7,7 @@ import torch
 
 from scsa_yolo.benchmark.speed import bench_module, format_report, scsa_path
 from scsa_yolo.nn import SCSA
-from scsa_yolo.nn import scsa as scsa_module
+from scsa_yolo.nn import scsa_fused
 
 
 def test_bench_module_times_every_path_and_checks_outputs() -> None:
@@ -31,8 +31,8 @@ def test_scsa_path_switches_blocks_and_restores_them(monkeypatch: pytest.MonkeyP
     calls = []
     for block in (model[0], model[2]):
         block.forward_reference = lambda inp, b=block: calls.append(("reference", b)) or SCSA.forward_reference(b, inp)
-    fused = scsa_module.fused_scsa
-    monkeypatch.setattr(scsa_module, "fused_scsa", lambda b, *args: calls.append(("fused", b)) or fused(b, *args))
+    fused = scsa_fused.scsa
+    monkeypatch.setattr(scsa_fused, "scsa", lambda x, *args: calls.append(("fused", x.shape)) or fused(x, *args))
     with scsa_path(model, "reference"):
         model(x)
     assert calls == [("reference", model[0]), ("reference", model[2])]
@@ -41,7 +41,7 @@ def test_scsa_path_switches_blocks_and_restores_them(monkeypatch: pytest.MonkeyP
         model(x)
     assert calls == []  # neither the reference nor the fused kernel
     model(x)
-    assert calls == [("fused", model[0]), ("fused", model[2])]  # default path again, on the kernel
+    assert calls == [("fused", x.shape), ("fused", x.shape)]  # default path again, on the kernel
     assert "forward" not in vars(model[0])
     with pytest.raises(ValueError, match="must be one of"):
         with scsa_path(model, "compiled"):

@@ -22,7 +22,8 @@ from ultralytics.utils.torch_utils import get_cpu_info
 
 from scsa_yolo.benchmark.measure import time_interleaved
 from scsa_yolo.nn.scsa import SCSA
-from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_status, load_kernel
+from scsa_yolo.nn.kernels import cpu as cpu_kernel
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_status
 
 SCSA_PATHS = ("fast", "ops", "reference")
 """SCSA implementations the model benchmark compares (see ``scsa_path``)."""
@@ -78,7 +79,7 @@ def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int
             outputs vs reference), and the medians in ms ``ref_fwd``, ``ops_fwd``, ``fast_fwd``, ``ref_fwd_bwd``,
             ``ops_fwd_bwd``, ``fast_fwd_bwd``.
     """
-    load_kernel()  # build outside the timed rounds
+    cpu_kernel.load()  # build outside the timed rounds
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
@@ -190,7 +191,7 @@ def bench_model(
         (dict): ``threads``, ``infer`` and ``train`` (each a list of Timing for yolov8n, yolov8n-scsa,
             yolov8n-scsa-ops, yolov8n-scsa-reference), and the sizes used.
     """
-    load_kernel()  # build outside the timed rounds
+    cpu_kernel.load()  # build outside the timed rounds
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
