@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from scsa_yolo.benchmark.speed import bench_module, format_report, scsa_path
-from scsa_yolo.nn import SCSA
-from scsa_yolo.nn import scsa_fused
+from scsa_yolo.nn import SCSA, scsa_fused
 
 
 def test_bench_module_times_every_path_and_checks_outputs() -> None:

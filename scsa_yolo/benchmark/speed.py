@@ -21,8 +21,8 @@ from torch import nn
 from ultralytics.utils.torch_utils import get_cpu_info
 
 from scsa_yolo.benchmark.measure import time_interleaved
-from scsa_yolo.nn.scsa import SCSA
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
+from scsa_yolo.nn.scsa import SCSA
 from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_status
 
 SCSA_PATHS = ("fast", "ops", "reference")

@@ -74,7 +74,9 @@ KERNEL_PARAMETERS: tuple[tuple[str, str], ...] = tuple(tuple(name.split(".")) fo
 """(submodule, parameter) of each tensor the op takes, in its order."""
 KERNEL_MODULES = tuple(dict.fromkeys(module for module, _ in KERNEL_PARAMETERS))
 """Submodules whose parameters the op reads (it never calls them)."""
-QKV_BIASES = tuple(index for index, (module, name) in enumerate(KERNEL_PARAMETERS) if name == "bias" and module in "qkv")
+QKV_BIASES = tuple(
+    index for index, (module, name) in enumerate(KERNEL_PARAMETERS) if name == "bias" and module in "qkv"
+)
 """Positions of the q, k and v biases among the op's parameters (empty tensors when the block has none)."""
 
 

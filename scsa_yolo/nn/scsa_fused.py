@@ -108,7 +108,7 @@ def _scsa_backward_cuda(grad, x, params, statistics, window_h, window_w, heads, 
 
 
 def statistics_dtype(x: torch.Tensor) -> torch.dtype:
-    """dtype of the statistics: the input's for float32/float64, float32 for half-precision inputs."""
+    """Dtype of the statistics: the input's for float32/float64, float32 for half-precision inputs."""
     return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
 
 

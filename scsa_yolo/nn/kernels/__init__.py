@@ -7,9 +7,10 @@ The kernels know tensors and numbers only, never the ``SCSA`` module.
 
 from __future__ import annotations
 
-__all__ = ["PARAMETERS", "STATISTICS", "statistics_shapes"]
+__all__ = ["GROUP_CONVS", "PARAMETERS", "STATISTICS", "statistics_shapes"]
 
 GROUP_CONVS = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
+"""The four depthwise convs in channel-group order (kernel sizes 3, 5, 7, 9 by default)."""
 PARAMETERS: tuple[str, ...] = (
     *(f"{conv}.weight" for conv in GROUP_CONVS),
     *(f"{conv}.bias" for conv in GROUP_CONVS),

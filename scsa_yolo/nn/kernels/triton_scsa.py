@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from scsa_yolo.nn.kernels import PARAMETERS
+from scsa_yolo.nn.kernels import GROUP_CONVS, PARAMETERS
 
 __all__ = ["backward", "forward"]
 
@@ -92,7 +92,7 @@ def _window_means_kernel(
 def _output_kernel(
     x_ptr, row_gate_ptr, col_gate_ptr, channel_gate_ptr, out_ptr, H, W, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr
 ):
-    """out = x * row_gate * (channel_gate * col_gate)."""
+    """Out = x * row_gate * (channel_gate * col_gate)."""
     plane = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_W)
     col_ok = cols < W
@@ -264,9 +264,9 @@ def _block_rows(height: int, width: int) -> int:
 
 def _group_convs(params: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The four group convs' weights and biases."""
-    weights = [params[_INDEX[f"{conv}.weight"]] for conv in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")]
-    biases = [params[_INDEX[f"{conv}.bias"]] for conv in ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")]
-    return weights, biases
+    return [params[_INDEX[f"{conv}.weight"]] for conv in GROUP_CONVS], [
+        params[_INDEX[f"{conv}.bias"]] for conv in GROUP_CONVS
+    ]
 
 
 def _normalize(values: torch.Tensor, groups: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +278,7 @@ def _normalize(values: torch.Tensor, groups: int, eps: float) -> tuple[torch.Ten
 
 
 def _normalize_backward(grad_normed: torch.Tensor, normed: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
-    """d normed -> d values of ``_normalize``: rstd (dn - mean(dn) - normed mean(dn normed)) per group."""
+    """D normed -> d values of ``_normalize``: rstd (dn - mean(dn) - normed mean(dn normed)) per group."""
     b, groups = rstd.shape
     dn, n = grad_normed.reshape(b, groups, -1), normed.reshape(b, groups, -1)
     mean_dn = dn.mean(dim=-1, keepdim=True)
@@ -311,7 +311,11 @@ def _profile_gates_backward(
     weights: list[torch.Tensor],
     gamma: torch.Tensor,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Back through sigmoid, GroupNorm(4) and the group convs: d profile, conv weight and bias grads, d gamma, d beta."""
+    """Back through sigmoid, GroupNorm(4) and the group convs.
+
+    Returns:
+        (tuple): d profile, the conv weight and bias gradients (lists), d gamma, d beta.
+    """
     grad_logits = grad_gate * gate * (1 - gate)
     grad_gamma = (grad_logits * normed).sum(dim=(0, 2))
     grad_beta = grad_logits.sum(dim=(0, 2))
@@ -478,7 +482,6 @@ def backward(
     )  # fmt: skip
 
     weights, _ = _group_convs(params)
-    conv_names = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
     grad_profiles = []
     for axis, grad_gate, profile, normed, gate, rstd in (
         ("h", grad_row_gate, row_means, row_normed, row_gate, row_rstd),
@@ -490,7 +493,7 @@ def backward(
         )
         grad_profiles.append(grad_profile.contiguous())
         grads[f"norm_{axis}.weight"], grads[f"norm_{axis}.bias"] = grad_gamma, grad_beta
-        for conv, grad_weight, grad_bias in zip(conv_names, grad_weights, grad_biases):
+        for conv, grad_weight, grad_bias in zip(GROUP_CONVS, grad_weights, grad_biases):
             grads[f"{conv}.weight"] = grads.get(f"{conv}.weight", 0) + grad_weight
             grads[f"{conv}.bias"] = grads.get(f"{conv}.bias", 0) + grad_bias
 
