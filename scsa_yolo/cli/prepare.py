@@ -1,0 +1,53 @@
+"""Convert a downloaded complex-scene dataset into the Ultralytics YOLO layout with a ready data.yaml.
+
+Examples:
+    scsa-yolo prepare exdark --source ExDark.zip --source ExDark_Annno.zip --dest datasets/ExDark
+    scsa-yolo prepare visdrone --source ~/Downloads/VisDrone --dest datasets/VisDrone --fill-ignored
+    scsa-yolo prepare urpc2020 --source URPC2020/train --dest datasets/URPC2020 --val-fraction 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the converter's flags to ``parser``."""
+    from scsa_yolo.data.converters import CONVERTERS
+
+    parser.add_argument("dataset", choices=sorted(CONVERTERS), help="which native format to read")
+    parser.add_argument(
+        "--source", action="append", required=True, help="extracted download folder or archive (repeatable)"
+    )
+    parser.add_argument("--dest", required=True, help="output folder (new, empty, or from an earlier run)")
+    parser.add_argument("--split-file", help="ExDark: imageclasslist.txt, if it is not under --source")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="URPC2020: share of images for val")
+    parser.add_argument("--seed", type=int, default=0, help="URPC2020: seed of the train/val split")
+    parser.add_argument(
+        "--exif-boxes",
+        choices=("stored", "displayed"),
+        default="stored",
+        help="frame of boxes in EXIF-rotated images whose annotation states no image size (default: stored pixels)",
+    )
+    parser.add_argument("--fill-ignored", action="store_true", help="VisDrone: paint ignored regions with mean colour")
+    parser.add_argument("--hardlink", action="store_true", help="hard-link images instead of copying them")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the conversion.
+
+    Returns:
+        (int): 0 on success, 2 when the input could not be converted (the reason is printed to stderr).
+    """
+    from scsa_yolo.data.converters import ConversionError, ConvertOptions, convert_dataset
+
+    options = ConvertOptions(exif_boxes=args.exif_boxes, fill_ignored=args.fill_ignored, hardlink=args.hardlink)
+    format_options = {"split_file": args.split_file, "val_fraction": args.val_fraction, "seed": args.seed}
+    try:
+        convert_dataset(args.dataset, args.source, args.dest, options, **format_options)
+    except (ConversionError, ValueError) as e:
+        print(f"scsa-yolo prepare: error: {e}", file=sys.stderr)
+        return 2
+    print(f"Done: train with data={args.dest}/data.yaml")
+    return 0
