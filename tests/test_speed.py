@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from scsa_yolo.benchmark.speed import bench_module, format_report, scsa_path
+from scsa_yolo.benchmark import speed
+from scsa_yolo.benchmark.speed import (
+    bench_model_cuda,
+    bench_module,
+    bench_module_cuda,
+    format_cuda_report,
+    format_report,
+    scsa_path,
+)
 from scsa_yolo.nn import SCSA, scsa_fused
 
 
@@ -45,3 +58,44 @@ def test_scsa_path_switches_blocks_and_restores_them(monkeypatch: pytest.MonkeyP
     with pytest.raises(ValueError, match="must be one of"):
         with scsa_path(model, "compiled"):
             pass
+
+
+def test_cuda_bench_bookkeeping_runs_on_any_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA benches' loops, paths and report, run on the CPU (synchronisation and autocast are no-ops there).
+
+    The models are stand-ins (a conv, with an SCSA block for the SCSA names): building four YOLOv8n takes seconds.
+    """
+
+    def stand_in(cfg: str) -> torch.nn.Module:
+        layers = [torch.nn.Conv2d(3, 8, 3, padding=1)]
+        return torch.nn.Sequential(*layers, SCSA(8)) if "scsa" in cfg else torch.nn.Sequential(*layers)
+
+    monkeypatch.setattr(speed, "_build_detection_model", stand_in)
+    device = torch.device("cpu")
+    rows = bench_module_cuda(device, shapes=((8, 9),), batches=(2,), precisions=("fp32",), repeats=1)
+    assert [(row["batch"], row["precision"]) for row in rows] == [(2, "fp32")]
+    for row in rows:
+        assert row["fast_uses_kernel"]  # the op ran (here its CPU kernel)
+        assert row["max_abs_diff"] <= 1e-5
+        assert all(row[f"{path}_{kind}"] > 0 for path in ("ref", "ops", "fast") for kind in ("fwd", "fwd_bwd"))
+    with pytest.warns(UserWarning, match="CUDA is not available"):  # GradScaler and autocast("cuda") step aside
+        model = bench_model_cuda(device, imgsz=16, infer_batches=(2,), repeats=1, train_batch=2, train_repeats=1)
+    report = format_cuda_report(rows, model, "test card")
+    assert report.startswith("Device: test card")
+    assert "| 8 x 9 x 9 | 2 | fp32 | yes |" in report
+    names = ["yolov8n", "yolov8n-scsa", "yolov8n-scsa-ops", "yolov8n-scsa-reference"]
+    assert [t.name for t in model["train"]] == names and [t.name for t in model["infer"][2]] == names
+    assert "| yolov8n | " in report and "| 1.000x | " in report and "inference b2" in report
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on machines without a CUDA device")
+def test_bench_speed_cuda_without_a_gpu_exits_with_one_line() -> None:
+    script = Path(__file__).parents[1] / "scripts" / "bench_speed.py"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, str(script), "--device", "cuda"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no CUDA device" in lines[0], result.stderr
+    assert result.stdout == ""

@@ -334,14 +334,14 @@ PRECISIONS = ("fp32", "amp")
 block inside an Ultralytics AMP training step sees it."""
 
 
-def require_cuda() -> torch.device:
-    """The current CUDA device, or SystemExit with a one-line message where torch sees none."""
-    if not torch.cuda.is_available():
-        raise SystemExit(
-            "bench_speed --device cuda: torch sees no CUDA device (torch.cuda.is_available() is False); "
-            "run it on a machine with an NVIDIA GPU and a CUDA build of torch"
-        )
-    return torch.device("cuda", torch.cuda.current_device())
+def cuda_unavailable_reason() -> str | None:
+    """One line saying why there is nothing to time on CUDA here, or None when torch sees a CUDA device."""
+    if torch.cuda.is_available():
+        return None
+    return (
+        "no CUDA device: torch.cuda.is_available() is False (the CUDA benchmark needs an NVIDIA GPU and a CUDA build "
+        f"of torch; this is torch {torch.__version__})"
+    )
 
 
 def cuda_description(device: torch.device) -> str:
