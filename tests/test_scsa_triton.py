@@ -196,3 +196,76 @@ def test_cuda_kernel_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Triton kernel (SCSA_YOLO_CUDA_KERNEL=1)" in scsa_fused.kernel_status()
     with scsa_fused.fused_kernel_disabled():
         assert not scsa_fused.kernel_supports(FakeCuda(), torch.float32)
+
+
+# ---- on a GPU only (scripts/gpu_check.sh runs these) -------------------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_forward_runs_the_op_and_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SCSA_YOLO_CUDA_KERNEL=1, SCSA.forward on CUDA runs the op, in float32 and under float16 autocast."""
+    monkeypatch.setenv(scsa_fused.CUDA_SWITCH, "1")
+    block = randomised(SCSA(64, head_num=2), seed=11).cuda()
+    x = torch.randn(2, 64, 40, 33, device="cuda", requires_grad=True)
+    assert block.uses_kernel(x)
+    out, reference = block(x), block.forward_reference(x)
+    assert (out - reference).abs().max().item() <= 1e-4
+    grad_out = torch.randn_like(x)
+    got = torch.autograd.grad(out, [x, *block.parameters()], grad_out)
+    want = torch.autograd.grad(reference, [x, *block.parameters()], grad_out)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-3, atol=1e-4 * max(w.abs().max().item(), 1.0))
+    with torch.autocast("cuda", dtype=torch.float16):
+        half = x.detach().half().requires_grad_(True)
+        assert block.uses_kernel(half)
+        out = block(half)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), reference.detach(), rtol=2e-2, atol=2e-2)
+    out.float().sum().backward()
+    assert half.grad.dtype == torch.float16 and torch.isfinite(half.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in block.parameters())
+
+
+@needs_cuda
+def test_cuda_opcheck() -> None:
+    """opcheck on CUDA tensors: the Triton kernel against the fake implementation and the registered autograd."""
+    block = randomised(SCSA(16), seed=13).cuda()
+    x = torch.randn(2, 16, 15, 12, device="cuda", requires_grad=True)
+    params, *settings = op_arguments(block, x)
+    torch.library.opcheck(scsa_fused.scsa_op, (x, params, *settings, True))
+
+
+def tensors_in(outputs: object) -> list[torch.Tensor]:
+    """Every tensor of a (nested) model output: dicts, lists, tuples."""
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    values = outputs.values() if isinstance(outputs, dict) else outputs
+    return [tensor for value in values for tensor in tensors_in(value)]
+
+
+@needs_cuda
+def test_cuda_model_amp_train_step_matches_ops_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """YOLOv8n-SCSA on CUDA under AMP: the kernel and the PyTorch-op path give close head outputs and finite grads."""
+    from ultralytics import YOLO
+
+    import scsa_yolo  # noqa: F401  (registers SCSA with Ultralytics)
+
+    monkeypatch.setenv(scsa_fused.CUDA_SWITCH, "1")
+    model = YOLO("yolov8n-scsa.yaml").model.cuda().train()
+    images = torch.rand(4, 3, 256, 256, device="cuda")
+    outputs = {}
+    for path in ("kernel", "ops"):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16):
+            if path == "ops":
+                with scsa_fused.fused_kernel_disabled():
+                    heads = model(images)
+            else:
+                heads = model(images)
+        flat = torch.cat([t.float().flatten() for t in tensors_in(heads)])
+        flat.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None), path
+        outputs[path] = flat.detach()
+    torch.testing.assert_close(outputs["kernel"], outputs["ops"], rtol=5e-2, atol=5e-2)
