@@ -158,7 +158,7 @@ def test_op_has_cpu_and_cuda_kernels_and_needs_no_scsa_import() -> None:
 
 
 def test_compile_traces_the_op() -> None:
-    """torch.compile captures the op in one graph (fake implementation) and the compiled block matches the eager one."""
+    """torch.compile captures the op in one graph (fake implementation) and matches the reference; export does not."""
     assert cpu_kernel.load() is not None
     block = randomised(SCSA(8), seed=9)
     x = torch.randn(1, 8, 14, 11, requires_grad=True)
@@ -178,6 +178,10 @@ def test_compile_traces_the_op() -> None:
     got = torch.autograd.grad(out, x, grad_out)[0]
     want = torch.autograd.grad(reference, x, grad_out)[0]
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+
+    exported = torch.export.export(block.eval(), (x.detach(),))  # export records the PyTorch ops, not the op
+    assert not any("scsa_yolo" in str(node.target) for node in exported.graph.nodes)
+    torch.testing.assert_close(exported.module()(x.detach()), reference.detach(), rtol=1e-5, atol=1e-5)
 
 
 def test_cuda_kernel_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,6 +49,8 @@ __all__ = [
 
 CUDA_SWITCH = "SCSA_YOLO_CUDA_KERNEL"
 """Environment variable: ``1`` runs the Triton kernel on CUDA (opt-in until its speed is measured on a GPU)."""
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+"""Triton comes with torch's CUDA wheels on Linux; without it CUDA runs the PyTorch-op path."""
 
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
@@ -203,7 +205,7 @@ def fused_kernel_disabled() -> Iterator[None]:
 
 def _cuda_kernel_enabled() -> bool:
     """``SCSA_YOLO_CUDA_KERNEL=1`` and Triton installed."""
-    return os.environ.get(CUDA_SWITCH, "0") == "1" and importlib.util.find_spec("triton") is not None
+    return TRITON_INSTALLED and os.environ.get(CUDA_SWITCH, "0") == "1"
 
 
 def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
