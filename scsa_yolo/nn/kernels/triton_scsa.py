@@ -53,6 +53,58 @@ def _profiles_kernel(x_ptr, row_means_ptr, col_means_ptr, H, W, BLOCK_H: tl.cons
 
 
 @triton.jit
+def _profile_gates_kernel(
+    profile_ptr,
+    kernels_ptr,
+    bias_ptr,
+    gamma_ptr,
+    beta_ptr,
+    normed_ptr,
+    gate_ptr,
+    rstd_ptr,
+    C,
+    L,
+    group_chans,
+    eps,
+    KMAX: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+):
+    """SMSA gate of one (sample, channel group) of a (B, C, L) profile.
+
+    Depthwise conv (kernels zero-padded to KMAX, centred), GroupNorm over the group's channels and positions, affine,
+    sigmoid; stores the normalised values, the gate and 1 / std.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    group = tl.program_id(1)
+    local = tl.arange(0, BLOCK_C)
+    chans = group * group_chans + local
+    chan_ok = local < group_chans
+    pos = tl.arange(0, BLOCK_L)
+    pos_ok = pos < L
+    rows = (b * C + chans)[:, None] * L
+    acc = tl.zeros([BLOCK_C, BLOCK_L], dtype=tl.float32) + tl.load(bias_ptr + chans, mask=chan_ok, other=0.0)[:, None]
+    for tap in tl.static_range(KMAX):
+        source = pos + (tap - KMAX // 2)
+        source_ok = (source >= 0) & (source < L)
+        values = tl.load(profile_ptr + rows + source[None, :], mask=chan_ok[:, None] & source_ok[None, :], other=0.0)
+        weights = tl.load(kernels_ptr + chans * KMAX + tap, mask=chan_ok, other=0.0)
+        acc += weights[:, None] * values
+    mask = chan_ok[:, None] & pos_ok[None, :]
+    count = group_chans * L
+    mean = tl.sum(tl.sum(tl.where(mask, acc, 0.0), axis=1), axis=0) / count
+    centred = tl.where(mask, acc - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(tl.sum(centred * centred, axis=1), axis=0) / count + eps)
+    normed = centred * rstd
+    gamma = tl.load(gamma_ptr + chans, mask=chan_ok, other=0.0)
+    beta = tl.load(beta_ptr + chans, mask=chan_ok, other=0.0)
+    gate = tl.sigmoid(normed * gamma[:, None] + beta[:, None])
+    tl.store(normed_ptr + rows + pos[None, :], normed, mask=mask)
+    tl.store(gate_ptr + rows + pos[None, :], gate, mask=mask)
+    tl.store(rstd_ptr + b * 4 + group, rstd)
+
+
+@triton.jit
 def _window_means_kernel(
     x_ptr,
     row_gate_ptr,
@@ -286,20 +338,27 @@ def _normalize_backward(grad_normed: torch.Tensor, normed: torch.Tensor, rstd: t
     return ((dn - mean_dn - n * mean_dn_n) * rstd.unsqueeze(-1)).view_as(grad_normed)
 
 
-def _profile_gates(
-    profile: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor], gamma, beta, eps: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """SMSA gate of a (B, C, L) profile: group convs, GroupNorm(4), sigmoid; returns normed, gate, rstd (B, 4)."""
-    group_chans = profile.shape[1] // GROUPS
-    conv = torch.cat(
-        [
-            F.conv1d(part, weight, bias, padding=weight.shape[-1] // 2, groups=group_chans)
-            for part, weight, bias in zip(profile.split(group_chans, dim=1), weights, biases)
-        ],
-        dim=1,
+def _padded_kernels(weights: list[torch.Tensor]) -> torch.Tensor:
+    """The four groups' (C/4, 1, k) conv kernels as one (C, longest k) tensor, each zero-padded on both sides."""
+    longest = max(weight.shape[-1] for weight in weights)
+    return torch.cat(
+        [F.pad(weight.view(weight.shape[0], -1), ((longest - weight.shape[-1]) // 2,) * 2) for weight in weights]
     )
-    normed, rstd = _normalize(conv, GROUPS, eps)
-    return normed, torch.sigmoid(torch.addcmul(beta[:, None], normed, gamma[:, None])), rstd
+
+
+def _profile_gates(
+    profile: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor, gamma, beta, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SMSA gate of a (B, C, L) profile (one Triton program per sample and group); returns normed, gate, rstd."""
+    b, c, length = profile.shape
+    normed, gate = torch.empty_like(profile), torch.empty_like(profile)
+    rstd = torch.empty(b, GROUPS, dtype=profile.dtype, device=profile.device)
+    group_chans = c // GROUPS
+    _profile_gates_kernel[(b, GROUPS)](
+        profile, kernels, bias, gamma, beta, normed, gate, rstd, c, length, group_chans, eps,
+        KMAX=kernels.shape[1], BLOCK_C=triton.next_power_of_2(group_chans), BLOCK_L=triton.next_power_of_2(length),
+    )  # fmt: skip
+    return normed, gate, rstd
 
 
 def _profile_gates_backward(
@@ -385,11 +444,12 @@ def forward(
     row_means, col_means = torch.empty(b, c, h, **stats), torch.empty(b, c, w, **stats)
     _profiles_kernel[(planes,)](x, row_means, col_means, h, w, BLOCK_H=_block_rows(h, w), BLOCK_W=block_w)
     weights, biases = _group_convs(params)
+    kernels, bias = _padded_kernels(weights), torch.cat(biases)
     row_normed, row_gate, row_rstd = _profile_gates(
-        row_means, weights, biases, params[_INDEX["norm_h.weight"]], params[_INDEX["norm_h.bias"]], eps_h
+        row_means, kernels, bias, params[_INDEX["norm_h.weight"]], params[_INDEX["norm_h.bias"]], eps_h
     )
     col_normed, col_gate, col_rstd = _profile_gates(
-        col_means, weights, biases, params[_INDEX["norm_w.weight"]], params[_INDEX["norm_w.bias"]], eps_w
+        col_means, kernels, bias, params[_INDEX["norm_w.weight"]], params[_INDEX["norm_w.bias"]], eps_w
     )
 
     pooled = torch.empty(b, c, pooled_h * pooled_w, **stats)
