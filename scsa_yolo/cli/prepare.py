@@ -4,6 +4,7 @@ Examples:
     scsa-yolo prepare exdark --source ExDark.zip --source ExDark_Annno.zip --dest datasets/ExDark
     scsa-yolo prepare visdrone --source ~/Downloads/VisDrone --dest datasets/VisDrone --fill-ignored
     scsa-yolo prepare urpc2020 --source URPC2020/train --dest datasets/URPC2020 --val-fraction 0.2
+    scsa-yolo prepare utdac2020 --source UTDAC2020.zip --dest datasets/UTDAC2020 --drop-eval-duplicates
 """
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frame of boxes in EXIF-rotated images whose annotation states no image size (default: stored pixels)",
     )
     parser.add_argument("--fill-ignored", action="store_true", help="VisDrone: paint ignored regions with mean colour")
+    parser.add_argument("--waterweeds", action="store_true", help="UTDAC2020: use the five-class *_waterweeds.json")
+    parser.add_argument(
+        "--ruod-environment",
+        choices=("light", "color", "blur"),
+        help="RUOD: also convert this environment subset (Environmet_ANN/instances_<name>.json), as the test split",
+    )
+    parser.add_argument(
+        "--unlabelled-backgrounds",
+        action="store_true",
+        help="keep images without an annotation file as backgrounds (default: left out and reported)",
+    )
+    parser.add_argument(
+        "--drop-eval-duplicates",
+        action="store_true",
+        help="leave val/test images out that are byte-identical to an image of an earlier split (always reported)",
+    )
+    parser.add_argument(
+        "--pixel-duplicates",
+        action="store_true",
+        help="find copies across splits by decoded pixels, not bytes (also metadata-stripped copies; slower)",
+    )
     parser.add_argument("--hardlink", action="store_true", help="hard-link images instead of copying them")
 
 
@@ -42,12 +64,26 @@ def run(args: argparse.Namespace) -> int:
     """
     from scsa_yolo.data.converters import ConversionError, ConvertOptions, convert_dataset
 
-    options = ConvertOptions(exif_boxes=args.exif_boxes, fill_ignored=args.fill_ignored, hardlink=args.hardlink)
-    format_options = {"split_file": args.split_file, "val_fraction": args.val_fraction, "seed": args.seed}
+    options = ConvertOptions(
+        exif_boxes=args.exif_boxes,
+        fill_ignored=args.fill_ignored,
+        hardlink=args.hardlink,
+        unlabelled_backgrounds=args.unlabelled_backgrounds,
+        drop_eval_duplicates=args.drop_eval_duplicates,
+        pixel_duplicates=args.pixel_duplicates,
+    )
+    format_options = {
+        "split_file": args.split_file,
+        "val_fraction": args.val_fraction,
+        "seed": args.seed,
+        "waterweeds": args.waterweeds,
+        "environment": args.ruod_environment,
+    }
     try:
         convert_dataset(args.dataset, args.source, args.dest, options, **format_options)
     except (ConversionError, ValueError) as e:
         print(f"scsa-yolo prepare: error: {e}", file=sys.stderr)
         return 2
     print(f"Done: train with data={args.dest}/data.yaml")
+    print(f"See the labels on sample images: scsa-yolo profile {args.dest}/data.yaml")
     return 0
