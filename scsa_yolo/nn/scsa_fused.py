@@ -10,10 +10,11 @@ on a GPU in launching its ~25 small kernels. The op computes the whole block in 
 * ``scsa_yolo::scsa_backward(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad)
   -> Tensor[]`` returns the input gradient (empty when not needed) and one gradient per parameter.
 
-Both have a CPU kernel (``kernels/cpu.py``: ``csrc/cpu/scsa_cpu.cpp`` built on first use, float32/float64), a CUDA
-kernel (``kernels/triton_scsa.py``: float32, float16, bfloat16 inputs) and a fake (meta) implementation, so
-``torch.compile`` traces them; ``scsa`` has its backward registered with ``torch.library``. The parameters are
-tensors in the order of ``PARAMETERS``; this module knows tensors and numbers only, never the ``SCSA`` module.
+Both are defined with ``torch.library.Library`` (the Python form of ``TORCH_LIBRARY``) and have a CPU kernel
+(``kernels/cpu.py``: ``csrc/cpu/scsa_cpu.cpp`` built on first use, float32/float64), a CUDA kernel
+(``kernels/triton_scsa.py``: float32, float16, bfloat16 inputs) and a fake (meta) implementation, so
+``torch.compile`` traces them; ``scsa`` has an Autograd kernel whose backward calls ``scsa_backward``. The
+parameters are tensors in the order of ``PARAMETERS``; this module knows tensors and numbers only, never ``SCSA``.
 
 Which device runs the op (``kernel_supports``): on CPU, wherever the C++ kernel built (``SCSA_YOLO_FUSED=0``
 switches it off; a failed build warns once, naming the reason, and SCSA runs its PyTorch ops), for float32/float64
@@ -55,24 +56,19 @@ TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
 
-_SCSA_SCHEMA = (
-    "(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
+_LIBRARY = torch.library.Library("scsa_yolo", "DEF")
+_LIBRARY.define(
+    "scsa(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
     "float eps_w, float eps, bool keep_statistics) -> Tensor[]"
 )
-_BACKWARD_SCHEMA = (
-    "(Tensor grad, Tensor x, Tensor[] params, Tensor[] statistics, SymInt window_h, SymInt window_w, int heads, "
-    "float scaler, bool input_needs_grad) -> Tensor[]"
+_LIBRARY.define(
+    "scsa_backward(Tensor grad, Tensor x, Tensor[] params, Tensor[] statistics, SymInt window_h, SymInt window_w, "
+    "int heads, float scaler, bool input_needs_grad) -> Tensor[]"
 )
-
-
-@torch.library.custom_op("scsa_yolo::scsa", mutates_args=(), schema=_SCSA_SCHEMA)
-def scsa_op(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):  # noqa: D103
-    raise NotImplementedError(f"scsa_yolo::scsa has CPU and CUDA kernels, got a {x.device.type} tensor")
-
-
-@torch.library.custom_op("scsa_yolo::scsa_backward", mutates_args=(), schema=_BACKWARD_SCHEMA)
-def scsa_backward_op(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):  # noqa: D103
-    raise NotImplementedError(f"scsa_yolo::scsa_backward has CPU and CUDA kernels, got a {x.device.type} tensor")
+scsa_op = torch.ops.scsa_yolo.scsa.default
+scsa_backward_op = torch.ops.scsa_yolo.scsa_backward.default
+# Registered with the dispatcher directly (TORCH_LIBRARY style) rather than through torch.library.custom_op: the
+# latter's Python wrappers cost about 1 ms per forward + backward, more than the CPU kernel's backward itself.
 
 
 def _cpu_module():
@@ -82,12 +78,10 @@ def _cpu_module():
     return module
 
 
-@scsa_op.register_kernel("cpu")
 def _scsa_cpu(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
     return list(_cpu_module().forward(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics))
 
 
-@scsa_backward_op.register_kernel("cpu")
 def _scsa_backward_cpu(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
     grad_x, *grad_params = _cpu_module().backward(
         grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad
@@ -95,14 +89,12 @@ def _scsa_backward_cpu(grad, x, params, statistics, window_h, window_w, heads, s
     return [grad_x if grad_x is not None else x.new_empty(0), *grad_params]
 
 
-@scsa_op.register_kernel("cuda")
 def _scsa_cuda(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
     from scsa_yolo.nn.kernels import triton_scsa
 
     return triton_scsa.forward(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics)
 
 
-@scsa_backward_op.register_kernel("cuda")
 def _scsa_backward_cuda(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
     from scsa_yolo.nn.kernels import triton_scsa
 
@@ -114,7 +106,6 @@ def statistics_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
 
 
-@scsa_op.register_fake
 def _scsa_fake(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
     out = x.new_empty(x.shape)
     if not keep_statistics:
@@ -124,36 +115,57 @@ def _scsa_fake(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, 
     return [out, *(x.new_empty(shape, dtype=statistics_dtype(x)) for shape in shapes)]
 
 
-@scsa_backward_op.register_fake
 def _scsa_backward_fake(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
     grad_x = x.new_empty(x.shape) if input_needs_grad else x.new_empty(0)
     return [grad_x, *(torch.empty_like(p, memory_format=torch.contiguous_format) for p in params)]
 
 
-def _setup_context(ctx, inputs, output) -> None:
-    x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, _ = inputs
-    ctx.settings = window_h, window_w, heads, scaler
-    ctx.eps = eps_h, eps_w, eps
-    ctx.param_count = len(params)
-    ctx.mark_non_differentiable(*output[1:])
-    ctx.save_for_backward(x, *params, *output[1:])
+class _ScsaFunction(torch.autograd.Function):
+    """The op's autograd: forward keeps the statistics, backward calls ``scsa_backward``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, settings: tuple, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Run the op below autograd, keeping what the backward reuses."""
+        with torch._C._AutoDispatchBelowADInplaceOrView():
+            outputs = scsa_op(x, list(params), *settings[:-1], True)
+        ctx.settings = settings
+        ctx.param_count = len(params)
+        ctx.mark_non_differentiable(*outputs[1:])
+        ctx.set_materialize_grads(False)  # no zero gradients for the statistics, which nothing differentiates
+        ctx.save_for_backward(x, *params, *outputs[1:])
+        return tuple(outputs if settings[-1] else outputs[:1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor | None, *_: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        """Gradients of ``x`` and of every parameter (empty tensors for absent biases)."""
+        x, *rest = ctx.saved_tensors
+        params, statistics = rest[: ctx.param_count], rest[ctx.param_count :]
+        window_h, window_w, heads, scaler = ctx.settings[:4]
+        if grad is None:
+            grad = torch.zeros_like(x)
+        grad_x, *grad_params = scsa_backward_op(
+            grad, x, params, statistics, window_h, window_w, heads, scaler, ctx.needs_input_grad[0]
+        )
+        return (grad_x if ctx.needs_input_grad[0] else None, None, *grad_params)
 
 
-def _backward(ctx, grads: list[torch.Tensor | None]) -> tuple:
-    x, *rest = ctx.saved_tensors
-    params, statistics = rest[: ctx.param_count], rest[ctx.param_count :]
-    window_h, window_w, heads, scaler = ctx.settings
-    if not statistics:  # run without keep_statistics: recompute them
-        statistics = scsa_op(x, params, window_h, window_w, heads, scaler, *ctx.eps, True)[1:]
-    grad = grads[0] if grads[0] is not None else torch.zeros_like(x)
-    input_needs_grad = ctx.needs_input_grad[0]
-    grad_x, *grad_params = scsa_backward_op(
-        grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad
-    )
-    return (grad_x if input_needs_grad else None, grad_params, *([None] * 8))
+def _scsa_autograd(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
+    settings = (window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics)
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+        return list(_ScsaFunction.apply(x, settings, *params))
+    with torch._C._AutoDispatchBelowADInplaceOrView():
+        return scsa_op(x, params, *settings)
 
 
-scsa_op.register_autograd(_backward, setup_context=_setup_context)
+for _name, _impls in {
+    "scsa": {"CPU": _scsa_cpu, "CUDA": _scsa_cuda, "Autograd": _scsa_autograd},
+    "scsa_backward": {"CPU": _scsa_backward_cpu, "CUDA": _scsa_backward_cuda},
+}.items():
+    for _key, _impl in _impls.items():
+        _LIBRARY.impl(_name, _impl, _key)
+torch.library.register_fake("scsa_yolo::scsa", _scsa_fake, lib=_LIBRARY)
+torch.library.register_fake("scsa_yolo::scsa_backward", _scsa_backward_fake, lib=_LIBRARY)
 
 
 def scsa(
