@@ -316,9 +316,9 @@ def _block_rows(height: int, width: int) -> int:
 
 def _group_convs(params: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The four group convs' weights and biases."""
-    return [params[_INDEX[f"{conv}.weight"]] for conv in GROUP_CONVS], [
-        params[_INDEX[f"{conv}.bias"]] for conv in GROUP_CONVS
-    ]
+    weights = [params[_INDEX[f"{conv}.weight"]] for conv in GROUP_CONVS]
+    biases = [params[_INDEX[f"{conv}.bias"]] for conv in GROUP_CONVS]
+    return weights, biases
 
 
 def _normalize(values: torch.Tensor, groups: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,7 +330,7 @@ def _normalize(values: torch.Tensor, groups: int, eps: float) -> tuple[torch.Ten
 
 
 def _normalize_backward(grad_normed: torch.Tensor, normed: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
-    """D normed -> d values of ``_normalize``: rstd (dn - mean(dn) - normed mean(dn normed)) per group."""
+    """Gradient of ``_normalize``'s input from that of its output: rstd (dn - mean(dn) - normed mean(dn normed))."""
     b, groups = rstd.shape
     dn, n = grad_normed.reshape(b, groups, -1), normed.reshape(b, groups, -1)
     mean_dn = dn.mean(dim=-1, keepdim=True)
