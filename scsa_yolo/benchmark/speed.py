@@ -289,7 +289,7 @@ def format_report(module_rows: list[dict], model_result: dict | None, device: st
         f"Device: {device}",
         "",
         "SCSA block, batch 1, one thread, float32, median ms. ref = straightforward official formulation "
-        "(forward_reference), ops = PyTorch-op fast path (fused kernel off; what runs on GPUs), fast = SCSA.forward "
+        "(forward_reference), ops = PyTorch-op fast path (kernels off; CUDA runs it by default), fast = SCSA.forward "
         "as it runs by default here; speed-up = ref / fast:",
         "",
         "| C x H x W | ref fwd | ops fwd | fast fwd | speed-up | ref fwd+bwd | ops fwd+bwd | fast fwd+bwd | speed-up "
