@@ -136,6 +136,22 @@ def test_triton_kernel_half_precision(triton_kernel: ModuleType, device: torch.d
         torch.testing.assert_close(got.float(), wanted[name], rtol=5e-2, atol=5e-2 * scale, msg=name)
 
 
+def test_attention_fallback_for_large_heads(
+    triton_kernel: ModuleType, device: torch.device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heads too large for the channel-attention program run it as tensor ops, with the same statistics."""
+    block = randomised(SCSA(8, head_num=2, qkv_bias=True), seed=15).to(device)
+    x = torch.randn(1, 8, 9, 16).to(device)
+    args = op_arguments(block, x)
+    with torch.no_grad():
+        in_program = triton_kernel.forward(x, *args, True)
+        monkeypatch.setattr(triton_kernel, "MAX_HEAD_DIM", 0)
+        as_ops = triton_kernel.forward(x, *args, True)
+    for name, got, want in zip(("out", *STATISTICS), as_ops, in_program):
+        assert got.shape == want.shape and got.dtype == want.dtype, name
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+
+
 def test_opcheck_on_cpu() -> None:
     """torch.library.opcheck: schema, fake (meta) implementation, registered autograd, AOT dispatch."""
     assert cpu_kernel.load() is not None

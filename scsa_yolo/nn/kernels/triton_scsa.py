@@ -29,6 +29,12 @@ _INDEX = {name: index for index, name in enumerate(PARAMETERS)}
 GROUPS = 4
 MAX_TILE = 8192
 """Elements per (rows x columns) tile of a pass; a band of ``window_h`` rows is always one tile."""
+MAX_HEAD_DIM = 256
+"""Largest head (channels per head, rounded up to a power of two) the channel-attention program takes: its d x d
+scores live in registers."""
+MAX_ATTENTION_OPERAND = 128 * 128
+"""Largest (d x N) q or k tile of that program (its ``tl.dot`` operands go through shared memory: two float32
+operands of this size are 128 KiB). Larger heads or maps run the attention as tensor ops."""
 
 
 # ---- full-size passes: one program per (sample, channel) plane -------------------------------------------------
@@ -138,6 +144,91 @@ def _window_means_kernel(
         band = tl.sum(tile.to(tl.float32) * gains[:, None], axis=0) * col_gate
         sums = tl.sum(tl.where(member, band[None, :], 0.0), axis=1) * inv_area
         tl.store(pooled_ptr + plane * pooled_h * pooled_w + p * pooled_w + out_cols, sums, mask=out_cols < pooled_w)
+
+
+@triton.jit
+def _channel_attention_kernel(
+    pooled_ptr,
+    gamma_ptr,
+    beta_ptr,
+    q_scale_ptr,
+    k_scale_ptr,
+    v_scale_ptr,
+    q_bias_ptr,
+    k_bias_ptr,
+    v_bias_ptr,
+    normed_ptr,
+    rstd_ptr,
+    attention_ptr,
+    mean_v_ptr,
+    logits_ptr,
+    gate_ptr,
+    C,
+    N,
+    head_dim,
+    scaler,
+    eps,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """PCSA of one (sample, head) from the window means.
+
+    GroupNorm(1) over the sample, q/k/v scales, the d x d softmax attention, logits = A mean(v), the channel gate.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    base = pooled_ptr + b * C * N
+    cols = tl.arange(0, BLOCK_N)
+    col_ok = cols < N
+    count = C * N
+    sums = tl.zeros([BLOCK_C], dtype=tl.float32)
+    for start in range(0, C, BLOCK_C):
+        chans = start + tl.arange(0, BLOCK_C)
+        mask = (chans < C)[:, None] & col_ok[None, :]
+        sums += tl.sum(tl.load(base + chans[:, None] * N + cols[None, :], mask=mask, other=0.0), axis=1)
+    mean = tl.sum(sums, axis=0) / count
+    squares = tl.zeros([BLOCK_C], dtype=tl.float32)
+    for start in range(0, C, BLOCK_C):
+        chans = start + tl.arange(0, BLOCK_C)
+        mask = (chans < C)[:, None] & col_ok[None, :]
+        values = tl.load(base + chans[:, None] * N + cols[None, :], mask=mask, other=0.0)
+        centred = tl.where(mask, values - mean, 0.0)
+        squares += tl.sum(centred * centred, axis=1)
+    rstd = 1.0 / tl.sqrt(tl.sum(squares, axis=0) / count + eps)
+    if head == 0:
+        tl.store(rstd_ptr + b, rstd)
+
+    local = tl.arange(0, BLOCK_D)
+    row_ok = local < head_dim
+    rows = head * head_dim + local
+    mask = row_ok[:, None] & col_ok[None, :]
+    offsets = b * C * N + rows[:, None] * N + cols[None, :]
+    normed = tl.where(mask, (tl.load(pooled_ptr + offsets, mask=mask, other=0.0) - mean) * rstd, 0.0)
+    tl.store(normed_ptr + offsets, normed, mask=mask)
+    gamma = tl.load(gamma_ptr + rows, mask=row_ok, other=0.0)
+    beta = tl.load(beta_ptr + rows, mask=row_ok, other=0.0)
+    y = tl.where(mask, normed * gamma[:, None] + beta[:, None], 0.0)
+    q = y * tl.load(q_scale_ptr + rows, mask=row_ok, other=0.0)[:, None]
+    k = y * tl.load(k_scale_ptr + rows, mask=row_ok, other=0.0)[:, None]
+    mean_v = tl.sum(y, axis=1) / N * tl.load(v_scale_ptr + rows, mask=row_ok, other=0.0)
+    if HAS_BIAS:
+        q = tl.where(mask, q + tl.load(q_bias_ptr + rows, mask=row_ok, other=0.0)[:, None], 0.0)
+        k = tl.where(mask, k + tl.load(k_bias_ptr + rows, mask=row_ok, other=0.0)[:, None], 0.0)
+        mean_v += tl.load(v_bias_ptr + rows, mask=row_ok, other=0.0)
+    tl.store(mean_v_ptr + b * C + rows, mean_v, mask=row_ok)
+
+    scores = tl.dot(q, tl.trans(k), input_precision="ieee") * scaler  # (d, d): row channel against column channel
+    scores = tl.where(row_ok[None, :], scores, float("-inf"))
+    exps = tl.exp(scores - tl.max(scores, axis=1)[:, None])
+    attention = exps / tl.sum(exps, axis=1)[:, None]
+    square = row_ok[:, None] & row_ok[None, :]
+    attention_offsets = ((b * (C // head_dim) + head) * head_dim + local[:, None]) * head_dim + local[None, :]
+    tl.store(attention_ptr + attention_offsets, attention, mask=square)
+    logits = tl.sum(tl.where(square, attention * mean_v[None, :], 0.0), axis=1)
+    tl.store(logits_ptr + b * C + rows, logits, mask=row_ok)
+    tl.store(gate_ptr + b * C + rows, tl.sigmoid(logits), mask=row_ok)
 
 
 @triton.jit
@@ -416,6 +507,41 @@ def _project(
     return y, q.view(b, heads, c // heads, n), k.view(b, heads, c // heads, n), has_bias
 
 
+def _channel_attention(
+    pooled: torch.Tensor, params: list[torch.Tensor], heads: int, scaler: float, eps: float
+) -> tuple[torch.Tensor, ...]:
+    """PCSA from the (B, C, N) window means: normed, rstd (B,), attention, mean(v), logits, channel gate.
+
+    One Triton program per (sample, head) within ``MAX_HEAD_DIM`` and ``MAX_ATTENTION_OPERAND`` (every YOLOv8n block
+    at 640 is); tensor ops otherwise.
+    """
+    b, c, n = pooled.shape
+    head_dim = c // heads
+    block_d, block_n = max(16, triton.next_power_of_2(head_dim)), max(16, triton.next_power_of_2(n))
+    has_bias = params[_INDEX["q.bias"]].numel() > 0
+    if block_d <= MAX_HEAD_DIM and block_d * block_n <= MAX_ATTENTION_OPERAND:
+        normed, rstd = torch.empty_like(pooled), pooled.new_empty(b)
+        attention = pooled.new_empty(b, heads, head_dim, head_dim)
+        mean_v, logits, gate = (pooled.new_empty(b, c) for _ in range(3))
+        scales = [params[_INDEX[f"{name}.weight"]] for name in "qkv"]
+        biases = [params[_INDEX[f"{name}.bias"]] if has_bias else scales[0] for name in "qkv"]  # unread stand-ins
+        _channel_attention_kernel[(b, heads)](
+            pooled, params[_INDEX["norm.weight"]], params[_INDEX["norm.bias"]], *scales, *biases,
+            normed, rstd, attention, mean_v, logits, gate, c, n, head_dim, scaler, eps,
+            HAS_BIAS=has_bias, BLOCK_C=max(1, min(triton.next_power_of_2(c), MAX_TILE // block_n)),
+            BLOCK_D=block_d, BLOCK_N=block_n, num_warps=8 if block_d >= 128 else 4,
+        )  # fmt: skip
+        return normed, rstd, attention, mean_v, logits, gate
+    normed, rstd = _normalize(pooled, 1, eps)
+    y, q, k, has_bias = _project(normed, params, heads)
+    mean_v = params[_INDEX["v.weight"]].view(c) * y.mean(dim=-1)
+    if has_bias:
+        mean_v = mean_v + params[_INDEX["v.bias"]]
+    attention = (q @ k.transpose(-2, -1) * scaler).softmax(dim=-1)  # (B, heads, d, d)
+    logits = (attention @ mean_v.view(b, heads, -1, 1)).view(b, c)
+    return normed, rstd.view(b), attention, mean_v, logits, torch.sigmoid(logits)
+
+
 def _geometry(x: torch.Tensor, window_h: int, window_w: int) -> tuple[int, int, int, int, int, int]:
     b, c, h, w = x.shape
     return b, c, h, w, h // window_h, w // window_w
@@ -457,14 +583,9 @@ def forward(
         x, row_gate, col_gate, pooled, h, w, window_h, window_w, pooled_h, pooled_w,
         BLOCK_WH=block_wh, BLOCK_W=block_w, BLOCK_PW=triton.next_power_of_2(pooled_w),
     )  # fmt: skip
-    pooled_normed, pooled_rstd = _normalize(pooled, 1, eps)
-    y, q, k, has_bias = _project(pooled_normed, params, heads)
-    mean_v = params[_INDEX["v.weight"]].view(c) * y.mean(dim=-1)
-    if has_bias:
-        mean_v = mean_v + params[_INDEX["v.bias"]]
-    attention = (q @ k.transpose(-2, -1) * scaler).softmax(dim=-1)  # (B, heads, d, d)
-    logits = (attention @ mean_v.view(b, heads, -1, 1)).view(b, c)
-    channel_gate = torch.sigmoid(logits)
+    pooled_normed, pooled_rstd, attention, mean_v, logits, channel_gate = _channel_attention(
+        pooled, params, heads, scaler, eps
+    )
 
     out = torch.empty_like(x)
     _output_kernel[(planes,)](
@@ -472,7 +593,6 @@ def forward(
     )
     if not keep_statistics:
         return [out]
-    pooled_rstd = pooled_rstd.view(b)
     return [
         out, row_means, col_means, row_normed, col_normed, row_gate, col_gate, row_rstd, col_rstd,
         pooled_normed, pooled_rstd, attention, mean_v, logits, channel_gate,
