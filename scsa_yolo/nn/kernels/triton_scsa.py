@@ -111,6 +111,70 @@ def _profile_gates_kernel(
 
 
 @triton.jit
+def _profile_gates_backward_kernel(
+    grad_gate_ptr,
+    profile_ptr,
+    normed_ptr,
+    gate_ptr,
+    rstd_ptr,
+    kernels_ptr,
+    gamma_ptr,
+    grad_conv_ptr,
+    grad_profile_ptr,
+    grad_kernels_ptr,
+    grad_bias_ptr,
+    grad_gamma_ptr,
+    grad_beta_ptr,
+    C,
+    L,
+    group_chans,
+    KMAX: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+):
+    """Back through one (sample, channel group) of ``_profile_gates_kernel``: sigmoid, affine, GroupNorm, conv.
+
+    Writes d profile, and per-sample parameter gradients (conv taps, conv bias, GroupNorm weight and bias) that the
+    caller sums over the batch. ``grad_conv_ptr`` is scratch: the conv's input gradient reads d conv shifted by
+    each tap, from other threads of the program.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    group = tl.program_id(1)
+    local = tl.arange(0, BLOCK_C)
+    chans = group * group_chans + local
+    chan_ok = local < group_chans
+    pos = tl.arange(0, BLOCK_L)
+    mask = chan_ok[:, None] & (pos < L)[None, :]
+    rows = (b * C + chans)[:, None] * L
+    gate = tl.load(gate_ptr + rows + pos[None, :], mask=mask, other=0.0)
+    normed = tl.load(normed_ptr + rows + pos[None, :], mask=mask, other=0.0)
+    grad_logits = tl.load(grad_gate_ptr + rows + pos[None, :], mask=mask, other=0.0) * gate * (1.0 - gate)
+    tl.store(grad_gamma_ptr + b * C + chans, tl.sum(grad_logits * normed, axis=1), mask=chan_ok)
+    tl.store(grad_beta_ptr + b * C + chans, tl.sum(grad_logits, axis=1), mask=chan_ok)
+    grad_normed = grad_logits * tl.load(gamma_ptr + chans, mask=chan_ok, other=0.0)[:, None]
+    count = group_chans * L
+    mean_dn = tl.sum(tl.sum(grad_normed, axis=1), axis=0) / count
+    mean_dn_n = tl.sum(tl.sum(grad_normed * normed, axis=1), axis=0) / count
+    rstd = tl.load(rstd_ptr + b * 4 + group)
+    grad_conv = tl.where(mask, rstd * (grad_normed - mean_dn - normed * mean_dn_n), 0.0)
+    tl.store(grad_bias_ptr + b * C + chans, tl.sum(grad_conv, axis=1), mask=chan_ok)
+    tl.store(grad_conv_ptr + rows + pos[None, :], grad_conv, mask=mask)
+    tl.debug_barrier()
+    grad_profile = tl.zeros([BLOCK_C, BLOCK_L], dtype=tl.float32)
+    for tap in tl.static_range(KMAX):
+        shift = tap - KMAX // 2  # forward: conv[i] += w[tap] * profile[i + shift]
+        source = pos + shift
+        source_ok = (source >= 0) & (source < L) & (pos < L)
+        values = tl.load(profile_ptr + rows + source[None, :], mask=chan_ok[:, None] & source_ok[None, :], other=0.0)
+        tl.store(grad_kernels_ptr + (b * C + chans) * KMAX + tap, tl.sum(grad_conv * values, axis=1), mask=chan_ok)
+        target = pos - shift
+        target_ok = (target >= 0) & (target < L)
+        shifted = tl.load(grad_conv_ptr + rows + target[None, :], mask=chan_ok[:, None] & target_ok[None, :], other=0.0)
+        grad_profile += tl.load(kernels_ptr + chans * KMAX + tap, mask=chan_ok, other=0.0)[:, None] * shifted
+    tl.store(grad_profile_ptr + rows + pos[None, :], grad_profile, mask=mask)
+
+
+@triton.jit
 def _window_means_kernel(
     x_ptr,
     row_gate_ptr,
@@ -458,38 +522,25 @@ def _profile_gates_backward(
     normed: torch.Tensor,
     gate: torch.Tensor,
     rstd: torch.Tensor,
-    weights: list[torch.Tensor],
+    kernels: torch.Tensor,
     gamma: torch.Tensor,
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Back through sigmoid, GroupNorm(4) and the group convs.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Back through sigmoid, GroupNorm(4) and the group convs of ``_profile_gates``.
 
     Returns:
-        (tuple): d profile, the conv weight and bias gradients (lists), d gamma, d beta.
+        (tuple): d profile (B, C, L), d padded kernels (C, longest k), d conv bias (C), d gamma (C), d beta (C).
     """
-    grad_logits = grad_gate * gate * (1 - gate)
-    grad_gamma = (grad_logits * normed).sum(dim=(0, 2))
-    grad_beta = grad_logits.sum(dim=(0, 2))
-    grad_conv = _normalize_backward(grad_logits * gamma[:, None], normed, rstd)
-    group_chans = profile.shape[1] // GROUPS
-    grad_profile, grad_weights, grad_biases = [], [], []
-    for part, grad_part, weight in zip(profile.split(group_chans, 1), grad_conv.split(group_chans, 1), weights):
-        grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_part.contiguous(),
-            part.contiguous(),
-            weight,
-            [group_chans],
-            [1],
-            [weight.shape[-1] // 2],
-            [1],
-            False,
-            [0],
-            group_chans,
-            [True, True, True],
-        )
-        grad_profile.append(grad_input)
-        grad_weights.append(grad_weight)
-        grad_biases.append(grad_bias)
-    return torch.cat(grad_profile, dim=1), grad_weights, grad_biases, grad_gamma, grad_beta
+    b, c, length = profile.shape
+    group_chans = c // GROUPS
+    grad_conv, grad_profile = torch.empty_like(profile), torch.empty_like(profile)
+    grad_kernels = profile.new_empty(b, c, kernels.shape[1])
+    grad_bias, grad_gamma, grad_beta = (profile.new_empty(b, c) for _ in range(3))
+    _profile_gates_backward_kernel[(b, GROUPS)](
+        grad_gate, profile, normed, gate, rstd, kernels, gamma, grad_conv, grad_profile, grad_kernels, grad_bias,
+        grad_gamma, grad_beta, c, length, group_chans,
+        KMAX=kernels.shape[1], BLOCK_C=triton.next_power_of_2(group_chans), BLOCK_L=triton.next_power_of_2(length),
+    )  # fmt: skip
+    return grad_profile, grad_kernels.sum(0), grad_bias.sum(0), grad_gamma.sum(0), grad_beta.sum(0)
 
 
 def _project(
@@ -662,20 +713,24 @@ def backward(
     )  # fmt: skip
 
     weights, _ = _group_convs(params)
-    grad_profiles = []
+    kernels = _padded_kernels(weights)
+    grad_profiles, grad_kernels, grad_bias = [], 0, 0
     for axis, grad_gate, profile, normed, gate, rstd in (
         ("h", grad_row_gate, row_means, row_normed, row_gate, row_rstd),
         ("w", grad_col_gate, col_means, col_normed, col_gate, col_rstd),
     ):
-        gamma = params[_INDEX[f"norm_{axis}.weight"]]
-        grad_profile, grad_weights, grad_biases, grad_gamma, grad_beta = _profile_gates_backward(
-            grad_gate, profile, normed, gate, rstd, weights, gamma
+        grad_profile, axis_kernels, axis_bias, grad_gamma, grad_beta = _profile_gates_backward(
+            grad_gate, profile, normed, gate, rstd, kernels, params[_INDEX[f"norm_{axis}.weight"]]
         )
-        grad_profiles.append(grad_profile.contiguous())
+        grad_profiles.append(grad_profile)
         grads[f"norm_{axis}.weight"], grads[f"norm_{axis}.bias"] = grad_gamma, grad_beta
-        for conv, grad_weight, grad_bias in zip(GROUP_CONVS, grad_weights, grad_biases):
-            grads[f"{conv}.weight"] = grads.get(f"{conv}.weight", 0) + grad_weight
-            grads[f"{conv}.bias"] = grads.get(f"{conv}.bias", 0) + grad_bias
+        grad_kernels, grad_bias = grad_kernels + axis_kernels, grad_bias + axis_bias
+    group_chans = c // GROUPS
+    for group, (conv, weight) in enumerate(zip(GROUP_CONVS, weights)):
+        channels = slice(group * group_chans, (group + 1) * group_chans)
+        start = (kernels.shape[1] - weight.shape[-1]) // 2  # the padded kernel is centred
+        grads[f"{conv}.weight"] = grad_kernels[channels, start : start + weight.shape[-1]]
+        grads[f"{conv}.bias"] = grad_bias[channels]
 
     grad_x = x.new_empty(0)
     if input_needs_grad:
