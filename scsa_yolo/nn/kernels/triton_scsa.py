@@ -540,7 +540,12 @@ def _profile_gates_backward(
         grad_gamma, grad_beta, c, length, group_chans,
         KMAX=kernels.shape[1], BLOCK_C=triton.next_power_of_2(group_chans), BLOCK_L=triton.next_power_of_2(length),
     )  # fmt: skip
-    return grad_profile, grad_kernels.sum(0), grad_bias.sum(0), grad_gamma.sum(0), grad_beta.sum(0)
+    return grad_profile, *(_batch_sum(grad) for grad in (grad_kernels, grad_bias, grad_gamma, grad_beta))
+
+
+def _batch_sum(per_sample: torch.Tensor) -> torch.Tensor:
+    """Sum over the leading batch axis (a view of the only sample at batch 1: one launch fewer per gradient)."""
+    return per_sample[0] if per_sample.shape[0] == 1 else per_sample.sum(0)
 
 
 def _project(
