@@ -26,7 +26,7 @@ CASES = [
     ({}, (1, 8, 5, 11)),  # shorter than the window on one axis
     ({"head_num": 2, "qkv_bias": True}, (1, 8, 1, 7)),  # one row; two heads; q/k/v biases
     ({"window_size": -1}, (1, 8, 6, 10)),  # global pooling
-    ({"window_size": 3}, (1, 8, 8, 7)),  # several windows per axis, trailing rows and a trailing column
+    ({"window_size": 3, "group_kernel_sizes": (1, 3, 5, 11)}, (1, 8, 8, 7)),  # 3x3 windows, trailing row and column
 ]
 """(block options, input shape): every option of the op's kernels and every kind of odd map, on few planes."""
 
