@@ -205,6 +205,7 @@ def test_fused_kernel_uses_several_threads_consistently() -> None:
 
 def test_unbuildable_kernel_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the kernel cannot be compiled, the first SCSA call warns with the reason and every call runs the ops."""
+
     def no_headers() -> None:  # what torch raises: ninja's log, the compiler's error in the middle
         raise RuntimeError(
             "Error building extension 'scsa_yolo_cpu'\n[1/2] c++ -MMD -c scsa_cpu.cpp\n"
