@@ -92,13 +92,15 @@ def _scsa_backward_cpu(grad, x, params, statistics, window_h, window_w, heads, s
 def _scsa_cuda(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
     from scsa_yolo.nn.kernels import triton_scsa
 
-    return triton_scsa.forward(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics)
+    with torch.cuda.device(x.device):  # Triton launches on the current device; the input may be on another
+        return triton_scsa.forward(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics)
 
 
 def _scsa_backward_cuda(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
     from scsa_yolo.nn.kernels import triton_scsa
 
-    return triton_scsa.backward(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad)
+    with torch.cuda.device(x.device):
+        return triton_scsa.backward(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad)
 
 
 def statistics_dtype(x: torch.Tensor) -> torch.dtype:
