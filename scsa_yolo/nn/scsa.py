@@ -18,25 +18,24 @@ SCSA runs two parts in sequence on a (B, C, H, W) map and keeps its shape:
 Output: channel gate x spatially gated input. Parameter names and shapes match the official module, so its
 ``state_dict`` loads with ``strict=True``; the learnable parameter count is 16 * C.
 
-Three implementations of the same maths serve this class. Where a kernel applies, ``SCSA.forward`` runs the whole
-block as one registered op, ``torch.ops.scsa_yolo.scsa`` (``scsa_yolo.nn.scsa_fused``): on CPU a fused C++ kernel
-with a hand-written backward (compiled on first use), on CUDA a Triton kernel (opt-in, ``SCSA_YOLO_CUDA_KERNEL=1``,
-until its GPU speed is measured), for the avg-pool sigmoid-gate configuration of every official config, no active
-attention dropout, float32/float64 on CPU and float32/float16/bfloat16 on CUDA, eager mode or ``torch.compile``
-(see ``uses_kernel``). Everywhere else (other devices or dtypes, the other options, TorchScript tracing and export)
-it runs a fast path of
-PyTorch ops: the four depthwise convs run as one conv with their kernels zero-padded to the longest one, over the H
-and W profiles joined along the length with a zero gap (so neither sees the other); q, k and v are per-channel
-scales applied in one broadcast multiply; the spatial mean of ``attn @ v`` is taken as ``attn @ mean(v)``; the
-average pooling is a window sum whose 1 / window-area factor is folded into the GroupNorm epsilon
-(GroupNorm(a * x, eps) == GroupNorm(x, eps / a**2)); and the channel gate is folded into the column gate, so the map is
-multiplied twice instead of three times. Both return the same outputs and gradients as the straightforward port,
-``SCSA.forward_reference``, up to float rounding (about 1e-6), and use the official parameters, so ``state_dict``
-is unchanged. ``max_pool`` mode multiplies by both gates before pooling, as pooling a max cannot be folded. In eager
-training (grad enabled, not tracing) the avg-pool path runs its three full-size steps as custom autograd Functions
-with hand-written backward passes that share one gradient buffer for the input: on CPU each fresh full-size buffer
-costs page faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced
-graphs (TorchScript, ONNX) and inference use the plain ops.
+Three implementations of the same maths serve this class. Where a kernel applies, ``SCSA.forward`` runs the whole block
+as one registered op, ``torch.ops.scsa_yolo.scsa`` (``scsa_yolo.nn.scsa_fused``): on CPU a fused C++ kernel with a
+hand-written backward (compiled on first use), on CUDA a Triton kernel (opt-in, ``SCSA_YOLO_CUDA_KERNEL=1``, until its
+GPU speed is measured), for the avg-pool sigmoid-gate configuration of every official config, no active attention
+dropout, float32/float64 on CPU and float32/float16/bfloat16 on CUDA, eager mode or ``torch.compile`` (see
+``uses_kernel``). Everywhere else (other devices or dtypes, the other options, TorchScript tracing and export) it runs a
+fast path of PyTorch ops: the four depthwise convs run as one conv with their kernels zero-padded to the longest one,
+over the H and W profiles joined along the length with a zero gap (so neither sees the other); q, k and v are
+per-channel scales applied in one broadcast multiply; the spatial mean of ``attn @ v`` is taken as ``attn @ mean(v)``;
+the average pooling is a window sum whose 1 / window-area factor is folded into the GroupNorm epsilon (GroupNorm(a * x,
+eps) == GroupNorm(x, eps / a**2)); and the channel gate is folded into the column gate, so the map is multiplied twice
+instead of three times. The op and this path return the same outputs and gradients as the straightforward port,
+``SCSA.forward_reference``, up to float rounding (about 1e-6), and use the official parameters, so ``state_dict`` is
+unchanged. ``max_pool`` mode multiplies by both gates before pooling, as pooling a max cannot be folded. In eager
+training (grad enabled, not tracing) the avg-pool path runs its three full-size steps as custom autograd Functions with
+hand-written backward passes that share one gradient buffer for the input: on CPU each fresh full-size buffer costs page
+faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced graphs
+(TorchScript, ONNX) and inference use the plain ops.
 
 Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
