@@ -198,9 +198,8 @@ def scsa(
     Returns:
         (torch.Tensor): Output of shape (B, C, H, W), differentiable to ``x`` and every parameter.
     """
-    params = list(params)
-    keep = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
-    return scsa_op(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep)[0]
+    # The Autograd kernel keeps the statistics for the backward itself; the caller needs the output only.
+    return scsa_op(x, list(params), window_h, window_w, heads, scaler, eps_h, eps_w, eps, False)[0]
 
 
 @contextmanager
@@ -239,8 +238,8 @@ def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
             and cpu_kernel.load() is not None
         )
     if x.device.type == "cuda":
-        half = (torch.float32, torch.float16, torch.bfloat16)
-        return x.dtype in half and param_dtype in half and _cuda_kernel_enabled()
+        taken = (torch.float32, torch.float16, torch.bfloat16)
+        return x.dtype in taken and param_dtype in taken and _cuda_kernel_enabled()
     return False
 
 
