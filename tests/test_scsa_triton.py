@@ -139,17 +139,21 @@ def test_triton_kernel_half_precision(triton_kernel: ModuleType, device: torch.d
 def test_attention_fallback_for_large_heads(
     triton_kernel: ModuleType, device: torch.device, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Heads too large for the channel-attention program run it as tensor ops, with the same statistics."""
+    """Heads too large for the channel-attention programs run PCSA as tensor ops: same statistics and gradients."""
     block = randomised(SCSA(8, head_num=2, qkv_bias=True), seed=15).to(device)
     x = torch.randn(1, 8, 9, 16).to(device)
+    grad_out = torch.randn_like(x)
     args = op_arguments(block, x)
-    with torch.no_grad():
-        in_program = triton_kernel.forward(x, *args, True)
-        monkeypatch.setattr(triton_kernel, "MAX_HEAD_DIM", 0)
-        as_ops = triton_kernel.forward(x, *args, True)
-    for name, got, want in zip(("out", *STATISTICS), as_ops, in_program):
-        assert got.shape == want.shape and got.dtype == want.dtype, name
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+    results = []
+    for head_limit in (triton_kernel.MAX_HEAD_DIM, 0):
+        monkeypatch.setattr(triton_kernel, "MAX_HEAD_DIM", head_limit)
+        with torch.no_grad():
+            forward = triton_kernel.forward(x, *args, True)
+        results.append(forward + triton_kernel.backward(grad_out, x, args[0], forward[1:], *args[1:5], True))
+    names = ("out", *STATISTICS, "input grad", *PARAMETERS)
+    for name, in_program, as_ops in zip(names, *results):
+        assert as_ops.shape == in_program.shape and as_ops.dtype == in_program.dtype, name
+        torch.testing.assert_close(as_ops, in_program, rtol=1e-5, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_opcheck_on_cpu() -> None:

@@ -296,6 +296,83 @@ def _channel_attention_kernel(
 
 
 @triton.jit
+def _channel_attention_backward_kernel(
+    grad_gate_ptr,
+    gate_ptr,
+    attention_ptr,
+    mean_v_ptr,
+    logits_ptr,
+    normed_ptr,
+    gamma_ptr,
+    beta_ptr,
+    q_scale_ptr,
+    k_scale_ptr,
+    v_scale_ptr,
+    q_bias_ptr,
+    k_bias_ptr,
+    grad_normed_ptr,
+    partials_ptr,
+    C,
+    N,
+    head_dim,
+    scaler,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Back through one (sample, head) of ``_channel_attention_kernel`` down to GroupNorm(1)'s normalised values.
+
+    cg = sigmoid(o), o = A mean(v), A = softmax(scaler q k^T): dS = A do (mean(v)^T - o) scaler, dq = dS k,
+    dk = dS^T q, d mean(v) = A^T do. Writes d normed (B, C, N) and per-sample parameter gradients into
+    ``partials`` (B, 8, C): q, k, v scales, q, k, v biases, GroupNorm(1) weight and bias.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    local = tl.arange(0, BLOCK_D)
+    row_ok = local < head_dim
+    rows = head * head_dim + local
+    cols = tl.arange(0, BLOCK_N)
+    mask = row_ok[:, None] & (cols < N)[None, :]
+    square = row_ok[:, None] & row_ok[None, :]
+    gate = tl.load(gate_ptr + b * C + rows, mask=row_ok, other=0.0)
+    grad_logits = tl.load(grad_gate_ptr + b * C + rows, mask=row_ok, other=0.0) * gate * (1.0 - gate)
+    attention_offsets = ((b * (C // head_dim) + head) * head_dim + local[:, None]) * head_dim + local[None, :]
+    weighted = tl.load(attention_ptr + attention_offsets, mask=square, other=0.0) * grad_logits[:, None]
+    mean_v = tl.load(mean_v_ptr + b * C + rows, mask=row_ok, other=0.0)
+    logits = tl.load(logits_ptr + b * C + rows, mask=row_ok, other=0.0)
+    grad_scores = weighted * (mean_v[None, :] - logits[:, None]) * scaler
+    grad_mean_v = tl.sum(weighted, axis=0)  # per column channel
+
+    offsets = b * C * N + rows[:, None] * N + cols[None, :]
+    normed = tl.load(normed_ptr + offsets, mask=mask, other=0.0)
+    gamma = tl.load(gamma_ptr + rows, mask=row_ok, other=0.0)
+    y = tl.where(mask, normed * gamma[:, None] + tl.load(beta_ptr + rows, mask=row_ok, other=0.0)[:, None], 0.0)
+    q_scale = tl.load(q_scale_ptr + rows, mask=row_ok, other=0.0)
+    k_scale = tl.load(k_scale_ptr + rows, mask=row_ok, other=0.0)
+    v_scale = tl.load(v_scale_ptr + rows, mask=row_ok, other=0.0)
+    q = y * q_scale[:, None]
+    k = y * k_scale[:, None]
+    if HAS_BIAS:
+        q = tl.where(mask, q + tl.load(q_bias_ptr + rows, mask=row_ok, other=0.0)[:, None], 0.0)
+        k = tl.where(mask, k + tl.load(k_bias_ptr + rows, mask=row_ok, other=0.0)[:, None], 0.0)
+    grad_q = tl.dot(grad_scores, k, input_precision="ieee")
+    grad_k = tl.dot(tl.trans(grad_scores), q, input_precision="ieee")
+    grad_v = grad_mean_v / N
+    y_sums = tl.sum(y, axis=1)
+    grad_y = tl.where(mask, q_scale[:, None] * grad_q + k_scale[:, None] * grad_k + (v_scale * grad_v)[:, None], 0.0)
+    partials = partials_ptr + b * 8 * C + rows
+    tl.store(partials, tl.sum(grad_q * y, axis=1), mask=row_ok)
+    tl.store(partials + C, tl.sum(grad_k * y, axis=1), mask=row_ok)
+    tl.store(partials + 2 * C, grad_v * y_sums, mask=row_ok)
+    tl.store(partials + 3 * C, tl.sum(tl.where(mask, grad_q, 0.0), axis=1), mask=row_ok)
+    tl.store(partials + 4 * C, tl.sum(tl.where(mask, grad_k, 0.0), axis=1), mask=row_ok)
+    tl.store(partials + 5 * C, grad_mean_v, mask=row_ok)
+    tl.store(partials + 6 * C, tl.sum(grad_y * normed, axis=1), mask=row_ok)
+    tl.store(partials + 7 * C, tl.sum(grad_y, axis=1), mask=row_ok)
+    tl.store(grad_normed_ptr + offsets, grad_y * gamma[:, None], mask=mask)
+
+
+@triton.jit
 def _output_kernel(
     x_ptr, row_gate_ptr, col_gate_ptr, channel_gate_ptr, out_ptr, H, W, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr
 ):
@@ -575,7 +652,7 @@ def _channel_attention(
     head_dim = c // heads
     block_d, block_n = max(16, triton.next_power_of_2(head_dim)), max(16, triton.next_power_of_2(n))
     has_bias = params[_INDEX["q.bias"]].numel() > 0
-    if block_d <= MAX_HEAD_DIM and block_d * block_n <= MAX_ATTENTION_OPERAND:
+    if _attention_in_program(head_dim, n):
         normed, rstd = torch.empty_like(pooled), pooled.new_empty(b)
         attention = pooled.new_empty(b, heads, head_dim, head_dim)
         mean_v, logits, gate = (pooled.new_empty(b, c) for _ in range(3))
@@ -596,6 +673,72 @@ def _channel_attention(
     attention = (q @ k.transpose(-2, -1) * scaler).softmax(dim=-1)  # (B, heads, d, d)
     logits = (attention @ mean_v.view(b, heads, -1, 1)).view(b, c)
     return normed, rstd.view(b), attention, mean_v, logits, torch.sigmoid(logits)
+
+
+def _channel_attention_backward(
+    grad_channel_gate: torch.Tensor,
+    channel_gate: torch.Tensor,
+    attention: torch.Tensor,
+    mean_v: torch.Tensor,
+    logits: torch.Tensor,
+    pooled_normed: torch.Tensor,
+    pooled_rstd: torch.Tensor,
+    params: list[torch.Tensor],
+    heads: int,
+    scaler: float,
+    grads: dict[str, torch.Tensor],
+) -> torch.Tensor:
+    """Back through ``_channel_attention`` to the (B, C, N) window means, adding the PCSA parameter grads to ``grads``.
+
+    One Triton program per (sample, head) where ``_channel_attention`` ran one, tensor ops otherwise; GroupNorm(1)'s
+    backward across the heads as tensor ops.
+    """
+    b, c, n = pooled_normed.shape
+    d = c // heads
+    has_bias = params[_INDEX["q.bias"]].numel() > 0
+    names = ("q.weight", "k.weight", "v.weight", "q.bias", "k.bias", "v.bias", "norm.weight", "norm.bias")
+    if _attention_in_program(d, n):
+        grad_normed, partials = torch.empty_like(pooled_normed), pooled_normed.new_empty(b, len(names), c)
+        scales = [params[_INDEX[f"{name}.weight"]] for name in "qkv"]
+        biases = [params[_INDEX[f"{name}.bias"]] if has_bias else scales[0] for name in "qk"]  # unread stand-ins
+        _channel_attention_backward_kernel[(b, heads)](
+            grad_channel_gate, channel_gate, attention, mean_v, logits, pooled_normed,
+            params[_INDEX["norm.weight"]], params[_INDEX["norm.bias"]], *scales, *biases, grad_normed, partials,
+            c, n, d, scaler, HAS_BIAS=has_bias, BLOCK_D=max(16, triton.next_power_of_2(d)),
+            BLOCK_N=max(16, triton.next_power_of_2(n)), num_warps=8 if d > 64 else 4,
+        )  # fmt: skip
+        summed = _batch_sum(partials)
+        absent = () if has_bias else ("q.bias", "k.bias", "v.bias")
+        grads.update({name: summed[i] for i, name in enumerate(names) if name not in absent})
+        return _normalize_backward(grad_normed, pooled_normed, pooled_rstd.view(b, 1)).contiguous()
+    # cg = sigmoid(o), o = A mean_v, A = softmax(scaler q k^T); dS = A do (mean_v^T - o) scaler.
+    grad_logits = (grad_channel_gate * channel_gate * (1 - channel_gate)).view(b, heads, d, 1)
+    weighted = attention * grad_logits
+    grad_scores = weighted * (mean_v.view(b, heads, 1, d) - logits.view(b, heads, d, 1)) * scaler
+    grad_mean_v = weighted.sum(dim=2).reshape(b, c)
+    y, q, k, has_bias = _project(pooled_normed, params, heads)
+    grad_q = (grad_scores @ k).view(b, c, n)
+    grad_k = (grad_scores.transpose(-2, -1) @ q).view(b, c, n)
+    grad_v = grad_mean_v / n  # at every pooled pixel
+    grads["q.weight"] = (grad_q * y).sum(dim=(0, 2))
+    grads["k.weight"] = (grad_k * y).sum(dim=(0, 2))
+    grads["v.weight"] = (grad_v * y.sum(dim=2)).sum(dim=0)
+    if has_bias:
+        grads["q.bias"], grads["k.bias"] = grad_q.sum(dim=(0, 2)), grad_k.sum(dim=(0, 2))
+        grads["v.bias"] = grad_mean_v.sum(dim=0)
+    scale = {name: params[_INDEX[f"{name}.weight"]].view(c, 1) for name in "qkv"}
+    grad_y = scale["q"] * grad_q + scale["k"] * grad_k + scale["v"] * grad_v.unsqueeze(-1)
+    grads["norm.weight"] = (grad_y * pooled_normed).sum(dim=(0, 2))
+    grads["norm.bias"] = grad_y.sum(dim=(0, 2))
+    return _normalize_backward(
+        grad_y * params[_INDEX["norm.weight"]][:, None], pooled_normed, pooled_rstd.view(b, 1)
+    ).contiguous()
+
+
+def _attention_in_program(head_dim: int, pooled: int) -> bool:
+    """Whether a head of ``head_dim`` channels over ``pooled`` window means fits the channel-attention programs."""
+    block_d, block_n = max(16, triton.next_power_of_2(head_dim)), max(16, triton.next_power_of_2(pooled))
+    return block_d <= MAX_HEAD_DIM and block_d * block_n <= MAX_ATTENTION_OPERAND
 
 
 def _geometry(x: torch.Tensor, window_h: int, window_w: int) -> tuple[int, int, int, int, int, int]:
@@ -676,7 +819,6 @@ def backward(
     ) = saved  # fmt: skip
     b, c, h, w, pooled_h, pooled_w = _geometry(x, window_h, window_w)
     planes, block_w, block_wh = b * c, _block_w(w), triton.next_power_of_2(window_h)
-    n, d = pooled_h * pooled_w, c // heads
     stats = {"dtype": torch.float32, "device": x.device}
     grads: dict[str, torch.Tensor] = {}
 
@@ -688,28 +830,10 @@ def backward(
         BLOCK_WH=block_wh, BLOCK_W=block_w,
     )  # fmt: skip
 
-    # PCSA: cg = sigmoid(o), o = A mean_v, A = softmax(scaler q k^T); dS = A do (mean_v^T - o) scaler.
-    grad_logits = (grad_channel_gate * channel_gate * (1 - channel_gate)).view(b, heads, d, 1)
-    weighted = attention * grad_logits
-    grad_scores = weighted * (mean_v.view(b, heads, 1, d) - logits.view(b, heads, d, 1)) * scaler
-    grad_mean_v = weighted.sum(dim=2).reshape(b, c)
-    y, q, k, has_bias = _project(pooled_normed, params, heads)
-    grad_q = (grad_scores @ k).view(b, c, n)
-    grad_k = (grad_scores.transpose(-2, -1) @ q).view(b, c, n)
-    grad_v = grad_mean_v / n  # at every pooled pixel
-    grads["q.weight"] = (grad_q * y).sum(dim=(0, 2))
-    grads["k.weight"] = (grad_k * y).sum(dim=(0, 2))
-    grads["v.weight"] = (grad_v * y.sum(dim=2)).sum(dim=0)
-    if has_bias:
-        grads["q.bias"], grads["k.bias"] = grad_q.sum(dim=(0, 2)), grad_k.sum(dim=(0, 2))
-        grads["v.bias"] = grad_mean_v.sum(dim=0)
-    scale = {name: params[_INDEX[f"{name}.weight"]].view(c, 1) for name in "qkv"}
-    grad_y = scale["q"] * grad_q + scale["k"] * grad_k + scale["v"] * grad_v.unsqueeze(-1)
-    grads["norm.weight"] = (grad_y * pooled_normed).sum(dim=(0, 2))
-    grads["norm.bias"] = grad_y.sum(dim=(0, 2))
-    grad_pooled = _normalize_backward(
-        grad_y * params[_INDEX["norm.weight"]][:, None], pooled_normed, pooled_rstd.view(b, 1)
-    ).contiguous()
+    grad_pooled = _channel_attention_backward(
+        grad_channel_gate, channel_gate, attention, mean_v, logits, pooled_normed, pooled_rstd, params, heads, scaler,
+        grads,
+    )  # fmt: skip
 
     grad_row_gate, grad_col_gate = torch.empty(b, c, h, **stats), torch.empty(b, c, w, **stats)
     _gate_grads_kernel[(planes,)](
