@@ -32,11 +32,43 @@ def add_member(archive: tarfile.TarFile, name: str, data: bytes = b"x", kind: by
         [("ok", b"", tarfile.SYMTYPE, "."), ("ok/up", b"", tarfile.SYMTYPE, "..")],  # a chain that climbs out
         [("d", b"", tarfile.SYMTYPE, "."), ("sub/l", b"", tarfile.SYMTYPE, "../d/..")],  # '..' after a link
         [("hard", b"", tarfile.LNKTYPE, "../outside.txt")],
+        # y is the extraction folder; five '..' after it reach tmp_path, while the name alone looks like "escaped.txt"
+        [("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."), ("a/b/c/d/y/../../../../../escaped.txt",)],
+        [
+            ("x", b"", tarfile.SYMTYPE, "a/b/c/d/y/../../../../../escaped.txt"),
+            ("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."),
+            ("x",),
+        ],  # a link through a link stored after it, then a file written over the link
+        [
+            ("hard", b"", tarfile.LNKTYPE, "a/b/c/d/y/../../../../../escaped.txt"),
+            ("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."),
+            ("hard",),
+        ],
+        [
+            ("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."),
+            ("x", b"", tarfile.SYMTYPE, "A/B/C/D/Y/../../../../../escaped.txt"),
+            ("x",),
+        ],  # Y is y on macOS and Windows
     ],
-    ids=["dotdot", "absolute", "file-through-link", "link-chain", "dotdot-after-link", "hardlink"],
+    ids=[
+        "dotdot",
+        "absolute",
+        "file-through-link",
+        "link-chain",
+        "dotdot-after-link",
+        "hardlink",
+        "dotdot-in-name-after-link",
+        "link-through-later-link",
+        "hardlink-through-later-link",
+        "case-folded-link",
+    ],
 )
-def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, members):
-    """Nothing is extracted, the error names the member, and no file appears outside --dest."""
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "python-without-data-filter"])
+def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, monkeypatch, members, data_filter):
+    """Nothing is extracted, the error names the member, and no file appears outside --dest, with or without
+    tarfile's data filter (absent before Python 3.9.17 / 3.10.12 / 3.11.4)."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
     archive_path = tmp_path / "deep" / "er" / "bad.tar"
     archive_path.parent.mkdir(parents=True)
     with tarfile.open(archive_path, "w") as archive:

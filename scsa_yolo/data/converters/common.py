@@ -24,6 +24,7 @@ import posixpath
 import re
 import shutil
 import tarfile
+import unicodedata
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -324,26 +325,35 @@ def _leaves_folder(name: str) -> bool:
     return name.startswith("/") or bool(re.match(r"^[A-Za-z]:", name)) or normal == ".." or normal.startswith("../")
 
 
+def _parts(name: str) -> list[str]:
+    """Split an archive path into its components, leaving out empty ones and ``.``."""
+    return [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _link_key(name: str) -> str:
+    """Compare archive paths as case-insensitive, normalisation-insensitive file systems (macOS, Windows) do."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
     """Say why a symbolic link member is unsafe, or None: its target leaves the folder or passes through a link.
 
-    The target is walked component by component from the link's folder; passing through an earlier link member is
-    refused, since ``..`` after a link follows the link's target, which a lexical check cannot see.
+    The target is walked component by component from the link's folder; passing through any link member of the
+    archive (before or after this one: extraction order does not matter to the result) is refused, since ``..`` after
+    a link follows the link's target, which a lexical check cannot see.
     """
     target = target.replace("\\", "/")
-    if _leaves_folder(target) and (target.startswith("/") or re.match(r"^[A-Za-z]:", target)):
+    if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
         return "is absolute"
-    parts = [p for p in posixpath.dirname(name).split("/") if p not in ("", ".")]
-    for component in target.split("/"):
-        if component in ("", "."):
-            continue
+    parts = _parts(posixpath.dirname(name))
+    for component in _parts(target):
         if component == "..":
             if not parts:
                 return "leaves the extraction folder"
             parts.pop()
         else:
             parts.append(component)
-            if "/".join(parts) in links:
+            if _link_key("/".join(parts)) in links:
                 return f"passes through the link {'/'.join(parts)}"
     return None
 
@@ -351,34 +361,42 @@ def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
 def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
     """Name the members of a tar archive that could write outside the folder it is extracted into.
 
-    Refused: absolute names and names with ``..`` that climb out; symbolic links whose target is absolute or climbs
-    out; hard links to such a name; any member stored below a link (a link to a folder turns a harmless name into a
-    path anywhere); devices and FIFOs. The check is lexical, so it needs no file system and behaves the same on every
-    Python version; where tarfile has the "data" extraction filter (3.12, and 3.9.17+ / 3.10.12+ / 3.11.4+) it is
-    applied as well.
+    Refused: absolute names and names with a ``..`` component (after a link, ``..`` climbs from the link's target,
+    whatever the name looks like); symbolic links whose target is absolute, climbs out, or passes through any link of
+    the archive; hard links to a name that is absolute, has ``..`` or is or passes through a symbolic link; any member
+    stored below a link, or written over a symbolic link of the same name (opening it would follow the link); devices
+    and FIFOs. Links are collected from the whole archive first, so their order in it does not matter. Paths are
+    compared case-insensitively, as on macOS and Windows. The check is lexical, so it needs no file system and behaves
+    the same on every Python version; where tarfile has the "data" extraction filter (3.12, and 3.9.17+ / 3.10.12+ /
+    3.11.4+) it is applied as well.
 
     Returns:
         ``"<name>: <why>"`` for each refused member, in archive order.
     """
-    refused, links = [], set()
+    symlinks = {_link_key("/".join(_parts(m.name))) for m in members if m.issym()}
+    links = symlinks | {_link_key("/".join(_parts(m.name))) for m in members if m.islnk()}
+    refused = []
     for member in members:
-        name = posixpath.normpath(member.name.replace("\\", "/"))
-        parents = [posixpath.dirname(name)]
-        while parents[-1] not in ("", "/", "."):
-            parents.append(posixpath.dirname(parents[-1]))
-        if _leaves_folder(member.name):
-            refused.append(f"{member.name}: path leaves the extraction folder")
-        elif links.intersection(parents):
-            refused.append(f"{member.name}: stored below a link ({sorted(links.intersection(parents))[0]})")
+        parts = _parts(member.name)
+        name = "/".join(parts)
+        below = [p for p in ("/".join(parts[:i]) for i in range(1, len(parts))) if _link_key(p) in links]
+        if _leaves_folder(member.name) or ".." in parts:
+            refused.append(f"{member.name}: path leaves the extraction folder or contains '..'")
+        elif below:
+            refused.append(f"{member.name}: stored below a link ({below[0]})")
+        elif not member.issym() and _link_key(name) in symlinks:
+            refused.append(f"{member.name}: would be written through the symbolic link of the same name")
         elif member.issym():
             why = _symlink_problem(name, member.linkname, links)
             if why:
                 refused.append(f"{member.name}: symbolic link to {member.linkname} {why}")
-            links.add(name)
         elif member.islnk():
-            if _leaves_folder(member.linkname):
+            target = _parts(member.linkname)
+            through = [p for p in ("/".join(target[:i]) for i in range(1, len(target) + 1)) if _link_key(p) in symlinks]
+            if _leaves_folder(member.linkname) or ".." in target:
                 refused.append(f"{member.name}: hard link to {member.linkname} leaves the extraction folder")
-            links.add(name)
+            elif through:
+                refused.append(f"{member.name}: hard link to {member.linkname} passes through the link {through[0]}")
         elif not (member.isfile() or member.isdir()):
             refused.append(f"{member.name}: device or FIFO member")
     return refused
