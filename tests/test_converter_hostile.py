@@ -167,6 +167,54 @@ def test_duplicate_coco_image_ids_stop_with_both_file_names(tmp_path):
         convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
 
 
+def test_duplicate_coco_category_ids_stop_with_both_names(tmp_path):
+    """One category id with two names: no box is given a class by guess (a dict would keep the last name)."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "echinus"}, {"id": 1, "name": "starfish"}, {"id": 2, "name": "scallop"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    with pytest.raises(ConversionError, match=r"category id 1 is used by both 'echinus' and 'starfish'"):
+        convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+
+def test_coco_values_of_the_wrong_type_are_counted_never_a_traceback(tmp_path):
+    """Lists as ids, an integer beyond the float range, a non-object entry: each counted under its reason."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    ann = {"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg"}, "junk"],
+        "annotations": [
+            ann,
+            {**ann, "bbox": [10**400, 1, 5, 5]},
+            {**ann, "image_id": [1]},
+            {**ann, "category_id": {"id": 1}},
+            {**ann, "category_id": 2},
+        ],
+        "categories": [{"id": 1, "name": "echinus"}, {"id": [2], "name": "starfish"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+    report = load_report(tmp_path / "out")
+    drops = report["splits"]["train"]["boxes_dropped_by_reason"]
+    assert drops == {"annotation_without_image": 1, "malformed_line": 1, "unknown_class": 2}
+    assert report["issues"]["malformed_image_entry"]["count"] == 1
+    assert report["issues"]["malformed_category_entry"]["count"] == 1
+    assert_balanced(report)
+
+    write(tmp_path / "src" / "annotations" / "instances_train.json", '{"images": [1%s]}' % ("0" * 5000))
+    with pytest.raises(ConversionError, match=r"instances_train\.json is not valid JSON: Exceeds the limit"):
+        convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+    visdrone = tmp_path / "visdrone" / "VisDrone2019-DET-train"
+    make_image(visdrone / "images" / "1.jpg")
+    write(visdrone / "annotations" / "1.txt", "1e308,1,1e308,5,1,4,0,0\n1,1,5,5,1,4,0,0\n")  # int sum > float max
+    convert_dataset("visdrone", [tmp_path / "visdrone"], tmp_path / "o2")
+    assert load_report(tmp_path / "o2")["splits"]["train"]["boxes_dropped_by_reason"] == {"non_finite": 1}
+
+
 def test_text_file_named_jpg_is_reported_plainly_and_installs_nothing(tmp_path, monkeypatch):
     """A symlink to a text file named .jpg: skipped with what is wrong with it; Ultralytics' pip fallback never runs."""
     import ultralytics.utils.checks
