@@ -152,6 +152,33 @@ def _read_bbox(annotation: dict) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
+def _index_by_id(path: Path, data: dict, section: str, key: str, report: ConversionReport) -> dict[object, dict]:
+    """Map id to entry for one section of a COCO file (``images`` or ``categories``).
+
+    An entry without a usable id is counted (``malformed_image_entry`` / ``malformed_category_entry``). One id given
+    to two entries with a different ``key`` (file name, category name) stops the run: the annotations pointing at it
+    cannot be assigned without guessing, and a dict would silently keep the last entry.
+
+    Raises:
+        ConversionError: Naming the file, the id and both values.
+    """
+    kind = {"images": "image", "categories": "category"}[section]
+    by_id: dict[object, dict] = {}
+    for entry in data[section]:
+        entry_id = entry.get("id") if isinstance(entry, dict) else None
+        if not _is_id(entry_id):
+            report.issue(f"malformed_{kind}_entry", f"{path}: {section} entry {entry!r}")
+            continue
+        first = by_id.setdefault(entry_id, entry)
+        if first.get(key) != entry.get(key):
+            raise ConversionError(
+                f"{path}: {kind} id {entry_id!r} is used by both {first.get(key)!r} and {entry.get(key)!r}; the "
+                f"annotations pointing at it cannot be assigned without guessing. Ids in '{section}' must be unique: "
+                "fix or regenerate the file"
+            )
+    return by_id
+
+
 def parse_coco_file(
     path: Path, data: dict, split: str, folder: Path | None, by_name: dict[str, list[Path]], report: ConversionReport
 ) -> tuple[list[Sample], set[Path]]:
@@ -168,32 +195,9 @@ def parse_coco_file(
     Returns:
         Samples, and the image files they use.
     """
-    categories: dict[object, str] = {}
-    for entry in data["categories"]:
-        category_id = entry.get("id") if isinstance(entry, dict) else None
-        if not _is_id(category_id):
-            report.issue("malformed_category_entry", f"{path}: categories entry {entry!r}")
-            continue
-        name = str(entry.get("name"))
-        if categories.setdefault(category_id, name) != name:
-            raise ConversionError(
-                f"{path}: category id {category_id!r} is used by both {categories[category_id]!r} and {name!r}; "
-                "its boxes cannot be given a class without guessing. Ids in 'categories' must be unique"
-            )
+    categories = {k: str(v.get("name")) for k, v in _index_by_id(path, data, "categories", "name", report).items()}
+    images_by_id = _index_by_id(path, data, "images", "file_name", report)
     boxes_by_image: dict[object, list[RawBox]] = defaultdict(list)
-    images_by_id: dict[object, dict] = {}
-    for entry in data["images"]:
-        image_id = entry.get("id") if isinstance(entry, dict) else None
-        if not _is_id(image_id):
-            report.issue("malformed_image_entry", f"{path}: images entry {entry!r}")
-            continue
-        if image_id in images_by_id:
-            raise ConversionError(
-                f"{path}: image id {image_id!r} is used by both {images_by_id[image_id].get('file_name')!r} and "
-                f"{entry.get('file_name')!r}; their annotations cannot be assigned without guessing. "
-                "Ids in 'images' must be unique: fix or regenerate the file"
-            )
-        images_by_id[image_id] = entry
     for number, annotation in enumerate(data["annotations"]):
         where = f"{path}:annotations[{number}]"
         xywh = _read_bbox(annotation) if isinstance(annotation, dict) else None
