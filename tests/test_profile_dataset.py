@@ -33,13 +33,25 @@ def test_size_buckets_follow_coco_limits():
     assert [size_bucket(a) for a in (32**2 - 1, 32**2, 96**2 - 1, 96**2)] == ["small", "medium", "medium", "large"]
 
 
-def test_profile_counts_sizes_and_brightness(tmp_path):
-    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; a text file named .png is counted, not read."""
+def test_profile_counts_sizes_and_brightness(tmp_path, monkeypatch):
+    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; text files named .png / .heic are counted, not
+    read, and neither the statistics nor the preview makes Ultralytics try to pip-install pi-heif."""
+    import ultralytics.utils.checks
+
+    install_attempts = []  # recorded, since Ultralytics' PIL fallback swallows any exception raised here
+
+    def no_install(*args, **kwargs):
+        install_attempts.append(args)
+        raise ImportError("no install in tests")
+
+    monkeypatch.setattr(ultralytics.utils.checks, "check_requirements", no_install)
     out = tmp_path / "profile"
     data = make_dataset(tmp_path / "ds")
-    (tmp_path / "ds" / "images" / "val" / "notes.png").write_text("not an image\n")
+    for name in ("notes.png", "notes.heic"):
+        (tmp_path / "ds" / "images" / "val" / name).write_text("not an image\n")
     summary = profile_dataset(data, out)
-    assert summary["val"]["unreadable_images"] == 1 and summary["val"]["images"] == 1
+    assert summary["val"]["unreadable_images"] == 2 and summary["val"]["images"] == 1
+    assert install_attempts == []
 
     train, val = summary["train"], summary["val"]
     assert (train["images"], train["background_images"], train["objects"]) == (2, 1, 2)

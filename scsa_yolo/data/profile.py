@@ -220,6 +220,10 @@ def preview_labels(images: list[Path], names: dict[int, str], path: Path, count:
     mosaic = np.full((rows * PREVIEW_TILE, columns * PREVIEW_TILE, 3), 114, dtype=np.uint8)
     boxes = []
     for index, (image_path, label_path) in enumerate(zip(chosen, img2label_paths([str(p) for p in chosen]))):
+        try:  # imread falls back to Ultralytics' Image.open patch for .heic/.avif, which would pip-install pi-heif
+            check_image_signature(Path(image_path))
+        except (OSError, ValueError):  # counted and named by profile_split
+            continue
         image = imread(str(image_path))
         if image is None:
             continue
