@@ -110,6 +110,25 @@ def test_zip_members_with_dotdot_are_refused(tmp_path):
         convert_dataset("duo", [archive_path], tmp_path / "out")
 
 
+@pytest.mark.parametrize("suffix", ["tar.gz", "tar", "zip"])
+def test_truncated_archive_is_a_clear_error_not_a_partial_dataset(tmp_path, suffix):
+    """A download cut short: the error names the archive and says so; nothing half-extracted stays behind."""
+    src = build_urpc(tmp_path / "src", n=3)
+    (src / "padding.bin").write_bytes(os.urandom(200_000))  # incompressible, so the cut falls inside a member
+    archive_path = tmp_path / f"urpc.{suffix}"
+    if suffix == "zip":
+        with zipfile.ZipFile(archive_path, "w") as archive:
+            for path in sorted(src.rglob("*")):
+                archive.write(path, path.relative_to(tmp_path).as_posix())
+    else:
+        with tarfile.open(archive_path, "w:gz" if suffix == "tar.gz" else "w") as archive:
+            archive.add(src, arcname="src")
+    archive_path.write_bytes(archive_path.read_bytes()[: archive_path.stat().st_size * 2 // 3])
+    with pytest.raises(ConversionError, match=r"urpc\.(zip|tar).*truncated or damaged"):
+        convert_dataset("urpc2020", [archive_path], tmp_path / "out")
+    assert not (tmp_path / "out" / ".extracted").exists()
+
+
 def test_non_finite_and_boolean_coordinates_are_dropped_never_written(tmp_path):
     """NaN/inf in COCO, VOC, bbGt and VisDrone rows: own drop reason; [0, 0, inf, inf] is no full-image box."""
     coco_src = tmp_path / "coco"

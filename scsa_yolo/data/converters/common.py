@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import math
 import os
 import posixpath
@@ -26,6 +27,7 @@ import shutil
 import tarfile
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -402,6 +404,11 @@ def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
     return refused
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+# What a damaged or truncated archive raises while it is read: tarfile, zipfile and each decompressor have their own
+_DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
 def extract_archive(source: Path, target: Path) -> None:
     """Unpack a .zip or tar archive into ``target``, refusing archives with members that would land outside it.
 
@@ -410,28 +417,35 @@ def extract_archive(source: Path, target: Path) -> None:
         target: Scratch folder (created).
 
     Raises:
-        ConversionError: If the file is no supported archive, or names every member that would leave ``target``
-            (nothing is extracted then).
+        ConversionError: If the file is no supported archive, cannot be read to its end (a truncated or damaged
+            download; what was extracted is removed with the scratch folder), or names every member that would leave
+            ``target`` (nothing is extracted then).
     """
-    if zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            refused = [f"{n}: path leaves the extraction folder" for n in archive.namelist() if _leaves_folder(n)]
-            if not refused:  # zipfile never creates links; it would rename these silently, so refuse them instead
-                archive.extractall(target)
-    elif tarfile.is_tarfile(source):
-        with tarfile.open(source) as archive:
-            members = archive.getmembers()
-            refused = unsafe_tar_members(members)
-            if not refused:
-                try:
-                    if hasattr(tarfile, "data_filter"):
-                        archive.extractall(target, members=members, filter="data")
-                    else:
-                        archive.extractall(target, members=members)  # noqa: S202 (members checked above)
-                except (tarfile.TarError, OSError) as e:  # FilterError is a TarError
-                    raise ConversionError(f"--source {source}: refused or failed while extracting: {e}") from e
-    else:
-        raise ConversionError(f"--source {source} is not a folder or a supported archive (.zip, .tar, .tar.gz, ...)")
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as archive:
+                refused = [f"{n}: path leaves the extraction folder" for n in archive.namelist() if _leaves_folder(n)]
+                if not refused:  # zipfile never creates links; it would rename these silently, so refuse them instead
+                    archive.extractall(target)
+        elif tarfile.is_tarfile(source):
+            with tarfile.open(source) as archive:
+                members = archive.getmembers()
+                refused = unsafe_tar_members(members)
+                if not refused and hasattr(tarfile, "data_filter"):
+                    archive.extractall(target, members=members, filter="data")
+                elif not refused:
+                    archive.extractall(target, members=members)  # noqa: S202 (members checked above)
+        elif source.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise ConversionError(f"--source {source} cannot be read as an archive: truncated or damaged download?")
+        else:
+            raise ConversionError(
+                f"--source {source} is not a folder or a supported archive ({', '.join(ARCHIVE_SUFFIXES)})"
+            )
+    except _DAMAGED_ARCHIVE_ERRORS as e:  # tarfile's FilterError (the data filter refusing a member) is a TarError
+        raise ConversionError(
+            f"--source {source}: refused or failed while extracting ({type(e).__name__}: {e}); if the download is "
+            "truncated or damaged, fetch it again"
+        ) from e
     if refused:
         shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
         raise ConversionError(
