@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from test_converters import HEADER, ZEROS, assert_balanced, build_urpc, load_report, make_image, voc_xml, write
 
 from scsa_yolo.data.converters import ConversionError, convert_dataset
@@ -184,6 +185,27 @@ def test_duplicate_coco_image_ids_stop_with_both_file_names(tmp_path):
         ConversionError, match=r"instances_train\.json: image id 7 is used by both 'a\.jpg' and 'b\.jpg'"
     ):
         convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+
+def test_split_with_no_image_written_is_not_named_in_data_yaml(tmp_path):
+    """Every val image unreadable: data.yaml's val is no empty folder (Ultralytics stops on one) and the fallback to
+    train, whose scores are training scores, is said in the report; the same note when the user asks for no val."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    write(tmp_path / "src" / "images" / "test" / "b.jpg", "not an image\n")
+    for split, name in (("train", "a.jpg"), ("test", "b.jpg")):
+        anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
+        data = {
+            "images": [{"id": 1, "file_name": name}],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "echinus"}],
+        }
+        write(tmp_path / "src" / "annotations" / f"instances_{split}.json", json.dumps(data))
+    convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+    assert yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())["val"] == "images/train"
+    assert any("val scores are training scores" in note for note in load_report(tmp_path / "out")["notes"])
+
+    convert_dataset("urpc2020", [build_urpc(tmp_path / "urpc", n=3)], tmp_path / "o2", val_fraction=0)
+    assert any("val scores are training scores" in note for note in load_report(tmp_path / "o2")["notes"])
 
 
 def test_duplicate_coco_category_ids_stop_with_both_names(tmp_path):

@@ -1025,6 +1025,9 @@ def write_dataset(
 
     total_images = sum(report.counts[s]["images_out"] for s in used_splits)
     total_boxes = sum(report.counts[s]["boxes_out"] for s in used_splits)
+    written_splits = [s for s in used_splits if report.counts[s]["images_out"]]  # data.yaml names no empty folder
+    if written_splits and not {"val", "test"} & set(written_splits):
+        report.note("no val or test image written: data.yaml's val is images/train, so val scores are training scores")
     if split_lists:
         for split, files in split_lists.items():
             (dest / "splits").mkdir(exist_ok=True)
@@ -1038,7 +1041,7 @@ def write_dataset(
             f"nothing usable found for {spec.title}: {total_images} images and {total_boxes} boxes written; "
             f"see {dest / REPORT_NAME} for what was skipped and why (is --source the extracted {spec.title} download?)"
         )
-    write_data_yaml(spec, dest, used_splits, bool(split_lists))
+    write_data_yaml(spec, dest, written_splits, bool(split_lists))
     record_written(dest, [dest / "data.yaml"])
     return result
 
