@@ -58,6 +58,22 @@ def make_image(path: Path, size: tuple[int, int] = SIZE, colour=(40, 40, 40), or
     return path
 
 
+def make_oversized_png(path: Path) -> Path:
+    """Write a 16x16 PNG whose header claims 40000x40000 pixels: Pillow refuses it as a decompression bomb."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", 40000, 40000)  # IHDR width and height, after the signature and chunk header
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # the chunk's CRC over type and data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def write(path: Path, text: str) -> Path:
     """Write a text file, creating folders."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from PIL import Image
+from test_converters import make_oversized_png
 
 from scsa_yolo.data.profile import profile_dataset, size_bucket
 
@@ -34,8 +35,8 @@ def test_size_buckets_follow_coco_limits():
 
 
 def test_profile_counts_sizes_and_brightness(tmp_path, monkeypatch):
-    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; text files named .png / .heic are counted, not
-    read, and neither the statistics nor the preview makes Ultralytics try to pip-install pi-heif."""
+    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; text files named .png / .heic and a PNG
+    claiming a decompression bomb's size are counted, not read, and nothing makes Ultralytics try to pip-install."""
     import ultralytics.utils.checks
 
     install_attempts = []  # recorded, since Ultralytics' PIL fallback swallows any exception raised here
@@ -49,8 +50,9 @@ def test_profile_counts_sizes_and_brightness(tmp_path, monkeypatch):
     data = make_dataset(tmp_path / "ds")
     for name in ("notes.png", "notes.heic"):
         (tmp_path / "ds" / "images" / "val" / name).write_text("not an image\n")
+    make_oversized_png(tmp_path / "ds" / "images" / "val" / "bomb.png")
     summary = profile_dataset(data, out)
-    assert summary["val"]["unreadable_images"] == 2 and summary["val"]["images"] == 1
+    assert summary["val"]["unreadable_images"] == 3 and summary["val"]["images"] == 1
     assert install_attempts == []
 
     train, val = summary["train"], summary["val"]

@@ -23,7 +23,7 @@ from ultralytics.utils import LOGGER, TQDM
 from ultralytics.utils.patches import imread
 from ultralytics.utils.plotting import Annotator, colors
 
-from .converters.common import MANIFEST_NAME, check_image_signature, record_written
+from .converters.common import IMAGE_ERRORS, MANIFEST_NAME, check_image_signature, record_written
 
 SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
 LARGE_AREA = 96**2
@@ -41,7 +41,8 @@ class SplitProfile:
     Attributes:
         images: Number of images.
         background_images: Images without any object.
-        unreadable_images: Files that are no readable image (left out of every statistic; named in a warning).
+        unreadable: Files that are no readable image (left out of every statistic and the preview; named in a
+            warning).
         class_counts: Objects per class name.
         size_counts: Objects per (class name, size bucket).
         objects_per_image: Object count of every image.
@@ -50,7 +51,7 @@ class SplitProfile:
 
     images: int = 0
     background_images: int = 0
-    unreadable_images: int = 0
+    unreadable: list[Path] = field(default_factory=list)
     class_counts: Counter = field(default_factory=Counter)
     size_counts: Counter = field(default_factory=Counter)
     objects_per_image: list[int] = field(default_factory=list)
@@ -64,7 +65,7 @@ class SplitProfile:
         return {
             "images": self.images,
             "background_images": self.background_images,
-            "unreadable_images": self.unreadable_images,
+            "unreadable_images": len(self.unreadable),
             "objects": objects,
             "objects_per_image": round(objects / self.images, 2) if self.images else 0.0,
             **{f"{b}_%": round(100 * n / objects, 1) if objects else 0.0 for b, n in bucket_totals.items()},
@@ -112,9 +113,9 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
                 image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
                 grey = ImageOps.exif_transpose(image).convert("L")
                 grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
-        except (OSError, ValueError) as e:
+        except IMAGE_ERRORS as e:
             LOGGER.warning(f"{image_path}: left out of the profile, {e}")
-            profile.unreadable_images += 1
+            profile.unreadable.append(Path(image_path))
             continue
         profile.images += 1
         profile.brightness.append(float(np.asarray(grey).mean()))
@@ -220,10 +221,6 @@ def preview_labels(images: list[Path], names: dict[int, str], path: Path, count:
     mosaic = np.full((rows * PREVIEW_TILE, columns * PREVIEW_TILE, 3), 114, dtype=np.uint8)
     boxes = []
     for index, (image_path, label_path) in enumerate(zip(chosen, img2label_paths([str(p) for p in chosen]))):
-        try:  # imread falls back to Ultralytics' Image.open patch for .heic/.avif, which would pip-install pi-heif
-            check_image_signature(Path(image_path))
-        except (OSError, ValueError):  # counted and named by profile_split
-            continue
         image = imread(str(image_path))
         if image is None:
             continue
@@ -268,7 +265,10 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
         if data.get(split) and (split != "test" or data.get("test") != data.get("val")):
             images = list_split_images(data[split])
             profiles[split] = profile_split(images, names_by_id, f"Profiling {split}")
-            written.append(preview_labels(images, names_by_id, out_dir / f"preview_{split}.jpg", preview))
+            # Only images the profile could read: imread's PIL fallback for .heic/.avif would pip-install pi-heif
+            unreadable = set(profiles[split].unreadable)
+            readable = [p for p in images if Path(p) not in unreadable]
+            written.append(preview_labels(readable, names_by_id, out_dir / f"preview_{split}.jpg", preview))
     written += _write_tables(profiles, names, out_dir)
     written.append(
         _plot(

@@ -593,6 +593,9 @@ class _ProbedImage:
 
 
 HEIF_SUFFIXES = {".heic", ".heif"}
+# What reading a file that is no usable image raises: Pillow's DecompressionBombError (a header claiming more than
+# twice Image.MAX_IMAGE_PIXELS) is neither an OSError nor a ValueError
+IMAGE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
 
 
 def check_image_signature(path: Path) -> None:
@@ -897,7 +900,7 @@ def _pixel_digest(path: Path) -> str | None:
         with Image.open(path) as image:
             pixels = image.convert("RGB")
             return hashlib.sha256(f"{pixels.size}".encode() + pixels.tobytes()).hexdigest()
-    except (OSError, ValueError):  # reported by the image probe when the sample is written
+    except IMAGE_ERRORS:  # reported by the image probe when the sample is written
         return None
 
 
@@ -907,7 +910,7 @@ def _image_dimensions(path: Path) -> tuple[int, int] | None:
         check_image_signature(path)
         with Image.open(path) as image:
             return image.size
-    except (OSError, ValueError):
+    except IMAGE_ERRORS:
         return None
 
 
