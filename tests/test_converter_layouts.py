@@ -209,6 +209,26 @@ def test_urpc_unlabelled_test_folder_is_reported_not_made_background(tmp_path):
     assert report["splits"]["unassigned"]["images_skipped_by_reason"] == {"unlabelled_folder": 3}
 
 
+def test_image_folder_linked_from_other_storage_is_read_once(tmp_path):
+    """train/image is a link to another disk (as on shared storage): its images are found, a link loop ends, and a
+    second link to the same folder adds no duplicates."""
+    store = tmp_path / "disk2" / "image"
+    for i in range(3):
+        make_image(store / f"{i:06d}.jpg")
+        write(
+            tmp_path / "URPC2020" / "train" / "box" / f"{i:06d}.xml",
+            voc_xml(f"{i:06d}.jpg", [("echinus", (2, 2, 9, 9), 0)]),
+        )
+    os.symlink(store, tmp_path / "URPC2020" / "train" / "image")
+    os.symlink(store, tmp_path / "URPC2020" / "train" / "image_again")
+    os.symlink("..", tmp_path / "URPC2020" / "train" / "box" / "loop")
+    convert_dataset("urpc2020", [tmp_path / "URPC2020"], tmp_path / "out", val_fraction=0)
+    report = load_report(tmp_path / "out")
+    assert report["splits"]["train"]["images_out"] == 3 and "unassigned" not in report["splits"]
+    listed = (tmp_path / "out" / "splits" / "train.txt").read_text().split()
+    assert listed == [f"train/image/{i:06d}.jpg" for i in range(3)]
+
+
 def test_voc_boxes_follow_the_one_based_pixel_convention(tmp_path):
     """xmin..xmax 1-based as in Ultralytics' VOC conversion: centre (min + max) / 2 - 1, size max - min."""
     src = tmp_path / "src"

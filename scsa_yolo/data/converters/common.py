@@ -462,6 +462,10 @@ def cleanup_extracted(dest: Path) -> None:
 def find_files(roots: Iterable[Path], suffixes: set[str], exclude: Path | None = None) -> list[Path]:
     """Return all files below ``roots`` whose lower-case suffix is in ``suffixes``, sorted, skipping ``exclude``.
 
+    Links to folders are followed (datasets on shared storage are often linked in, e.g. ``train/image`` pointing to
+    another disk); each real folder is read once, under the first path that reaches it in sorted order, so link loops
+    end and a folder reached twice gives no duplicates.
+
     Args:
         roots: Folders to walk.
         suffixes: Lower-case suffixes without the dot, e.g. ``{"jpg", "png"}``.
@@ -471,14 +475,16 @@ def find_files(roots: Iterable[Path], suffixes: set[str], exclude: Path | None =
         Sorted file paths (sorting makes every later decision, such as duplicate-stem renaming, deterministic).
     """
     exclude = exclude.resolve() if exclude else None
-    found = set()
+    found, seen = set(), set()
     for root in roots:
-        for folder, subfolders, files in os.walk(root):
+        for folder, subfolders, files in os.walk(root, followlinks=True):
             here = Path(folder)
-            if exclude is not None and here.resolve() == exclude:
+            real = here.resolve()
+            if real == exclude or real in seen:
                 subfolders[:] = []
                 continue
-            subfolders[:] = [d for d in subfolders if d != "__MACOSX"]  # macOS zip resource forks are not data
+            seen.add(real)
+            subfolders[:] = sorted(d for d in subfolders if d != "__MACOSX")  # macOS zip resource forks are not data
             found.update(here / f for f in files if f.rsplit(".", 1)[-1].lower() in suffixes and not f.startswith("._"))
     return sorted(found)
 
