@@ -477,6 +477,10 @@ def test_cli_exits_nonzero_when_nothing_usable(tmp_path, capsys):
     make_image(tmp_path / "junk2" / "image" / "x.jpg")
     assert cli.main(["urpc2020", "--source", str(tmp_path / "junk2"), "--dest", str(tmp_path / "o2")]) == 2
     assert "nothing usable" in capsys.readouterr().err
+    misplaced = ["--waterweeds", "--seed", "1"]  # flags of other datasets would be ignored: refused, nothing touched
+    assert cli.main(["ruod", "--source", str(tmp_path / "junk"), "--dest", str(tmp_path / "o4"), *misplaced]) == 2
+    assert "--seed is for urpc2020 only; --waterweeds is for utdac2020 only, not ruod" in capsys.readouterr().err
+    assert not (tmp_path / "o4").exists()
     src = build_urpc(tmp_path / "src")
     flags = ["--seed", "3", "--unlabelled-backgrounds", "--drop-eval-duplicates"]
     assert cli.main(["urpc2020", "--source", str(src), "--dest", str(tmp_path / "o3"), *flags]) == 0
