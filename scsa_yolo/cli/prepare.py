@@ -10,6 +10,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 # Flags that mean something for one dataset only; given with another dataset they would be ignored, so they are refused
@@ -33,8 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dest", required=True, help="output folder (new, empty, or from an earlier run)")
     parser.add_argument("--split-file", help="ExDark: imageclasslist.txt, if it is not under --source")
-    parser.add_argument("--val-fraction", type=float, help="URPC2020: share of images for val (default 0.2)")
-    parser.add_argument("--seed", type=int, help="URPC2020: seed of the train/val split (default 0)")
+    urpc = {name: p.default for name, p in inspect.signature(CONVERTERS["urpc2020"].parse).parameters.items()}
+    parser.add_argument(
+        "--val-fraction", type=float, help=f"URPC2020: share of images for val (default {urpc['val_fraction']})"
+    )
+    parser.add_argument("--seed", type=int, help=f"URPC2020: seed of the train/val split (default {urpc['seed']})")
     parser.add_argument(
         "--exif-boxes",
         choices=("stored", "displayed"),
