@@ -86,7 +86,8 @@ def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "python-without-data-filter"])
 def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_filter):
-    """A link that stays inside is fine, with or without tarfile's data filter; devices are refused lexically."""
+    """A link that stays inside is fine, with or without tarfile's data filter; devices are refused lexically; the
+    report names files as paths inside the archive."""
     if not data_filter:
         monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.9.16 / 3.10.11 / 3.11.3
     src = build_urpc(tmp_path / "src", n=3)
@@ -95,19 +96,34 @@ def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_fi
         archive.add(src, arcname="URPC2020")
         add_member(archive, "URPC2020/box/readme_link", b"", tarfile.SYMTYPE, "../box/000000.xml")  # stays inside
     convert_dataset("urpc2020", [archive_path], tmp_path / "out", val_fraction=0)
-    assert load_report(tmp_path / "out")["splits"]["train"]["images_out"] == 2
+    report = load_report(tmp_path / "out")
+    assert report["splits"]["train"]["images_out"] == 2
+    # the scratch folder is gone after the run: files are named inside the archive
+    assert report["issues"]["unreadable_annotation"]["examples"][0].startswith(
+        f"{archive_path}/URPC2020/box/broken.xml"
+    )
+    assert ".extracted" not in (tmp_path / "out" / "prepare_report.json").read_text()
     device = tarfile.TarInfo("dev")
     device.type = tarfile.CHRTYPE
     assert unsafe_tar_members([device]) == ["dev: device or FIFO member"]
 
 
 def test_zip_members_with_dotdot_are_refused(tmp_path):
-    """zipfile would silently rename '../x'; the converter refuses the archive and names the member."""
+    """zipfile would silently rename '../x'; the converter refuses the archive and names the member. Errors about a
+    file inside a sound archive name it inside the archive, not in the scratch folder removed after the run."""
     archive_path = tmp_path / "bad.zip"
     with zipfile.ZipFile(archive_path, "w") as archive:
         archive.writestr("annotations/instances_train.json", "{}")
         archive.writestr("../../escaped.txt", "x")
     with pytest.raises(ConversionError, match=r"\.\./\.\./escaped\.txt"):
+        convert_dataset("duo", [archive_path], tmp_path / "out")
+
+    coco = json.dumps({"images": [], "annotations": [], "categories": []})
+    with zipfile.ZipFile(archive_path, "w") as archive:  # a sound archive; errors name files inside it
+        archive.writestr("DUO/annotations/instances_extra.json", coco)
+    with pytest.raises(
+        ConversionError, match=rf"cannot tell the split of {archive_path}/DUO/annotations/instances_extra"
+    ):
         convert_dataset("duo", [archive_path], tmp_path / "out")
 
 

@@ -185,13 +185,16 @@ class ConvertOptions:
 class ConversionReport:
     """Counts everything that goes in, comes out or is dropped, per split, with examples of each problem."""
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, archives: dict[Path, Path] | None = None) -> None:
         """Create an empty report.
 
         Args:
             dataset: Dataset title written into the report.
+            archives: Scratch folder an archive was unpacked into -> the archive; the scratch folder is removed after
+                the run, so paths below it are shown as paths inside the archive (``data.zip/a/b.json``).
         """
         self.dataset = dataset
+        self.archives = archives or {}
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.box_drops: dict[str, Counter] = defaultdict(Counter)
         self.image_skips: dict[str, Counter] = defaultdict(Counter)
@@ -204,11 +207,17 @@ class ConversionReport:
         """Add ``n`` to counter ``key`` of ``split``."""
         self.counts[split][key] += n
 
+    def show(self, text: str) -> str:
+        """Return ``text`` with paths in unpacked archives written as paths inside the archive (see ``archives``)."""
+        for scratch, archive in self.archives.items():
+            text = text.replace(str(scratch), str(archive))
+        return text
+
     def issue(self, reason: str, where: str) -> None:
         """Record one example of a problem (file:line or file plus detail) under ``reason``."""
         self.issue_totals[reason] += 1
         if len(self.examples[reason]) < EXAMPLES_PER_REASON:
-            self.examples[reason].append(where)
+            self.examples[reason].append(self.show(where))
 
     def drop_box(self, split: str, reason: str, where: str, n: int = 1) -> None:
         """Count ``n`` native boxes that are not written as labels, and why."""
@@ -224,7 +233,7 @@ class ConversionReport:
 
     def note(self, text: str) -> None:
         """Add a free-text remark (e.g. a skipped folder) shown under the table and kept in the JSON."""
-        self.notes.append(text)
+        self.notes.append(self.show(text))
 
     def splits(self) -> list[str]:
         """Return the splits that have any entry, in train/val/test order, the unassigned bucket last."""
