@@ -6,8 +6,9 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import pytest
 from PIL import Image
-from test_converters import make_oversized_png
+from test_converters import build_urpc, make_oversized_png
 
 from scsa_yolo.data.profile import profile_dataset, size_bucket
 
@@ -69,6 +70,26 @@ def test_profile_counts_sizes_and_brightness(tmp_path, monkeypatch):
     assert "| diver | 1 (1 / 0 / 0) | 1 (0 / 1 / 0) |" in (out / "profile.md").read_text()
     with Image.open(out / "profile.png") as png:
         assert png.width > 500
+
+
+def test_interrupted_profile_does_not_block_a_prepare_rerun(tmp_path, monkeypatch):
+    """profile's files in a prepared folder are recorded before they are written: after a profile that stops half-way,
+    scsa-yolo prepare can still repeat its run into the folder (and removes them)."""
+    import scsa_yolo.data.profile as profile
+    from scsa_yolo.data.converters import convert_dataset
+
+    src, dest = build_urpc(tmp_path / "src", n=3), tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest, val_fraction=0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profile, "_plot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        profile.profile_dataset(dest / "data.yaml", preview=2)
+    assert (dest / "profile" / "preview_train.jpg").is_file()
+    convert_dataset("urpc2020", [src], dest, val_fraction=0)
+    assert not (dest / "profile").exists()
 
 
 def test_cli_writes_into_dataset_folder_by_default(tmp_path):

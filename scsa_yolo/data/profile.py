@@ -132,9 +132,8 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
     return profile
 
 
-def _write_tables(profiles: dict[str, SplitProfile], names: list[str], out_dir: Path) -> tuple[Path, Path]:
+def _write_tables(profiles: dict[str, SplitProfile], names: list[str], csv_path: Path, md_path: Path) -> None:
     """Write ``profile.csv`` (split x class rows) and ``profile.md`` (summary plus per-class table)."""
-    csv_path, md_path = out_dir / "profile.csv", out_dir / "profile.md"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["split", "class", "objects", *SIZE_BUCKETS])
@@ -157,10 +156,9 @@ def _write_tables(profiles: dict[str, SplitProfile], names: list[str], out_dir: 
     lines += ["", f"Sizes in pixels of the loaded image: small < {SMALL_AREA}, medium < {LARGE_AREA}, large otherwise."]
     lines += [f"Brightness: mean grey level 0-255; dark = below {DARK_LEVEL}.", ""]
     md_path.write_text("\n".join(lines), encoding="utf-8")
-    return csv_path, md_path
 
 
-def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path: Path) -> Path:
+def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path: Path) -> None:
     """Save a 2x2 figure: objects per class, size buckets, brightness histogram, objects per image."""
     import matplotlib
 
@@ -188,7 +186,6 @@ def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return path
 
 
 def read_label_rows(label_path: str | Path) -> np.ndarray:
@@ -260,25 +257,24 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    profiles, written = {}, []
-    for split in ("train", "val", "test"):
-        if data.get(split) and (split != "test" or data.get("test") != data.get("val")):
-            images = list_split_images(data[split])
-            profiles[split] = profile_split(images, names_by_id, f"Profiling {split}")
-            # Only images the profile could read: imread's PIL fallback for .heic/.avif would pip-install pi-heif
-            unreadable = set(profiles[split].unreadable)
-            readable = [p for p in images if Path(p) not in unreadable]
-            written.append(preview_labels(readable, names_by_id, out_dir / f"preview_{split}.jpg", preview))
-    written += _write_tables(profiles, names, out_dir)
-    written.append(
-        _plot(
-            profiles,
-            names,
-            Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name,
-            out_dir / "profile.png",
-        )
-    )
+    splits = [
+        s for s in ("train", "val", "test") if data.get(s) and (s != "test" or data.get("test") != data.get("val"))
+    ]
+    previews = {split: out_dir / f"preview_{split}.jpg" for split in splits} if preview > 0 else {}
+    csv_path, md_path, png_path = (out_dir / f"profile.{ext}" for ext in ("csv", "md", "png"))
     root = Path(data["path"]).resolve()
     if (root / MANIFEST_NAME).is_file() and root in out_dir.resolve().parents:
-        record_written(root, [p for p in written if p is not None])
+        # Recorded before writing, so an interrupted profile leaves no file a later prepare run would call foreign
+        record_written(root, [*previews.values(), csv_path, md_path, png_path])
+
+    profiles = {}
+    for split in splits:
+        images = list_split_images(data[split])
+        profiles[split] = profile_split(images, names_by_id, f"Profiling {split}")
+        if split in previews:  # only images the profile could read: imread's PIL fallback would pip-install pi-heif
+            unreadable = set(profiles[split].unreadable)
+            preview_labels([p for p in images if Path(p) not in unreadable], names_by_id, previews[split], preview)
+    _write_tables(profiles, names, csv_path, md_path)
+    title = Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name
+    _plot(profiles, names, title, png_path)
     return {split: {**p.summary(), "class_counts": dict(p.class_counts)} for split, p in profiles.items()}
