@@ -96,6 +96,8 @@ def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_fi
     with tarfile.open(archive_path, "w:gz") as archive:
         archive.add(src, arcname="URPC2020")
         add_member(archive, "URPC2020/box/readme_link", b"", tarfile.SYMTYPE, "../box/000000.xml")  # stays inside
+        add_member(archive, "URPC2020/notes_hard", b"", tarfile.LNKTYPE, "URPC2020/box/000000.xml")  # as GNU tar
+        add_member(archive, "URPC2020/notes_link", b"", tarfile.SYMTYPE, "notes_hard")  # to a hard link: a file
     convert_dataset("urpc2020", [archive_path], tmp_path / "out", val_fraction=0)
     report = load_report(tmp_path / "out")
     assert report["splits"]["train"]["images_out"] == 2

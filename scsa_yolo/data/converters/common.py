@@ -346,12 +346,13 @@ def _link_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
+def _symlink_problem(name: str, target: str, symlinks: set[str]) -> str | None:
     """Say why a symbolic link member is unsafe, or None: its target leaves the folder or passes through a link.
 
-    The target is walked component by component from the link's folder; passing through any link member of the
-    archive (before or after this one: extraction order does not matter to the result) is refused, since ``..`` after
-    a link follows the link's target, which a lexical check cannot see.
+    The target is walked component by component from the link's folder; passing through any symbolic link member of
+    the archive (before or after this one: extraction order does not matter to the result) is refused, since ``..``
+    after a link follows the link's target, which a lexical check cannot see. A hard link is a plain file, so a target
+    that is one is fine (GNU tar stores every second name of a file as a hard link).
     """
     target = target.replace("\\", "/")
     if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
@@ -364,7 +365,7 @@ def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
             parts.pop()
         else:
             parts.append(component)
-            if _link_key("/".join(parts)) in links:
+            if _link_key("/".join(parts)) in symlinks:
                 return f"passes through the link {'/'.join(parts)}"
     return None
 
@@ -398,7 +399,7 @@ def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
         elif not member.issym() and _link_key(name) in symlinks:
             refused.append(f"{member.name}: would be written through the symbolic link of the same name")
         elif member.issym():
-            why = _symlink_problem(name, member.linkname, links)
+            why = _symlink_problem(name, member.linkname, symlinks)
             if why:
                 refused.append(f"{member.name}: symbolic link to {member.linkname} {why}")
         elif member.islnk():
