@@ -18,7 +18,8 @@ from ultralytics.utils.patches import torch_load
 from scsa_yolo.benchmark import TrainSettings, run_benchmark
 from scsa_yolo.benchmark.engines import RayOptions, RunsFailedError
 from scsa_yolo.benchmark.runner import RUN_RECORD
-from scsa_yolo.nn.scsa_fused import ENV_SWITCH, fused_kernel_disabled
+from scsa_yolo.nn.kernels.cpu import ENV_SWITCH
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the cluster extra (ray[tune])")
 
