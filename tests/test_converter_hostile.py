@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_converters import HEADER, ZEROS, assert_balanced, build_urpc, load_report, make_image, voc_xml, write
+from test_converters import (
+    HEADER,
+    ZEROS,
+    assert_balanced,
+    build_coco,
+    build_urpc,
+    load_report,
+    make_image,
+    tree_digest,
+    voc_xml,
+    write,
+)
 
 from scsa_yolo.data.converters import ConversionError, convert_dataset
 from scsa_yolo.data.converters.common import unsafe_tar_members
@@ -307,6 +318,53 @@ def test_edited_file_list_cannot_point_a_deletion_outside_dest(tmp_path):
     victim = write(tmp_path / "precious.txt", "mine")
     with open(dest / "prepare_files.txt", "a") as manifest:
         manifest.write("../precious.txt\n")
-    with pytest.raises(ConversionError, match=r"names files outside --dest \(\.\./precious\.txt\)"):
+    with pytest.raises(
+        ConversionError, match=r"names files outside --dest or in its scratch folder \(\.\./precious\.txt\)"
+    ):
         convert_dataset("urpc2020", [src], dest)
     assert victim.read_text() == "mine"
+
+
+def _unsplittable_coco(tmp_path: Path) -> Path:
+    """A DUO-like download with one more annotation file whose split cannot be told from its name."""
+    src = build_coco(tmp_path / "coco")
+    write(src / "annotations" / "instances_light.json", (src / "annotations" / "instances_test.json").read_text())
+    return src
+
+
+def _truncated_archive(tmp_path: Path) -> Path:
+    """A zip cut off half-way, as an interrupted download leaves it."""
+    archive = tmp_path / "urpc.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("box/a.xml", "x" * 4000)
+    archive.write_bytes(archive.read_bytes()[:-60])
+    return archive
+
+
+@pytest.mark.parametrize(
+    "dataset, source, format_options, error",
+    [
+        ("urpc2020", lambda tmp: tmp / "urpc", {"val_fraction": 2}, ValueError),
+        ("urpc2020", lambda tmp: tmp / "urpc", {"seed": "seven"}, ValueError),
+        ("exdark", lambda tmp: tmp / "urpc", {"split_file": "no/such/imageclasslist.txt"}, ConversionError),
+        ("duo", _unsplittable_coco, {}, ConversionError),
+        ("urpc2020", lambda tmp: tmp / "typo", {}, ConversionError),
+        ("urpc2020", _truncated_archive, {}, ConversionError),
+    ],
+    ids=["val-fraction", "seed", "split-file", "coco-split", "missing-source", "truncated-archive"],
+)
+def test_bad_option_or_source_fails_before_the_earlier_output_is_touched(
+    tmp_path, dataset, source, format_options, error
+):
+    """Options, sources and annotation files are checked before anything of the earlier run in --dest is deleted; a
+    new --dest is left as it was (not created)."""
+    build_urpc(tmp_path / "urpc", n=3)
+    dest = tmp_path / "out"
+    convert_dataset("urpc2020", [tmp_path / "urpc"], dest)
+    earlier = tree_digest(dest)
+    with pytest.raises(error):
+        convert_dataset(dataset, [source(tmp_path)], dest, **format_options)
+    assert tree_digest(dest) == earlier and not (dest / ".extracted").exists()
+    with pytest.raises(error):
+        convert_dataset(dataset, [source(tmp_path)], tmp_path / "new", **format_options)
+    assert not (tmp_path / "new").exists()

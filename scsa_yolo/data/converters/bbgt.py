@@ -106,6 +106,16 @@ def _image_for_annotation(
     return candidates[0] if candidates else None
 
 
+def check_exdark_options(split_file: Path | str | None = None, **_: object) -> None:
+    """Check an explicit split file before any work starts.
+
+    Raises:
+        ConversionError: If ``split_file`` is given and is no file.
+    """
+    if split_file is not None and not Path(split_file).is_file():
+        raise ConversionError(f"--split-file {split_file} does not exist")
+
+
 def parse_exdark(
     roots: list[Path], dest: Path, report: ConversionReport, split_file: Path | None = None, **_: object
 ) -> tuple[list[Sample], None]:
@@ -130,8 +140,7 @@ def parse_exdark(
                 f"{SPLIT_FILE_NAME} (ExDark's official split) not found under --source; pass it with --split-file"
             )
         split_file = found[0]
-    if not Path(split_file).is_file():
-        raise ConversionError(f"--split-file {split_file} does not exist")
+    check_exdark_options(split_file)
     split_of = read_split_file(Path(split_file), report)
     stem_split = {name.rsplit(".", 1)[0]: split for name, split in split_of.items()}
 

@@ -350,6 +350,16 @@ def parse_coco(
     return samples, None
 
 
+def check_ruod_options(environment: str | None = None, **_: object) -> None:
+    """Check ``environment`` before any work starts.
+
+    Raises:
+        ConversionError: If it names no RUOD environment subset.
+    """
+    if environment is not None and environment not in RUOD_SUBSETS:
+        raise ConversionError(f"unknown RUOD environment subset {environment!r}; choose from {', '.join(RUOD_SUBSETS)}")
+
+
 def parse_ruod(
     roots: list[Path], dest: Path, report: ConversionReport, environment: str | None = None, **options: object
 ) -> tuple[list[Sample], None]:

@@ -124,6 +124,18 @@ def _nearest(candidates: list[Path], anchor: Path) -> Path:
     return max(candidates, key=lambda p: len(os.path.commonpath([p, anchor])))
 
 
+def check_voc_options(val_fraction: float = 0.2, seed: int = 0, **_: object) -> None:
+    """Check the split options before any work starts.
+
+    Raises:
+        ValueError: If ``val_fraction`` is not a number in [0, 1) or ``seed`` is not an integer.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise ValueError(f"--val-fraction must be a number in [0, 1), got {val_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"--seed must be an integer, got {seed!r}")
+
+
 def parse_voc(
     roots: list[Path],
     dest: Path,
@@ -147,10 +159,9 @@ def parse_voc(
         Samples, and the source image paths per split (written to ``splits/``).
 
     Raises:
-        ValueError: If ``val_fraction`` is outside [0, 1).
+        ValueError: See :func:`check_voc_options`.
     """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    check_voc_options(val_fraction, seed)
     images = find_images(roots, dest)
     by_stem: dict[str, list[Path]] = defaultdict(list)
     by_name: dict[str, list[Path]] = defaultdict(list)
