@@ -368,3 +368,33 @@ def test_bad_option_or_source_fails_before_the_earlier_output_is_touched(
     with pytest.raises(error):
         convert_dataset(dataset, [source(tmp_path)], tmp_path / "new", **format_options)
     assert not (tmp_path / "new").exists()
+
+
+def test_coco_flags_other_than_0_1_or_true_false_are_malformed_never_guessed(tmp_path):
+    """iscrowd / ignore as "0", "1", 2, 1.0 or null are counted as malformed_flag; 0/1 and true/false are read."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    ann = {"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    flags = [
+        {"iscrowd": 0, "ignore": 0},
+        {"ignore": False},
+        {"iscrowd": True},
+        {"ignore": 1},
+        {"iscrowd": "0"},
+        {"ignore": "1"},
+        {"iscrowd": 2},
+        {"iscrowd": 1.0},
+        {"ignore": None},
+    ]
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [{**ann, **f} for f in flags],
+        "categories": [{"id": 1, "name": "echinus"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+    report = load_report(tmp_path / "out")
+    assert_balanced(report)
+    split = report["splits"]["train"]
+    assert split["boxes_out"] == 2
+    assert split["boxes_dropped_by_reason"] == {"crowd": 1, "ignore_flag": 1, "malformed_flag": 5}
+    assert any("iscrowd '0'" in e for e in report["issues"]["malformed_flag"]["examples"])
