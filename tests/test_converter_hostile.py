@@ -398,3 +398,23 @@ def test_coco_flags_other_than_0_1_or_true_false_are_malformed_never_guessed(tmp
     assert split["boxes_out"] == 2
     assert split["boxes_dropped_by_reason"] == {"crowd": 1, "ignore_flag": 1, "malformed_flag": 5}
     assert any("iscrowd '0'" in e for e in report["issues"]["malformed_flag"]["examples"])
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r", "\u2028"], ids=["LF", "CR", "LINE-SEPARATOR"])
+def test_file_name_with_a_line_break_is_refused_before_anything_is_touched(tmp_path, line_break):
+    """prepare_files.txt and splits/*.txt list one name a line: a name with a line break stops the run with its name,
+    before the earlier output is deleted; profile refuses an output folder whose name would break the list."""
+    from scsa_yolo.data.profile import profile_dataset
+
+    src, dest = build_urpc(tmp_path / "src", n=3), tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest)
+    earlier = tree_digest(dest)
+    name = f"a{line_break}b"
+    make_image(src / "image" / f"{name}.jpg")
+    write(src / "box" / f"{name}.xml", voc_xml(f"{name}.jpg", [("echinus", (2, 2, 20, 20), 0)]))
+    with pytest.raises(ConversionError, match=re.escape(repr(f"{name}.jpg"))):
+        convert_dataset("urpc2020", [src], dest)
+    assert tree_digest(dest) == earlier
+    with pytest.raises(ConversionError, match="contains a line break"):
+        profile_dataset(dest / "data.yaml", dest / f"prof{line_break}ile", preview=0)
+    assert tree_digest(dest) == earlier and not (dest / f"prof{line_break}ile").exists()

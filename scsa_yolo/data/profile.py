@@ -318,7 +318,6 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     names_by_id = {int(k): str(v) for k, v in data["names"].items()}
     names = [names_by_id[i] for i in sorted(names_by_id)]
     out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     splits = [
         s for s in ("train", "val", "test") if data.get(s) and (s != "test" or data.get("test") != data.get("val"))
@@ -329,6 +328,7 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     if (root / MANIFEST_NAME).is_file() and root in out_dir.resolve().parents:
         # Recorded before writing, so an interrupted profile leaves no file a later prepare run would call foreign
         record_written(root, [*previews.values(), csv_path, md_path, png_path])
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     profiles = {}
     for split in splits:

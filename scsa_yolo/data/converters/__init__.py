@@ -37,6 +37,7 @@ from .common import (
     ConvertOptions,
     DatasetSpec,
     check_dest,
+    check_listable_names,
     check_sources,
     cleanup_extracted,
     prepare_dest,
@@ -126,6 +127,7 @@ def convert_dataset(
             samples, split_lists = converter.parse(
                 roots, dest, report, unlabelled_backgrounds=options.unlabelled_backgrounds, **format_options
             )
+            check_listable_names(samples, split_lists)
             replacing = True  # everything is checked: from here on the earlier output is replaced
             prepare_dest(dest)
             return write_dataset(samples, spec, dest, options, report, split_lists)

@@ -688,6 +688,31 @@ def read_manifest(dest: Path) -> list[str]:
     return [line for line in manifest.read_text(encoding="utf-8").splitlines() if line]
 
 
+def is_one_line(name: str) -> bool:
+    """Return True if ``name`` holds no line break, so a file that lists one name a line can hold it.
+
+    Every separator ``str.splitlines`` knows counts (LF, CR, NEL, LINE SEPARATOR...): the manifest is read with it.
+    """
+    return name.splitlines() == [name]
+
+
+def check_listable_names(samples: Iterable[Sample], split_lists: dict[str, list[str]] | None) -> None:
+    """Refuse file names that the one-name-a-line lists (``prepare_files.txt``, ``splits/*.txt``) cannot hold.
+
+    Raises:
+        ConversionError: Naming the first such file (its image name becomes an output name).
+    """
+    names = [s.image.name for s in samples if s.image is not None]
+    names += [name for files in (split_lists or {}).values() for name in files]
+    bad = [name for name in names if not is_one_line(name)]
+    if bad:
+        raise ConversionError(
+            f"{len(bad)} file name(s) contain a line break, e.g. {bad[0]!r}: {MANIFEST_NAME} and splits/*.txt list "
+            "one name a line (as Ultralytics' list files do) and cannot hold them; rename those files. Nothing was "
+            "deleted or written"
+        )
+
+
 def record_written(dest: Path, paths: Iterable[Path], replace: bool = False) -> None:
     """Add files below ``dest`` to its manifest (or replace the list), so a later run may delete exactly those.
 
@@ -695,11 +720,16 @@ def record_written(dest: Path, paths: Iterable[Path], replace: bool = False) -> 
         dest: Folder holding the manifest.
         paths: Files below ``dest``.
         replace: Write only ``paths`` (plus the manifest itself) instead of adding them to the recorded ones.
+
+    Raises:
+        ConversionError: If a path contains a line break (it would be read back as other names); nothing is written.
     """
     recorded = [] if replace else read_manifest(dest)
     names = set(recorded)
     for path in paths:
         name = Path(path).resolve().relative_to(dest.resolve()).as_posix()
+        if not is_one_line(name):
+            raise ConversionError(f"{name!r} contains a line break: {dest / MANIFEST_NAME} lists one name a line")
         if name not in names:
             names.add(name)
             recorded.append(name)
