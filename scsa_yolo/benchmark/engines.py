@@ -148,6 +148,7 @@ def _trial(config: dict, tasks: dict[str, RunTask], device: str | None, cwd: str
 
     if Path(cwd).is_dir():  # relative paths mean what they meant to the driver (Tune starts trials elsewhere)
         os.chdir(cwd)
+    _drop_ultralytics_tune_reports()
     task = tasks[config["run"]]
     kwargs = dict(task.kwargs)
     if device is not None:  # several GPUs: the settings name them, so that Ultralytics trains with DDP
@@ -155,6 +156,31 @@ def _trial(config: dict, tasks: dict[str, RunTask], device: str | None, cwd: str
     LOGGER.info(task.description or task.name)
     record = task.function(**kwargs)
     tune.report({"record": record})
+
+
+def _drop_ultralytics_tune_reports() -> None:
+    """Keep Ultralytics' own Ray Tune callback out of the trainings of this process (a trial's worker).
+
+    With Ray installed, Ultralytics adds to every trainer a callback (``raytune`` in its settings, on by default)
+    that reports each epoch's metrics to the Tune session it runs in, for ``model.tune(use_ray=True)``. A trial of
+    this engine reports one thing, the run's record; an epoch report would also stop training until the driver has
+    taken it. The callback is removed from each trainer as its training starts, so the user's settings file is
+    neither read differently nor written.
+    """
+    from ultralytics.utils.callbacks import base
+
+    starts = base.default_callbacks["on_pretrain_routine_start"]  # copied into every model and trainer made later
+    if _remove_tune_callbacks not in starts:
+        starts.append(_remove_tune_callbacks)
+
+
+def _remove_tune_callbacks(trainer) -> None:
+    """Remove Ultralytics' Ray Tune callbacks from ``trainer`` (an ``on_pretrain_routine_start`` callback)."""
+    from ultralytics.utils.callbacks import raytune
+
+    for event, callback in raytune.callbacks.items():
+        while callback in trainer.callbacks[event]:
+            trainer.callbacks[event].remove(callback)
 
 
 def run_with_ray(tasks: Sequence[RunTask], options: RayOptions, settings_device: str = "") -> list[dict]:
