@@ -32,7 +32,9 @@ def main() -> None:
         choices=sorted(PRESETS),
         help=f"named model list (default {DEFAULT_PRESET}: {PRESETS[DEFAULT_PRESET]})",
     )
-    parser.add_argument("--data", help="dataset YAML (default: the embedded deepforest tree-crown dataset)")
+    parser.add_argument(
+        "--data", help="dataset YAML, or several comma-separated (default: the embedded deepforest tree-crown dataset)"
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--imgsz", type=int, default=defaults.imgsz)
     parser.add_argument("--batch", type=int, default=defaults.batch)
@@ -42,10 +44,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default runs/benchmark)")
     args = parser.parse_args()
 
+    datasets = [name.strip() for name in args.data.split(",") if name.strip()] if args.data else None
     settings = TrainSettings(
-        data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
+        epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
     )
-    run_benchmark(resolve_models(args.models, args.preset), settings, args.seeds, args.out)
+    run_benchmark(resolve_models(args.models, args.preset), settings, args.seeds, args.out, datasets=datasets)
 
 
 if __name__ == "__main__":

@@ -100,9 +100,7 @@ def test_predictions_ignored_at_a_threshold_add_no_point_there():
 
 def test_size_bin_without_labels_is_nan_not_zero(tmp_path):
     stats = synthetic_stats(2)
-    empty = ImageStats(
-        **{**stats.__dict__, "target_cls": np.zeros(0, np.int32), "target_image": np.zeros(0, np.int32)}
-    )
+    empty = ImageStats(**{**stats.__dict__, "target_cls": np.zeros(0, np.int32), "target_image": np.zeros(0, np.int32)})
     assert all(math.isnan(value) for value in average_precision(empty).values())
     save_image_stats(tmp_path / "stats.npz", {"all": stats, "small": empty})
     loaded = load_image_stats(tmp_path / "stats.npz")
