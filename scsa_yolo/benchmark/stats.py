@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 # COCO's area ranges in original-image pixels (pycocotools / faster-coco-eval ``Params``): bounds inclusive.
 AREA_RANGES: dict[str, tuple[float, float]] = {
@@ -142,22 +143,39 @@ class _Curves:
         rows = [order[stats.pred_cls[order] == c] for c in classes]  # class-major, descending confidence
         self.class_start = np.cumsum([0] + [len(r) for r in rows])[:-1].astype(np.int64)
         rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        self.row_image = stats.pred_image[rows]
+        row_image = stats.pred_image[rows]
         counted = stats.counted[rows]
         hits = stats.tp[rows] & counted
         columns, column_of_iou = np.unique(counted.T, axis=0, return_inverse=True)
-        self.counted_columns = columns.astype(np.int64)
         row_class = np.repeat(np.arange(len(classes)), np.diff(np.append(self.class_start, len(rows))))
         # correct predictions, IoU-major, then class, then confidence: segment = iou * n_classes + class
         per_iou = [np.flatnonzero(hits[:, t]) for t in range(self.n_iou)]
         self.hit_row = np.concatenate(per_iou).astype(np.int64)
         self.hit_iou = np.repeat(np.arange(self.n_iou), [len(h) for h in per_iou])
-        self.hit_column = np.asarray(column_of_iou).ravel()[self.hit_iou] if len(rows) else self.hit_iou
         self.hit_class = row_class[self.hit_row]
         self.hit_segment = self.hit_iou * self.n_classes + self.hit_class
         self.segments = self.n_iou * self.n_classes
         first = np.r_[True, self.hit_segment[1:] != self.hit_segment[:-1]][: len(self.hit_row)]
         self.hit_segment_first = np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
+        self.hit_image = row_image[self.hit_row]
+        # Counted predictions ranked above each correct one, as per-image counts: every prediction is assigned to
+        # the next correct one (any threshold) of its class, so a resample needs one sparse product, not a pass over
+        # all predictions. anchors: rows correct at some threshold; interval k = rows in [anchor k-1, anchor k).
+        anchors = np.unique(self.hit_row)
+        self.hit_anchor = np.searchsorted(anchors, self.hit_row)
+        interval = np.searchsorted(anchors, np.arange(len(rows)), side="right")
+        inside = interval < len(anchors)
+        inside[inside] &= row_class[inside] == row_class[anchors[interval[inside]]]
+        self.anchor_class_first = np.searchsorted(anchors, self.class_start)  # first anchor index of each class
+        self.anchor_class = row_class[anchors]
+        self.before_counts = [
+            sparse.csr_matrix(
+                (column[inside].astype(np.int64), (interval[inside], row_image[inside])),
+                shape=(len(anchors), self.n_images),
+            )
+            for column in columns
+        ]
+        self.hit_column = np.asarray(column_of_iou).ravel()[self.hit_iou] if len(rows) else self.hit_iou
 
     def average_precision(self, image_weights: np.ndarray) -> np.ndarray:
         """AP per IoU threshold, averaged over the classes with labels in each set.
@@ -179,15 +197,15 @@ class _Curves:
     def _segment_ap(self, weights: np.ndarray, n_labels: np.ndarray) -> np.ndarray:
         """(B, n_iou * n_classes) AP of every (set, IoU threshold, class)."""
         n_sets = len(weights)
-        row_weight = weights[:, self.row_image]  # (B, rows)
-        hit_weight = row_weight[:, self.hit_row]  # (B, M)
+        hit_weight = weights[:, self.hit_image]  # (B, M)
         # counted predictions ranked above each correct one within its class (per counted pattern of its threshold)
         before = np.zeros_like(hit_weight)
-        for column_index, column in enumerate(self.counted_columns):
-            counted_weight = row_weight * column
-            exclusive = np.cumsum(counted_weight, 1) - counted_weight
+        for column_index, counts in enumerate(self.before_counts):
+            per_anchor = np.cumsum(counts @ weights.T, 0)  # (anchors, B), running over all classes
+            start = np.r_[np.zeros((1, n_sets), np.int64), per_anchor][self.anchor_class_first]  # (C, B)
             at = self.hit_column == column_index
-            before[:, at] = exclusive[:, self.hit_row[at]] - exclusive[:, self.class_start[self.hit_class[at]]]
+            anchor = self.hit_anchor[at]
+            before[:, at] = (per_anchor[anchor] - start[self.anchor_class[anchor]]).T
         hits_before = np.cumsum(hit_weight, 1) - hit_weight
         hits_before -= hits_before[:, self.hit_segment_first]
         wrong_before = before - hits_before
