@@ -52,18 +52,18 @@ def run(args: argparse.Namespace) -> int:
         (int): 0 on success, 2 when the demo data's source wheel is missing (the fix is printed to stderr).
     """
     from scsa_yolo.benchmark import TrainSettings, resolve_models, run_benchmark
-    from scsa_yolo.benchmark.runner import SettingsMismatchError
+    from scsa_yolo.benchmark.runner import SettingsMismatchError, plan_benchmark
     from scsa_yolo.data.deepforest import MissingWheelError
 
     datasets = [name.strip() for name in args.data.split(",") if name.strip()] if args.data else None
     settings = TrainSettings(
         epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
     )
-    try:
+    try:  # every argument is checked before the first run trains; these errors are the user's to fix
         models = resolve_models(args.models, args.preset)
-        run_benchmark(models, settings, args.seeds, args.out, datasets=datasets)
+        plan_benchmark(models, settings, args.seeds, args.out, datasets)
     except (MissingWheelError, ValueError, FileNotFoundError, SettingsMismatchError) as error:
-        # every argument is checked before the first run trains: these are the user's to fix, no traceback needed
         print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
         return 2
+    run_benchmark(models, settings, args.seeds, args.out, datasets=datasets)
     return 0
