@@ -1,52 +1,15 @@
-"""Train the plain and the SCSA model on the same data and compare them (see docs/benchmark.md).
+"""Train the plain and the SCSA model on the same data and compare them.
 
-With no arguments: yolov8n.yaml vs yolov8n-scsa.yaml on the embedded deepforest tree-crown tiles, one seed, sized
-for about 8 to 12 minutes on a 2-core CPU; the table is printed at the end and written to runs/benchmark/.
-"""
+Same as `scsa-yolo benchmark ARGS`; see `scsa-yolo benchmark --help`."""
 
-import argparse
-import os
+import sys
 
-# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry during the benchmark.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-
-from scsa_yolo.benchmark import PRESETS, TrainSettings, resolve_models, run_benchmark  # noqa: E402
-from scsa_yolo.benchmark.runner import DEFAULT_OUT, DEFAULT_PRESET  # noqa: E402
+from scsa_yolo_command import script_main
 
 
-def seed_list(text: str) -> list[int]:
-    """Parse '0,1,2' into seeds, with an argparse error naming the bad item."""
-    try:
-        return [int(seed) for seed in text.split(",") if seed.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
-
-
-def main() -> None:
-    defaults = TrainSettings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--models", help="comma-separated model YAMLs/checkpoints, reference first")
-    group.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help=f"named model list (default {DEFAULT_PRESET}: {PRESETS[DEFAULT_PRESET]})",
-    )
-    parser.add_argument("--data", help="dataset YAML (default: the embedded deepforest tree-crown dataset)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--imgsz", type=int, default=defaults.imgsz)
-    parser.add_argument("--batch", type=int, default=defaults.batch)
-    parser.add_argument("--workers", type=int, default=defaults.workers)
-    parser.add_argument("--device", default=defaults.device, help="training device, e.g. cpu or 0 (default: auto)")
-    parser.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated training seeds (default 0)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default runs/benchmark)")
-    args = parser.parse_args()
-
-    settings = TrainSettings(
-        data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
-    )
-    run_benchmark(resolve_models(args.models, args.preset), settings, args.seeds, args.out)
+def main(argv: list[str] | None = None) -> int:
+    return script_main("benchmark", argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

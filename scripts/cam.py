@@ -1,16 +1,15 @@
-"""Grad-CAM attention maps of one or several YOLO detection models, side by side (see docs/attention.md).
+"""Grad-CAM attention maps of YOLO detection models, side by side.
 
-Example: python scripts/cam.py --model runs/plain/weights/best.pt --model runs/scsa/weights/best.pt --source images/
-writes runs/cam/cam_grid.jpg: one row per image, one column per model.
-Needs the extra: pip install 'scsa-yolo[compare]'.
-"""
+Same as `scsa-yolo cam ARGS`; see `scsa-yolo cam --help`."""
 
-import os
+import sys
 
-# Before Ultralytics is imported: no connectivity checks or downloads while drawing maps.
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from scsa_yolo_command import script_main
 
-from scsa_yolo.cam import main  # noqa: E402
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main("cam", argv)
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,16 +1,15 @@
-"""Print the README's model table: layers, parameters and GFLOPs of plain vs SCSA YOLOv8 at every scale."""
+"""Print the model table: layers, parameters and GFLOPs of plain vs SCSA YOLOv8.
 
-import argparse
-import os
+Same as `scsa-yolo models ARGS`; see `scsa-yolo models --help`."""
 
-# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry.
-os.environ.setdefault("YOLO_OFFLINE", "1")
+import sys
 
-from scsa_yolo.summary import SCALES, model_table  # noqa: E402
+from scsa_yolo_command import script_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main("models", argv)
+
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scales", default=SCALES, help="scale letters to include (default: %(default)s)")
-    parser.add_argument("--imgsz", type=int, default=640, help="image size for GFLOPs (default: %(default)s)")
-    args = parser.parse_args()
-    print(model_table(args.scales, args.imgsz))
+    sys.exit(main())

@@ -1,37 +1,14 @@
-"""Profile a YOLO-format dataset: per-class counts, COCO object sizes, brightness; saves PNG, CSV and Markdown.
+"""Profile a YOLO-format dataset: per-class counts, COCO object sizes, brightness.
 
-Example:
-    python scripts/profile_dataset.py datasets/ExDark/data.yaml --out runs/profile/ExDark
-"""
+Same as `scsa-yolo profile ARGS`; see `scsa-yolo profile --help`."""
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 
-# Before Ultralytics is imported: no connectivity checks, no downloads, no telemetry.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-
-from scsa_yolo.data.profile import profile_dataset  # noqa: E402
+from scsa_yolo_command import script_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the profile and print the summary per split.
-
-    Args:
-        argv: Arguments without the program name; None reads ``sys.argv``.
-
-    Returns:
-        0 on success.
-    """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", help="dataset YAML, e.g. the data.yaml written by prepare_dataset.py")
-    parser.add_argument("--out", help="output folder (default: <dataset root>/profile)")
-    args = parser.parse_args(argv)
-    for split, summary in profile_dataset(args.data, args.out).items():
-        print(split, {k: v for k, v in summary.items() if k != "class_counts"})
-    return 0
+    return script_main("profile", argv)
 
 
 if __name__ == "__main__":

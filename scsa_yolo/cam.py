@@ -26,7 +26,6 @@ out blank; for ``.yaml`` models the statistics are therefore first set from the 
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ __all__ = [
     "cam_grid",
     "detection_cams",
     "load_detection_model",
-    "main",
+    "write_cam_grid",
 ]
 
 TITLE_HEIGHT = 28
@@ -352,50 +351,48 @@ def image_files(source: str | Path, max_images: int = MAX_IMAGES) -> list[Path]:
     return files
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    """Command line: write a grid of attention maps, one column per model (``scripts/cam.py``).
+def write_cam_grid(
+    models: Sequence[str | Path],
+    source: str | Path,
+    *,
+    layers: Sequence[int] | None = None,
+    method: str = "gradcam",
+    imgsz: int = 640,
+    conf: float = 0.25,
+    top_k: int = 10,
+    max_images: int = MAX_IMAGES,
+    device: str = "",
+    output: str | Path = "runs/cam/cam_grid.jpg",
+) -> Path:
+    """Write a grid of attention maps, one column per model, one row per image (``scsa-yolo cam``).
 
     Args:
-        argv (Sequence[str] | None): Arguments; None reads ``sys.argv``.
+        models (Sequence[str | Path]): ``.pt`` checkpoints or ``.yaml`` configs, one column each.
+        source (str | Path): Image file or folder of images.
+        layers (Sequence[int] | None): Indices of the layers to explain; None takes the Detect inputs.
+        method (str): A name in :func:`cam_methods`.
+        imgsz (int): Square input size, a multiple of the largest stride.
+        conf (float): Class-score threshold of the target.
+        top_k (int): Anchors of the target when none reaches ``conf``.
+        max_images (int): Cap on the images taken from a folder.
+        device (str): Device as Ultralytics takes it (``""``: GPU 0 if present, else CPU).
+        output (str | Path): Grid image to write; its folder is created.
 
     Returns:
         (Path): The written grid image.
     """
-    parser = argparse.ArgumentParser(
-        description="Grad-CAM attention maps of YOLO detection models, one column per model, one row per image.",
-        epilog="Target: per image, the sum of the best-class logit of every Detect anchor whose best class score "
-        "reaches --conf (the --top-k best anchors if none does). Default layers: the inputs of the Detect head "
-        "(the attention blocks in the scsa_yolo comparison configs, the neck C2f layers in plain YOLOv8).",
-    )
-    parser.add_argument("--model", action="append", required=True, help=".pt checkpoint or .yaml config; repeatable")
-    parser.add_argument("--source", required=True, help="image file or folder of images")
-    parser.add_argument(
-        "--layer", type=int, nargs="+", help="indices of the model layers to explain (default: the Detect inputs)"
-    )
-    parser.add_argument(
-        "--method", default="gradcam", help="gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam"
-    )
-    parser.add_argument("--imgsz", type=int, default=640, help="square input size, a multiple of 32 (default 640)")
-    parser.add_argument("--conf", type=float, default=0.25, help="class-score threshold of the target (default 0.25)")
-    parser.add_argument("--top-k", type=int, default=10, help="anchors of the target when none reaches --conf")
-    parser.add_argument("--max-images", type=int, default=MAX_IMAGES, help="cap on the images of a folder")
-    parser.add_argument("--device", default="", help="device as Ultralytics takes it: 0 or cpu (default: GPU 0 or CPU)")
-    parser.add_argument("--output", default="runs/cam/cam_grid.jpg", help="grid image to write")
-    args = parser.parse_args(argv)
-
-    files = image_files(args.source, args.max_images)
-    images = letterbox_images(files, args.imgsz)
+    files = image_files(source, max_images)
+    images = letterbox_images(files, imgsz)
     cams = []
-    for path in args.model:
-        model = load_detection_model(path).to(select_device(args.device, verbose=False))
+    for path in models:
+        model = load_detection_model(path).to(select_device(device, verbose=False))
         if Path(path).suffix.lower() in {".yaml", ".yml"}:
             calibrate_batchnorm(model, images)
-        cams.append(detection_cams(model, images, args.layer, args.method, args.conf, args.top_k))
-    grid = cam_grid(images, cams, [model_title(path) for path in args.model], [file.name for file in files])
+        cams.append(detection_cams(model, images, layers, method, conf, top_k))
+    grid = cam_grid(images, cams, [model_title(path) for path in models], [file.name for file in files])
 
-    output = Path(args.output)
+    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(output), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {output}")
-    print(f"attention maps of {len(args.model)} model(s) on {len(files)} image(s): {output}")
     return output

@@ -89,9 +89,8 @@ def test_maps_are_scaled_per_image_and_depend_on_the_layer(scsa_checkpoint, imag
 
 
 def test_script_writes_a_titled_grid_for_two_models_and_two_images(scsa_checkpoint, image_dir, tmp_path):
-    output = cam.main(
-        ["--model", "yolov8n.yaml", "--model", str(scsa_checkpoint), "--source", str(image_dir)]
-        + ["--imgsz", str(IMGSZ), "--device", "cpu", "--output", str(tmp_path / "out" / "grid.png")]
+    output = cam.write_cam_grid(
+        ["yolov8n.yaml", str(scsa_checkpoint)], image_dir, imgsz=IMGSZ, device="cpu", output=tmp_path / "grid.png"
     )
     grid = cv2.imread(str(output))
     assert grid.shape == (cam.TITLE_HEIGHT + 2 * IMGSZ, 2 * IMGSZ, 3)  # rows: images, columns: models

@@ -12,7 +12,14 @@ import pytest
 import yaml
 from PIL import Image, ImageOps
 
-from scsa_yolo.data.converters import CONVERTERS, REPORT_NAME, ConversionError, ConvertOptions, convert_dataset
+from scsa_yolo.data.converters import (
+    CONVERTERS,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    ConversionError,
+    ConvertOptions,
+    convert_dataset,
+)
 from scsa_yolo.data.converters.common import stored_to_displayed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,15 +34,27 @@ def approx(values):
 
 
 def make_image(path: Path, size: tuple[int, int] = SIZE, colour=(40, 40, 40), orientation: int | None = None) -> Path:
-    """Write a flat-colour image; ``orientation`` adds an EXIF orientation tag (JPEG only)."""
+    """Write a flat-colour image; ``orientation`` adds an EXIF orientation tag (JPEG only).
+
+    The file's path is stored in a JPEG comment or PNG text chunk, so no two fixture images are byte-identical (a
+    one-pixel difference can vanish in JPEG quantisation) while the pixels stay flat.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.new("RGB", size, colour)
+    tag = str(path).encode()
+    if path.suffix.lower() == ".png":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("path", str(path))
+        extra = {"pnginfo": info}
+    else:
+        extra = {"comment": tag}
     if orientation:
         exif = image.getexif()
         exif[274] = orientation
-        image.save(path, exif=exif)
-    else:
-        image.save(path)
+        extra["exif"] = exif
+    image.save(path, **extra)
     return path
 
 
@@ -216,11 +235,7 @@ def test_exdark_official_split_and_bad_inputs(tmp_path):
     report = load_report(dest)
     assert_balanced(report)
 
-    assert sorted(p.name for p in (dest / "images" / "train").iterdir()) == [
-        "2015_00001.jpg",
-        "2015_00002.JPG",
-        "2015_00006.jpg",
-    ]
+    assert sorted(p.name for p in (dest / "images" / "train").iterdir()) == ["2015_00001.jpg", "2015_00002.JPG"]
     assert [p.name for p in (dest / "images" / "val").iterdir()] == ["2015_00003.png"]
     assert [p.name for p in (dest / "images" / "test").iterdir()] == ["2015_00004.jpeg"]
 
@@ -229,15 +244,15 @@ def test_exdark_official_split_and_bad_inputs(tmp_path):
     assert rows[0][1:] == approx([20 / 64, 12.5 / 48, 20 / 64, 15 / 48])
     assert rows[1][1:] == approx([57 / 64, 44 / 48, 14 / 64, 8 / 48])  # x 50..64, y 40..48
     assert labels(dest, "train", "2015_00002") == [approx([10, 0.25, 0.25, 0.5, 0.5])]  # 'person' -> People
-    assert labels(dest, "train", "2015_00006") == []  # background
 
     train = report["splits"]["train"]
     assert train["boxes_dropped_by_reason"] == {
         "annotation_without_image": 1, "degenerate": 1, "image_skipped": 1, "malformed_line": 1, "outside_image": 1,
         "unknown_class": 1,
     }  # fmt: skip
-    assert train["boxes_clipped"] == 1 and train["images_without_annotation"] == 1
-    assert train["images_skipped_by_reason"] == {"unreadable_image": 1}  # the truncated JPEG
+    assert train["boxes_clipped"] == 1 and train["images_without_annotation"] == 0
+    # the truncated JPEG; 00006 has no annotation in a labelled folder: left out, not made a background
+    assert train["images_skipped_by_reason"] == {"image_without_annotation": 1, "unreadable_image": 1}
     assert report["splits"]["unassigned"]["images_skipped_by_reason"] == {"not_in_split_file": 1}
     assert report["splits"]["train"]["annotations_without_image"] == 1
     issues = report["issues"]
@@ -275,7 +290,8 @@ def test_visdrone_ignored_regions_and_others_never_drop_an_image(tmp_path):
         "annotation_without_image": 1, "excluded_class": 1, "ignored_region": 2, "malformed_line": 1,
         "unknown_class": 1,
     }  # fmt: skip
-    assert (train["images_out"], train["background_images"], train["painted_images"]) == (3, 2, 2)
+    assert (train["images_out"], train["background_images"], train["painted_images"]) == (2, 1, 2)
+    assert train["images_skipped_by_reason"] == {"image_without_annotation": 1}  # 0000003.jpg
     assert any("test-challenge" in note for note in report["notes"])
     assert not (dest / "images" / "test").exists()
 
@@ -328,7 +344,7 @@ def test_urpc_seeded_split_is_deterministic_and_recorded(tmp_path):
     assert sorted(p.stem for p in (tmp_path / "a" / "images" / "val").iterdir()) == sorted(
         Path(f).stem for f in runs["a"]
     )
-    assert len((tmp_path / "a" / "splits" / "train.txt").read_text().split()) == 7
+    assert len((tmp_path / "a" / "splits" / "train.txt").read_text().split()) == 6  # the 10th image has no XML
 
     report = load_report(tmp_path / "a")
     assert_balanced(report)
@@ -361,14 +377,14 @@ def test_exif_rotated_jpeg_labels_follow_the_loaded_orientation(tmp_path):
 
     src = tmp_path / "src"
     make_image(src / "image" / "r.jpg", orientation=6)  # stored 64x48, displayed 48x64
-    write(src / "box" / "r.xml", voc_xml("r.jpg", [("starfish", (0, 0, 16, 8), 0)]))
+    write(src / "box" / "r.xml", voc_xml("r.jpg", [("starfish", (1, 1, 17, 9), 0)]))  # 1-based: 0..16, 0..8
     convert_dataset("urpc2020", [src], tmp_path / "out", val_fraction=0)
     assert imread(str(tmp_path / "out" / "images" / "train" / "r.jpg")).shape[:2] == (64, 48)  # loader rotates
     # stored (0,0)-(16,8) -> displayed x 40..48, y 0..16 on a 48-wide, 64-high image
     assert labels(tmp_path / "out", "train", "r") == [approx([3, 44 / 48, 8 / 64, 8 / 48, 16 / 64])]
     assert load_report(tmp_path / "out")["splits"]["train"]["exif_rotated_images"] == 1
 
-    write(src / "box" / "r.xml", voc_xml("r.jpg", [("starfish", (0, 0, 16, 8), 0)], size=(48, 64)))
+    write(src / "box" / "r.xml", voc_xml("r.jpg", [("starfish", (1, 1, 17, 9), 0)], size=(48, 64)))
     convert_dataset("urpc2020", [src], tmp_path / "out", val_fraction=0)  # declared displayed size: no rotation
     assert labels(tmp_path / "out", "train", "r") == [approx([3, 8 / 48, 4 / 64, 16 / 48, 8 / 64])]
 
@@ -388,21 +404,36 @@ def test_duplicate_stems_are_renamed_deterministically(tmp_path):
     assert load_report(dest)["splits"]["train"]["renamed_duplicate_stems"] == 1
 
 
-def test_rerun_is_idempotent_and_foreign_dest_is_refused(tmp_path):
-    """A second run gives byte-identical output; a folder with other files is never overwritten."""
+def test_rerun_is_idempotent_and_never_deletes_user_files(tmp_path):
+    """A second run gives byte-identical output and deletes exactly the recorded files; a user file stops it."""
+    from scsa_yolo.data.profile import profile_dataset
+
     src, dest = build_visdrone(tmp_path / "src"), tmp_path / "out"
     with pytest.raises(ConversionError):  # a failed first attempt must not lock the folder
         convert_dataset("duo", [src], dest)
     convert_dataset("visdrone", [src], dest)
     first = tree_digest(dest)
-    (dest / "labels" / "train" / "stale.txt").write_text("0 0.5 0.5 1 1\n")  # would survive a naive re-run
-    write(dest / "profile" / "profile.md", "old")  # profile_dataset's default output folder
+    assert set(first) == set((dest / MANIFEST_NAME).read_text().split())  # every file recorded, nothing else
+    profile_dataset(dest / "data.yaml", preview=2)  # default output dest/profile/, recorded in the manifest
+    write(dest / "labels" / "train.cache", "ultralytics cache")  # Ultralytics' label cache: neither ours nor foreign
     convert_dataset("visdrone", [src], dest)
+    assert not (dest / "profile").exists()  # profile_dataset's files were recorded, so they went
+    assert (dest / "labels" / "train.cache").read_text() == "ultralytics cache"
+    (dest / "labels" / "train.cache").unlink()
     assert tree_digest(dest) == first
+
+    for user_file in (dest / "labels" / "train" / "mine.txt", dest / "profile" / "notes.md"):
+        write(user_file, "mine")
+        with pytest.raises(ConversionError, match=user_file.name):
+            convert_dataset("visdrone", [src], dest)
+        assert user_file.read_text() == "mine" and tree_digest(dest).keys() == first.keys() | {
+            user_file.relative_to(dest).as_posix()
+        }
+        user_file.unlink()
 
     foreign = tmp_path / "foreign"
     write(foreign / "notes.txt", "mine")
-    with pytest.raises(ConversionError, match="not written by prepare_dataset"):
+    with pytest.raises(ConversionError, match="no earlier scsa-yolo prepare run recorded"):
         convert_dataset("visdrone", [src], foreign)
     assert (foreign / "notes.txt").read_text() == "mine"
 
@@ -413,7 +444,7 @@ def test_dest_inside_source_is_not_rescanned(tmp_path):
     dest = src / "VisDrone2019-DET-train" / "yolo"
     convert_dataset("visdrone", [src], dest)
     convert_dataset("visdrone", [src], dest)
-    assert load_report(dest)["splits"]["train"]["images_in"] == 3
+    assert load_report(dest)["splits"]["train"]["images_out"] == 2
 
 
 def test_cli_exits_nonzero_when_nothing_usable(tmp_path, capsys):
@@ -431,13 +462,15 @@ def test_cli_exits_nonzero_when_nothing_usable(tmp_path, capsys):
     assert cli.main(["urpc2020", "--source", str(tmp_path / "junk2"), "--dest", str(tmp_path / "o2")]) == 2
     assert "nothing usable" in capsys.readouterr().err
     src = build_urpc(tmp_path / "src")
-    assert cli.main(["urpc2020", "--source", str(src), "--dest", str(tmp_path / "o3"), "--seed", "3"]) == 0
+    flags = ["--seed", "3", "--unlabelled-backgrounds", "--drop-eval-duplicates"]
+    assert cli.main(["urpc2020", "--source", str(src), "--dest", str(tmp_path / "o3"), *flags]) == 0
+    assert sum(s["background_images"] for s in load_report(tmp_path / "o3")["splits"].values()) == 1
 
 
 def test_dataset_yamls_match_converter_classes():
     """The shipped datasets/*.yaml list the same classes, in the same order, as the converters write."""
     files = {"exdark": "ExDark.yaml", "visdrone": "VisDrone.yaml", "duo": "DUO.yaml", "ruod": "RUOD.yaml",
-             "urpc2020": "URPC2020.yaml"}  # fmt: skip
+             "urpc2020": "URPC2020.yaml", "utdac2020": "UTDAC2020.yaml"}  # fmt: skip
     assert set(files) == set(CONVERTERS)
     for key, name in files.items():
         data = yaml.safe_load((REPO / "datasets" / name).read_text())

@@ -147,7 +147,7 @@ def test_missing_wheel_says_how_to_get_it(tmp_path):
     with pytest.raises(MissingWheelError) as error:
         deepforest.find_wheel(tmp_path)
     message = str(error.value)
-    assert "setup.sh" in message and "pip download --no-deps deepforest==" in message
+    assert deepforest.download_command(tmp_path) in message and "pip download --no-deps deepforest==" in message
 
 
 def test_foreign_folder_is_not_overwritten(tmp_path):

@@ -34,9 +34,12 @@ def test_size_buckets_follow_coco_limits():
 
 
 def test_profile_counts_sizes_and_brightness(tmp_path):
-    """Summary, CSV, Markdown and PNG agree with the hand-made dataset."""
+    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; a text file named .png is counted, not read."""
     out = tmp_path / "profile"
-    summary = profile_dataset(make_dataset(tmp_path / "ds"), out)
+    data = make_dataset(tmp_path / "ds")
+    (tmp_path / "ds" / "images" / "val" / "notes.png").write_text("not an image\n")
+    summary = profile_dataset(data, out)
+    assert summary["val"]["unreadable_images"] == 1 and summary["val"]["images"] == 1
 
     train, val = summary["train"], summary["val"]
     assert (train["images"], train["background_images"], train["objects"]) == (2, 1, 2)
@@ -61,7 +64,24 @@ def test_cli_writes_into_dataset_folder_by_default(tmp_path):
     spec.loader.exec_module(cli)
     assert cli.main([str(make_dataset(tmp_path / "ds"))]) == 0
     assert sorted(p.name for p in (tmp_path / "ds" / "profile").iterdir()) == [
+        "preview_train.jpg",
+        "preview_val.jpg",
         "profile.csv",
         "profile.md",
         "profile.png",
     ]
+
+
+def test_label_preview_draws_boxes_where_the_labels_say(tmp_path):
+    """preview_train.jpg: the large box of the dark image is drawn on its edge, in the class colour, nowhere else."""
+    import cv2
+    from ultralytics.utils.plotting import colors
+
+    profile_dataset(make_dataset(tmp_path / "ds"), tmp_path / "profile", preview=4)
+    mosaic = cv2.imread(str(tmp_path / "profile" / "preview_train.jpg"))
+    assert mosaic.shape == (320, 640, 3)  # two train images, one 320-pixel tile each
+    # dark.png is 128 px, scaled by 2.5: class 0 box x 0.1..0.9 -> 32..288 px; its left edge at x = 32
+    distance_to_colour = abs(mosaic[200, 28:37].astype(int) - colors(0, True)).max(axis=1)
+    assert distance_to_colour.min() < 40 and mosaic[200, 40:280].max() < 40  # box colour on the edge, dark inside
+    empty_tile = mosaic[:, 320:].astype(int)
+    assert (empty_tile.max(axis=2) - empty_tile.min(axis=2)).max() < 20  # empty.png: grey only, no box drawn

@@ -184,10 +184,15 @@ def find_wheel(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     if wheel.is_file():
         return wheel
     raise MissingWheelError(
-        f"The demo data come from {WHEEL_NAME}, which is not in {cache_dir}. Nothing is downloaded at run time; "
-        f"get it once with `bash scripts/setup.sh` or `python -m pip download --no-deps "
-        f"deepforest=={DEEPFOREST_VERSION} -d {cache_dir}`."
+        f"The demo data come from {WHEEL_NAME}, which is not in {Path(cache_dir).resolve()}. Nothing is downloaded "
+        f"at run time; put it there once with this command, run in {Path.cwd()}:\n"
+        f"    {download_command(cache_dir)}"
     )
+
+
+def download_command(cache_dir: Path | str = DEFAULT_CACHE_DIR) -> str:
+    """The one shell command that puts the deepforest wheel into ``cache_dir`` (``pip download``, no dependencies)."""
+    return f"python -m pip download --no-deps deepforest=={DEEPFOREST_VERSION} -d {cache_dir}"
 
 
 def read_voc_boxes(xml_bytes: bytes) -> list[Box]:

@@ -3,7 +3,9 @@
 For each split of a ``data.yaml``: objects per class, object size in COCO's buckets (small < 32², medium < 96²,
 large otherwise, in pixels of the image as Ultralytics loads it, i.e. EXIF-rotated), objects per image and image
 brightness (mean grey level 0-255 of the EXIF-rotated image). Saved as ``profile.png`` (matplotlib), ``profile.csv``
-(one row per split and class) and ``profile.md`` (the same as Markdown tables plus a per-split summary).
+(one row per split and class) and ``profile.md`` (the same as Markdown tables plus a per-split summary), and
+``preview_<split>.jpg``: the labels drawn on a few images of each split with Ultralytics' ``Annotator``, to see that
+the boxes sit on the objects.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
-from ultralytics.utils import TQDM
+from ultralytics.utils import LOGGER, TQDM
+from ultralytics.utils.patches import imread
+from ultralytics.utils.plotting import Annotator, colors
+
+from .converters.common import MANIFEST_NAME, check_image_signature, record_written
 
 SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
 LARGE_AREA = 96**2
 SIZE_BUCKETS = ("small", "medium", "large")
 DARK_LEVEL = 64  # mean grey level below which an image counts as dark (a quarter of the 0-255 range)
 BRIGHTNESS_THUMBNAIL = 128  # brightness is measured on a thumbnail: the mean barely changes, decoding is cheaper
+PREVIEW_TILE = 320  # side of one preview tile in pixels
+PREVIEW_COLUMNS = 4
 
 
 @dataclass
@@ -32,6 +41,7 @@ class SplitProfile:
     Attributes:
         images: Number of images.
         background_images: Images without any object.
+        unreadable_images: Files that are no readable image (left out of every statistic; named in a warning).
         class_counts: Objects per class name.
         size_counts: Objects per (class name, size bucket).
         objects_per_image: Object count of every image.
@@ -40,6 +50,7 @@ class SplitProfile:
 
     images: int = 0
     background_images: int = 0
+    unreadable_images: int = 0
     class_counts: Counter = field(default_factory=Counter)
     size_counts: Counter = field(default_factory=Counter)
     objects_per_image: list[int] = field(default_factory=list)
@@ -53,6 +64,7 @@ class SplitProfile:
         return {
             "images": self.images,
             "background_images": self.background_images,
+            "unreadable_images": self.unreadable_images,
             "objects": objects,
             "objects_per_image": round(objects / self.images, 2) if self.images else 0.0,
             **{f"{b}_%": round(100 * n / objects, 1) if objects else 0.0 for b, n in bucket_totals.items()},
@@ -93,11 +105,17 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
     """
     profile = SplitProfile()
     for image_path, label_path in TQDM(zip(images, img2label_paths(images)), total=len(images), desc=desc):
-        with Image.open(image_path) as image:
-            width, height = exif_size(image)
-            image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
-            grey = ImageOps.exif_transpose(image).convert("L")
-            grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
+        try:
+            check_image_signature(Path(image_path))  # before Image.open: Ultralytics' patch would pip-install pi-heif
+            with Image.open(image_path) as image:
+                width, height = exif_size(image)
+                image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
+                grey = ImageOps.exif_transpose(image).convert("L")
+                grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
+        except (OSError, ValueError) as e:
+            LOGGER.warning(f"{image_path}: left out of the profile, {e}")
+            profile.unreadable_images += 1
+            continue
         profile.images += 1
         profile.brightness.append(float(np.asarray(grey).mean()))
         rows = []
@@ -172,12 +190,65 @@ def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path:
     return path
 
 
-def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None) -> dict[str, dict]:
-    """Profile every split of a dataset and save ``profile.png``, ``profile.csv`` and ``profile.md``.
+def read_label_rows(label_path: str | Path) -> np.ndarray:
+    """Return a YOLO label file as an ``(n, 5)`` array ``class x y w h`` (normalised); empty when there is none."""
+    path = Path(label_path)
+    rows = [ln.split()[:5] for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def preview_labels(images: list[Path], names: dict[int, str], path: Path, count: int = 8) -> Path | None:
+    """Draw the labels of ``count`` evenly spaced images on one mosaic, with Ultralytics' ``Annotator`` (OpenCV mode).
+
+    Images are read as Ultralytics' loader reads them (EXIF-rotated), letterboxed into square tiles, and the boxes
+    scaled from the normalised labels, so a misplaced or mis-rotated label shows as a box beside its object.
+
+    Args:
+        images: Images of one split (labels found the Ultralytics way).
+        names: Class names by id.
+        path: Output JPEG.
+        count: Number of images drawn.
+
+    Returns:
+        The written file, or None when the split has no image or ``count`` is 0.
+    """
+    if not images or count <= 0:
+        return None
+    chosen = [images[int(i)] for i in np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).round())]
+    columns = min(PREVIEW_COLUMNS, len(chosen))
+    rows = -(-len(chosen) // columns)
+    mosaic = np.full((rows * PREVIEW_TILE, columns * PREVIEW_TILE, 3), 114, dtype=np.uint8)
+    boxes = []
+    for index, (image_path, label_path) in enumerate(zip(chosen, img2label_paths([str(p) for p in chosen]))):
+        image = imread(str(image_path))
+        if image is None:
+            continue
+        height, width = image.shape[:2]
+        scale = PREVIEW_TILE / max(height, width)
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+        x0, y0 = (index % columns) * PREVIEW_TILE, (index // columns) * PREVIEW_TILE
+        mosaic[y0 : y0 + h, x0 : x0 + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        for c, x, y, bw, bh in read_label_rows(label_path):
+            xyxy = (x0 + (x - bw / 2) * w, y0 + (y - bh / 2) * h, x0 + (x + bw / 2) * w, y0 + (y + bh / 2) * h)
+            boxes.append((int(c), xyxy))
+    annotator = Annotator(mosaic, line_width=2, pil=False)  # OpenCV text: no font download
+    for c, xyxy in boxes:
+        annotator.box_label(xyxy, names.get(c, str(c)), color=colors(c, True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), annotator.result())
+    return path
+
+
+def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, preview: int = 8) -> dict[str, dict]:
+    """Profile every split of a dataset and save ``profile.png``, ``profile.csv``, ``profile.md`` and label previews.
+
+    When the dataset root holds the file list of ``scsa-yolo prepare`` and the output lies below it, the written files
+    are added to that list, so a later prepare run into the same folder may replace them.
 
     Args:
         data_yaml: Ultralytics dataset YAML (read with ``check_det_dataset``, no download).
         out_dir: Where to save; default ``<dataset root>/profile``.
+        preview: Images per split drawn into ``preview_<split>.jpg`` (0: none).
 
     Returns:
         Summary numbers per split (see :meth:`SplitProfile.summary`) and the class counts.
@@ -188,15 +259,22 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None) ->
     out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    profiles = {}
+    profiles, written = {}, []
     for split in ("train", "val", "test"):
         if data.get(split) and (split != "test" or data.get("test") != data.get("val")):
-            profiles[split] = profile_split(list_split_images(data[split]), names_by_id, f"Profiling {split}")
-    _write_tables(profiles, names, out_dir)
-    _plot(
-        profiles,
-        names,
-        Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name,
-        out_dir / "profile.png",
+            images = list_split_images(data[split])
+            profiles[split] = profile_split(images, names_by_id, f"Profiling {split}")
+            written.append(preview_labels(images, names_by_id, out_dir / f"preview_{split}.jpg", preview))
+    written += _write_tables(profiles, names, out_dir)
+    written.append(
+        _plot(
+            profiles,
+            names,
+            Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name,
+            out_dir / "profile.png",
+        )
     )
+    root = Path(data["path"]).resolve()
+    if (root / MANIFEST_NAME).is_file() and root in out_dir.resolve().parents:
+        record_written(root, [p for p in written if p is not None])
     return {split: {**p.summary(), "class_counts": dict(p.class_counts)} for split, p in profiles.items()}

@@ -14,13 +14,14 @@ native format; parsing is the only format-specific step, everything else happens
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .bbgt import EXDARK, parse_exdark
-from .coco import DUO, RUOD, parse_coco
+from .coco import DUO, RUOD, UTDAC2020, UTDAC2020_WATERWEEDS, parse_coco, parse_ruod, parse_utdac2020
 from .common import (
+    MANIFEST_NAME,
     REPORT_NAME,
     ConversionError,
     ConversionReport,
@@ -42,18 +43,25 @@ class Converter:
     Attributes:
         spec: Classes in official order and the notes written into ``data.yaml``.
         parse: ``parse(roots, dest, report, **format_options) -> (samples, split_lists or None)``.
+        variants: Other specs chosen by a true format option, e.g. ``{"waterweeds": UTDAC2020_WATERWEEDS}``.
     """
 
     spec: DatasetSpec
     parse: Callable
+    variants: dict[str, DatasetSpec] = field(default_factory=dict)
+
+    def spec_for(self, format_options: dict) -> DatasetSpec:
+        """Return the spec selected by ``format_options`` (the first variant whose option is true, else the default)."""
+        return next((spec for option, spec in self.variants.items() if format_options.get(option)), self.spec)
 
 
 CONVERTERS: dict[str, Converter] = {
     "exdark": Converter(EXDARK, parse_exdark),
     "visdrone": Converter(VISDRONE, parse_visdrone),
     "duo": Converter(DUO, parse_coco),
-    "ruod": Converter(RUOD, parse_coco),
+    "ruod": Converter(RUOD, parse_ruod),
     "urpc2020": Converter(URPC2020, parse_voc),
+    "utdac2020": Converter(UTDAC2020, parse_utdac2020, {"waterweeds": UTDAC2020_WATERWEEDS}),
 }
 
 
@@ -73,7 +81,8 @@ def convert_dataset(
         sources: Extracted download folders and/or archives.
         dest: Output folder: new, empty, or written by an earlier run.
         options: Shared switches (EXIF frame, painting ignored regions, hard links).
-        **format_options: Parser-specific options: ``split_file`` (ExDark), ``val_fraction`` and ``seed`` (URPC2020).
+        **format_options: Parser-specific options: ``split_file`` (ExDark), ``val_fraction`` and ``seed`` (URPC2020),
+            ``waterweeds`` (UTDAC2020: the five-class annotation files).
 
     Returns:
         The report dictionary.
@@ -85,15 +94,27 @@ def convert_dataset(
     if name not in CONVERTERS:
         raise KeyError(f"unknown dataset '{name}', choose from {', '.join(CONVERTERS)}")
     converter = CONVERTERS[name]
+    spec = converter.spec_for(format_options)
+    options = options or ConvertOptions()
     dest = Path(dest).expanduser().resolve()
     prepare_dest(dest)
     try:
         roots = resolve_sources(sources, dest)
-        report = ConversionReport(converter.spec.title)
-        samples, split_lists = converter.parse(roots, dest, report, **format_options)
-        return write_dataset(samples, converter.spec, dest, options or ConvertOptions(), report, split_lists)
+        report = ConversionReport(spec.title)
+        samples, split_lists = converter.parse(
+            roots, dest, report, unlabelled_backgrounds=options.unlabelled_backgrounds, **format_options
+        )
+        return write_dataset(samples, spec, dest, options, report, split_lists)
     finally:
         cleanup_extracted(dest)
 
 
-__all__ = ["CONVERTERS", "REPORT_NAME", "ConversionError", "ConvertOptions", "Converter", "convert_dataset"]
+__all__ = [
+    "CONVERTERS",
+    "MANIFEST_NAME",
+    "REPORT_NAME",
+    "ConversionError",
+    "ConvertOptions",
+    "Converter",
+    "convert_dataset",
+]

@@ -1,21 +1,31 @@
-"""COCO-JSON datasets (DUO, RUOD): ``instances_<split>.json`` files plus folders of images.
+"""COCO-JSON datasets (DUO, RUOD, UTDAC2020): ``instances_<split>.json`` files plus folders of images.
 
 ``ultralytics.data.converter.convert_coco`` is not used: it maps ``category_id - 1`` (ids must be 1-based and
 contiguous, which these releases do not promise), normalises by the JSON's width/height without EXIF handling or
 clipping, and leaves copying images to the caller. Here categories are mapped by *name* to the official order and the
 boxes go through the shared checks in :mod:`.common`.
 
-Splits come from the JSON file name (``instances_train.json`` -> train). DUO and RUOD ship only train and test; the
-test set is written as ``val`` (it is what papers report on, and Ultralytics needs a ``val`` split).
+Splits come from the JSON file name (``instances_train.json`` -> train, ``instances_val2017.json`` -> val). DUO and
+RUOD ship only train and test; the test set is written as ``val`` (it is what papers report on, and Ultralytics needs
+a ``val`` split). Annotation files a release ships besides its splits (RUOD's environment subsets, UTDAC2020's
+image-less competition test files, the waterweeds variant not chosen) are recognised, reported in a note with their
+image counts, and not converted.
+
+Per annotation: ``iscrowd: 1`` and ``ignore: 1`` (MMDetection-style files, RUOD) are dropped and counted; a bbox that
+is not four numbers (booleans are not numbers) is ``malformed_line``; negative width or height (five boxes in the
+UTDAC2020 release) is ``negative_size``: which corner the numbers start from cannot be told, so the box is not guessed.
+Two images with one id make the file unusable (the annotations cannot be assigned): the run stops and names both.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from .common import (
+    UNASSIGNED,
     UNDERWATER_ALIASES,
     ConversionError,
     ConversionReport,
@@ -25,6 +35,7 @@ from .common import (
     find_files,
     find_images,
     index_by_name,
+    normalise_name,
     split_from_name,
 )
 
@@ -59,6 +70,40 @@ RUOD = DatasetSpec(
     aliases=UNDERWATER_ALIASES,
 )
 
+RUOD_SUBSETS = {
+    name: f"RUOD environment subset '{name}' ({what}; --ruod-environment {name} converts it as the test split)"
+    for name, what in (("light", "low light"), ("color", "colour cast"), ("blur", "blur"))
+}
+"""RUOD's ``Environmet_ANN/instances_{light,color,blur}.json`` (sic): challenge subsets, not part of train/test."""
+
+UTDAC2020 = DatasetSpec(
+    key="utdac2020",
+    title="UTDAC2020",
+    names=("echinus", "starfish", "holothurian", "scallop"),
+    source_url="UTDAC2020 (Underwater Target Detection Algorithm Competition 2020) COCO release, e.g. the "
+    "UTDAC2020.zip circulated with papers on it; no official site",
+    licence="competition data; terms not published, research use",
+    split_note="release: train2017 5168 / val2017 1293 images; testA/testB have no images in the release (skipped)",
+    aliases=UNDERWATER_ALIASES,
+    excluded_names=frozenset({"waterweeds"}),
+)
+
+UTDAC2020_WATERWEEDS = DatasetSpec(
+    key="utdac2020",
+    title="UTDAC2020 (with waterweeds)",
+    names=(*UTDAC2020.names, "waterweeds"),
+    source_url=UTDAC2020.source_url,
+    licence=UTDAC2020.licence,
+    split_note=UTDAC2020.split_note + "; five-class *_waterweeds.json annotation files",
+    aliases=UNDERWATER_ALIASES,
+)
+
+UTDAC2020_SUBSETS = {
+    "testa": "UTDAC2020 competition test set A (the release ships no images for it)",
+    "testb": "UTDAC2020 competition test set B (the release ships no images for it)",
+}
+WATERWEEDS_WORD = "waterweeds"
+
 
 def _load_coco(path: Path) -> dict | None:
     """Return the parsed JSON if it looks like COCO detection annotations, else None."""
@@ -71,23 +116,31 @@ def _load_coco(path: Path) -> dict | None:
     return None
 
 
-def _image_folder(file_names: list[str], by_name: dict[str, list[Path]], split: str) -> Path | None:
-    """Pick the folder holding most of a JSON's images (DUO's train and test folders may reuse file names)."""
+def _image_folder(
+    file_names: list[str], by_name: dict[str, list[Path]], split: str, word: str | None = None
+) -> Path | None:
+    """Pick the folder holding most of a JSON's images (DUO's train and test folders may reuse file names).
+
+    Ties go to a folder named after ``word`` (a subset such as RUOD's ``light``), then to one named after the split.
+    """
     votes = Counter(p.parent for name in file_names for p in by_name.get(Path(name).name.lower(), []))
     if not votes:
         return None
     best = max(votes.values())
     tied = sorted(folder for folder, n in votes.items() if n == best)
-    return next((f for f in tied if split_from_name(f.name) == split), tied[0])
+    by_word = [f for f in tied if word and normalise_name(word) in normalise_name(f.name)]
+    return next((f for f in by_word + tied if split_from_name(f.name) == split), (by_word + tied)[0])
 
 
 def _read_bbox(annotation: dict) -> tuple[float, float, float, float] | None:
-    """Return a COCO ``[x, y, w, h]`` box as xyxy, or None if it is not four numbers."""
+    """Return a COCO ``[x, y, w, h]`` box as given, or None if it is not four numbers (JSON true/false are not)."""
     bbox = annotation.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
         return None
     x, y, w, h = (float(v) for v in bbox)
-    return x, y, x + w, y + h
+    return x, y, w, h
 
 
 def parse_coco_file(
@@ -108,22 +161,39 @@ def parse_coco_file(
     """
     categories = {c.get("id"): str(c.get("name")) for c in data["categories"] if isinstance(c, dict)}
     boxes_by_image: dict[object, list[RawBox]] = defaultdict(list)
-    images_by_id = {im.get("id"): im for im in data["images"] if isinstance(im, dict)}
+    images_by_id: dict[object, dict] = {}
+    for entry in (im for im in data["images"] if isinstance(im, dict)):
+        image_id = entry.get("id")
+        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+            report.issue("malformed_image_entry", f"{path}: images entry {entry!r}")
+            continue
+        if image_id in images_by_id:
+            raise ConversionError(
+                f"{path}: image id {image_id!r} is used by both {images_by_id[image_id].get('file_name')!r} and "
+                f"{entry.get('file_name')!r}; their annotations cannot be assigned without guessing. "
+                "Ids in 'images' must be unique: fix or regenerate the file"
+            )
+        images_by_id[image_id] = entry
     orphans: dict[object, int] = Counter()
     for number, annotation in enumerate(data["annotations"]):
         where = f"{path}:annotations[{number}]"
-        xyxy = _read_bbox(annotation) if isinstance(annotation, dict) else None
-        if xyxy is None:
+        xywh = _read_bbox(annotation) if isinstance(annotation, dict) else None
+        if xywh is None:
             report.drop_box(
                 split,
                 "malformed_line",
                 f"{where}: bbox {annotation.get('bbox') if isinstance(annotation, dict) else annotation!r}",
             )
             continue
-        if annotation.get("iscrowd"):
-            report.drop_box(
-                split, "crowd", where
-            )  # crowd boxes cover many objects; Ultralytics' converter skips them too
+        if annotation.get("iscrowd"):  # crowd boxes cover many objects; Ultralytics' converter skips them too
+            report.drop_box(split, "crowd", where)
+            continue
+        if annotation.get("ignore"):  # MMDetection-style "ignore": 1, excluded from evaluation by its owners
+            report.drop_box(split, "ignore_flag", where)
+            continue
+        x, y, w, h = xywh
+        if w < 0 or h < 0:
+            report.drop_box(split, "negative_size", f"{where}: bbox {annotation.get('bbox')}")
             continue
         image_id = annotation.get("image_id")
         if image_id not in images_by_id:
@@ -131,7 +201,7 @@ def parse_coco_file(
             report.drop_box(split, "annotation_without_image", f"{where}: image_id {image_id!r} not in images")
             continue
         label = categories.get(annotation.get("category_id"), f"category_id {annotation.get('category_id')}")
-        boxes_by_image[image_id].append(RawBox(label, xyxy, where))
+        boxes_by_image[image_id].append(RawBox(label, (x, y, x + w, y + h), where))
 
     samples, used = [], set()
     for image_id, entry in images_by_id.items():
@@ -148,30 +218,68 @@ def parse_coco_file(
             continue
         used.add(image)
         width, height = entry.get("width"), entry.get("height")
-        declared = (int(width), int(height)) if isinstance(width, int) and isinstance(height, int) else None
+        sizes_are_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height))
+        declared = (width, height) if sizes_are_ints else None
         samples.append(Sample(split, image, path, boxes, declared_size=declared))
     return samples, used
 
 
-def parse_coco(roots: list[Path], dest: Path, report: ConversionReport, **_: object) -> tuple[list[Sample], None]:
+def parse_coco(
+    roots: list[Path],
+    dest: Path,
+    report: ConversionReport,
+    subsets: dict[str, str] | None = None,
+    use_waterweeds: bool | None = None,
+    test_subset: str | None = None,
+    **_: object,
+) -> tuple[list[Sample], None]:
     """Collect samples from every COCO detection JSON below ``roots``.
 
     Args:
         roots: Folders to search.
         dest: Output folder, excluded from the search.
-        report: Receives parse problems.
+        report: Receives parse problems and notes on the files not converted.
+        subsets: Extra annotation files the release ships, by normalised file stem without ``instances`` and digits
+            (e.g. ``{"light": "RUOD environment subset ..."}``): reported with their image counts, not converted.
+        use_waterweeds: For releases with ``*_waterweeds.json`` variants: True uses those, False the others; None when
+            the dataset has no such variant.
+        test_subset: Key of ``subsets`` converted as the ``test`` split instead of being skipped.
 
     Returns:
         Samples and no split lists (the split is official).
 
     Raises:
-        ConversionError: If no COCO JSON is found, a JSON's split cannot be told, or two JSONs claim one split.
+        ConversionError: If no COCO JSON is found, a JSON's split cannot be told, two JSONs claim one split, or
+            ``test_subset`` is not a known subset or its file is not found.
     """
+    if test_subset is not None and test_subset not in (subsets or {}):
+        raise ConversionError(f"unknown subset {test_subset!r}; this dataset has: {', '.join(subsets or {}) or 'none'}")
+    images = find_images(roots, dest)
+    test_file = None
+    by_name = index_by_name(images)
     files = {}
     for path in find_files(roots, {"json"}, dest):
         data = _load_coco(path)
         if data is None:
             report.note(f"{path} skipped: not COCO detection JSON (needs images, annotations, categories)")
+            continue
+        stem = normalise_name(path.stem)
+        # "instances_testA2017" and "testA" both name subset "testa"
+        subset_key = re.sub(r"\d+", "", stem[len("instances") :] if stem.startswith("instances") else stem)
+        if test_subset is not None and subset_key == test_subset:
+            test_file = (path, data)
+            continue
+        subset = (subsets or {}).get(subset_key)
+        if subset is None and use_waterweeds is not None and (WATERWEEDS_WORD in stem) != use_waterweeds:
+            subset = "the " + ("four-class file (--waterweeds uses *_waterweeds.json)" if use_waterweeds else
+                               "five-class waterweeds variant (pass --waterweeds to use it)")  # fmt: skip
+        if subset is not None:
+            listed = [Path(str(im.get("file_name", ""))).name.lower() for im in data["images"] if isinstance(im, dict)]
+            found = sum(1 for name in listed if name in by_name)
+            report.note(
+                f"{path}: {subset}; {len(listed)} images ({found} of them found under --source), "
+                f"{len(data['annotations'])} annotations; not converted"
+            )
             continue
         split = split_from_name(path.stem)
         if split is None:
@@ -185,19 +293,52 @@ def parse_coco(roots: list[Path], dest: Path, report: ConversionReport, **_: obj
         raise ConversionError("no COCO JSON (instances_<split>.json) found under --source")
     if "val" not in files and "test" in files:
         files["val"] = files.pop("test")
+    if test_subset is not None:
+        if test_file is None:
+            raise ConversionError(f"no annotation file for subset {test_subset!r} found under --source")
+        files["test"] = test_file
+        report.note(f"{test_file[0]}: {subsets[test_subset]}; written as the test split")
 
-    images = find_images(roots, dest)
-    by_name = index_by_name(images)
-    samples, used = [], set()
+    samples, used, folders = [], set(), set()
     for split, (path, data) in sorted(files.items()):
         folder = _image_folder(
-            [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)], by_name, split
+            [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)],
+            by_name,
+            split,
+            test_subset if split == "test" else None,
         )
         split_samples, split_used = parse_coco_file(path, data, split, folder, by_name, report)
         samples += split_samples
         used |= split_used
         if folder is not None:  # images in the split's folder that the JSON does not list: not labelled, not used
+            folders.add(folder)
             for image in images:
                 if image.parent == folder and image not in used:
                     report.skip_image(split, "not_in_annotation_file", str(image))
+    uncovered = defaultdict(list)  # e.g. RUOD's Environment_pic/, a test folder without annotations
+    for image in images:
+        if image not in used and image.parent not in folders:
+            uncovered[image.parent].append(image)
+    for folder, folder_images in sorted(uncovered.items()):
+        report.note(f"{folder}: {len(folder_images)} images that no converted annotation file lists; left out")
+        for image in folder_images:
+            report.skip_image(UNASSIGNED, "not_in_any_annotation_file", str(image))
     return samples, None
+
+
+def parse_ruod(
+    roots: list[Path], dest: Path, report: ConversionReport, environment: str | None = None, **options: object
+) -> tuple[list[Sample], None]:
+    """RUOD from its extracted root: ``RUOD_ANN/instances_{train,test}.json`` (test written as val).
+
+    The environment subsets (``Environmet_ANN/instances_{light,color,blur}.json``) are reported and skipped, except
+    ``environment``, which is written as the ``test`` split (``yolo val split=test`` evaluates on it).
+    """
+    return parse_coco(roots, dest, report, subsets=RUOD_SUBSETS, test_subset=environment or None, **options)
+
+
+def parse_utdac2020(
+    roots: list[Path], dest: Path, report: ConversionReport, waterweeds: bool = False, **options: object
+) -> tuple[list[Sample], None]:
+    """UTDAC2020's COCO release: train2017/val2017 (four or, with ``waterweeds``, five classes); testA/B reported."""
+    return parse_coco(roots, dest, report, subsets=UTDAC2020_SUBSETS, use_waterweeds=bool(waterweeds), **options)

@@ -16,10 +16,15 @@ Conventions that the converters rely on:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import posixpath
 import re
 import shutil
+import tarfile
+import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,9 +36,10 @@ from ultralytics.data.utils import IMG_FORMATS, exif_size
 from ultralytics.utils import TQDM, YAML
 
 REPORT_NAME = "prepare_report.json"
-# Everything a run may replace; "profile" is profile_dataset's default output, stale once the data is rewritten
-MANAGED_OUTPUTS = ("images", "labels", "splits", "data.yaml", REPORT_NAME, "profile")
+# Every file a run writes below --dest, one relative path a line; a re-run deletes exactly these and nothing else
+MANIFEST_NAME = "prepare_files.txt"
 EXTRACT_DIR_NAME = ".extracted"
+LABEL_CACHE_SUFFIX = ".cache"  # labels/<split>.cache: Ultralytics' label cache, rebuilt by it when the labels change
 SPLITS = ("train", "val", "test")
 EXAMPLES_PER_REASON = 20  # examples kept per issue reason in the JSON report; the counts are always complete
 EXIF_ORIENTATION_TAG = 274
@@ -126,7 +132,7 @@ class Sample:
     Attributes:
         split: Output split (``train``/``val``/``test``).
         image: Source image file, or None for an annotation whose image is missing.
-        annotation: Source annotation file, or None for an image without one (kept as background).
+        annotation: Source annotation file, or None for an image without one (see :func:`leave_out_unlabelled`).
         boxes: Objects to turn into labels.
         ignore_regions: Regions the owners mark as "ignore" (VisDrone); never labels, optionally painted out.
         declared_size: (width, height) stated by the annotation file, used to tell which orientation the boxes are in.
@@ -150,12 +156,22 @@ class ConvertOptions:
         fill_ignored: Paint ignore regions with the image's mean colour (re-encodes those images).
         hardlink: Hard-link images into --dest instead of copying (falls back to copying across file systems).
         min_box_pixels: Boxes narrower or shorter than this after clipping are dropped as degenerate.
+        unlabelled_backgrounds: Keep images that have no annotation file, in a folder whose other images have one,
+            as background images (empty label files). Off by default: in datasets where every labelled image has an
+            annotation file, a missing one usually means a lost file, not an empty scene.
+        drop_eval_duplicates: Leave images of val/test out when they are byte-identical to an image of an earlier
+            split (train before val before test); they are always reported.
+        pixel_duplicates: Compare decoded pixels instead of file bytes when looking for such copies (also finds
+            copies with stripped metadata or another container; decodes candidate images once more).
     """
 
     exif_boxes: str = "stored"
     fill_ignored: bool = False
     hardlink: bool = False
     min_box_pixels: float = 1.0
+    unlabelled_backgrounds: bool = False
+    drop_eval_duplicates: bool = False
+    pixel_duplicates: bool = False
 
     def __post_init__(self) -> None:
         """Reject an unknown EXIF frame instead of silently treating it as one of the two."""
@@ -229,6 +245,7 @@ class ConversionReport:
             "renamed_duplicate_stems": counts["renamed_duplicate_stems"],
             "exif_rotated_images": counts["exif_rotated_images"],
             "painted_images": counts["painted_images"],
+            "duplicates_of_earlier_split": counts["duplicates_of_earlier_split"],
         }
 
     def to_dict(self) -> dict:
@@ -277,7 +294,7 @@ def resolve_sources(sources: Iterable[Path | str], dest: Path) -> list[Path]:
     The extraction folder name is fixed (index and archive name) so that re-runs sort files in the same order.
 
     Args:
-        sources: Folders, or archives that ``shutil.unpack_archive`` understands (.zip, .tar, .tar.gz, ...).
+        sources: Folders, or .zip / .tar (.tar.gz, .tgz, .tar.bz2, .tar.xz) archives, see :func:`extract_archive`.
         dest: Output folder; archives are unpacked below it and removed by :func:`cleanup_extracted`.
 
     Returns:
@@ -293,14 +310,116 @@ def resolve_sources(sources: Iterable[Path | str], dest: Path) -> list[Path]:
         elif source.is_file():
             target = dest / EXTRACT_DIR_NAME / f"{index}_{source.name}"
             shutil.rmtree(target, ignore_errors=True)
-            try:
-                shutil.unpack_archive(source, target)
-            except (shutil.ReadError, ValueError) as e:
-                raise ConversionError(f"--source {source} is not a folder or a supported archive: {e}") from e
+            extract_archive(source, target)
             roots.append(target)
         else:
             raise ConversionError(f"--source {source} does not exist")
     return roots
+
+
+def _leaves_folder(name: str) -> bool:
+    """Return True if an archive member name is absolute or climbs out of the folder it is extracted into."""
+    name = name.replace("\\", "/")
+    normal = posixpath.normpath(name)
+    return name.startswith("/") or bool(re.match(r"^[A-Za-z]:", name)) or normal == ".." or normal.startswith("../")
+
+
+def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
+    """Say why a symbolic link member is unsafe, or None: its target leaves the folder or passes through a link.
+
+    The target is walked component by component from the link's folder; passing through an earlier link member is
+    refused, since ``..`` after a link follows the link's target, which a lexical check cannot see.
+    """
+    target = target.replace("\\", "/")
+    if _leaves_folder(target) and (target.startswith("/") or re.match(r"^[A-Za-z]:", target)):
+        return "is absolute"
+    parts = [p for p in posixpath.dirname(name).split("/") if p not in ("", ".")]
+    for component in target.split("/"):
+        if component in ("", "."):
+            continue
+        if component == "..":
+            if not parts:
+                return "leaves the extraction folder"
+            parts.pop()
+        else:
+            parts.append(component)
+            if "/".join(parts) in links:
+                return f"passes through the link {'/'.join(parts)}"
+    return None
+
+
+def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
+    """Name the members of a tar archive that could write outside the folder it is extracted into.
+
+    Refused: absolute names and names with ``..`` that climb out; symbolic links whose target is absolute or climbs
+    out; hard links to such a name; any member stored below a link (a link to a folder turns a harmless name into a
+    path anywhere); devices and FIFOs. The check is lexical, so it needs no file system and behaves the same on every
+    Python version; where tarfile has the "data" extraction filter (3.12, and 3.9.17+ / 3.10.12+ / 3.11.4+) it is
+    applied as well.
+
+    Returns:
+        ``"<name>: <why>"`` for each refused member, in archive order.
+    """
+    refused, links = [], set()
+    for member in members:
+        name = posixpath.normpath(member.name.replace("\\", "/"))
+        parents = [posixpath.dirname(name)]
+        while parents[-1] not in ("", "/", "."):
+            parents.append(posixpath.dirname(parents[-1]))
+        if _leaves_folder(member.name):
+            refused.append(f"{member.name}: path leaves the extraction folder")
+        elif links.intersection(parents):
+            refused.append(f"{member.name}: stored below a link ({sorted(links.intersection(parents))[0]})")
+        elif member.issym():
+            why = _symlink_problem(name, member.linkname, links)
+            if why:
+                refused.append(f"{member.name}: symbolic link to {member.linkname} {why}")
+            links.add(name)
+        elif member.islnk():
+            if _leaves_folder(member.linkname):
+                refused.append(f"{member.name}: hard link to {member.linkname} leaves the extraction folder")
+            links.add(name)
+        elif not (member.isfile() or member.isdir()):
+            refused.append(f"{member.name}: device or FIFO member")
+    return refused
+
+
+def extract_archive(source: Path, target: Path) -> None:
+    """Unpack a .zip or tar archive into ``target``, refusing archives with members that would land outside it.
+
+    Args:
+        source: The archive.
+        target: Scratch folder (created).
+
+    Raises:
+        ConversionError: If the file is no supported archive, or names every member that would leave ``target``
+            (nothing is extracted then).
+    """
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            refused = [f"{n}: path leaves the extraction folder" for n in archive.namelist() if _leaves_folder(n)]
+            if not refused:  # zipfile never creates links; it would rename these silently, so refuse them instead
+                archive.extractall(target)
+    elif tarfile.is_tarfile(source):
+        with tarfile.open(source) as archive:
+            members = archive.getmembers()
+            refused = unsafe_tar_members(members)
+            if not refused:
+                try:
+                    if hasattr(tarfile, "data_filter"):
+                        archive.extractall(target, members=members, filter="data")
+                    else:
+                        archive.extractall(target, members=members)  # noqa: S202 (members checked above)
+                except (tarfile.TarError, OSError) as e:  # FilterError is a TarError
+                    raise ConversionError(f"--source {source}: refused or failed while extracting: {e}") from e
+    else:
+        raise ConversionError(f"--source {source} is not a folder or a supported archive (.zip, .tar, .tar.gz, ...)")
+    if refused:
+        shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise ConversionError(
+            f"--source {source}: refused to extract, {len(refused)} member(s) would be written outside the "
+            f"extraction folder: {shown}. Extract it yourself after checking it, and pass the folder"
+        )
 
 
 def cleanup_extracted(dest: Path) -> None:
@@ -441,15 +560,48 @@ class _ProbedImage:
     orientation: int
 
 
+HEIF_SUFFIXES = {".heic", ".heif"}
+
+
+def check_image_signature(path: Path) -> None:
+    """Check that a file's first bytes are those of an image format Ultralytics reads, before Pillow opens it.
+
+    Ultralytics replaces ``PIL.Image.open`` with a version that, on any file Pillow cannot identify, pip-installs
+    pi-heif and retries, so a text file named ``.jpg`` would end in an install attempt and a "No module named
+    'pi_heif'" message. Checking the signature first keeps that path for real HEIC/HEIF files only.
+
+    Raises:
+        ValueError: If the content matches no such format (the message shows the first bytes), or the file is
+            HEIC/HEIF and pi-heif is not installed.
+    """
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        try:
+            import pi_heif  # noqa: F401  (decoder Ultralytics registers for HEIC/HEIF)
+        except ImportError:
+            raise ValueError("HEIC/HEIF image: reading it needs the pi-heif package (pip install pi-heif)") from None
+        return
+    Image.init()
+    with open(path, "rb") as f:
+        prefix = f.read(64)
+    formats = {"JPEG2000"} | {name for name in Image.OPEN if name.lower() in IMG_FORMATS}
+    if not any(accept is not None and accept(prefix) for name, (_, accept) in Image.OPEN.items() if name in formats):
+        kind = "an empty file" if not prefix else f"content starting with {prefix[:12]!r}"
+        raise ValueError(
+            f"not an image: {kind} matches no image format Ultralytics reads ({', '.join(sorted(formats))})"
+        )
+
+
 def probe_image(path: Path) -> _ProbedImage:
     """Open and fully decode an image, so truncated files fail here rather than in the training loop.
 
     Raises:
-        ValueError: If the format is not one Ultralytics trains on or the image is smaller than 10 px (its limit).
+        ValueError: If the file is no image (:func:`check_image_signature`), the format is not one Ultralytics trains
+            on, or the image is smaller than 10 px (its limit).
         OSError: If the file cannot be decoded (unreadable or truncated).
     """
+    check_image_signature(path)
     with Image.open(path) as image:
-        if (image.format or "").lower() not in IMG_FORMATS:
+        if (image.format or "").lower() not in IMG_FORMATS | {"jpeg2000"}:
             raise ValueError(f"format {image.format} is not an Ultralytics image format")
         displayed_size = exif_size(image)
         orientation = exif_orientation(image)
@@ -460,29 +612,92 @@ def probe_image(path: Path) -> _ProbedImage:
     return _ProbedImage(stored_size, displayed_size, orientation)
 
 
+def read_manifest(dest: Path) -> list[str]:
+    """Return the relative paths an earlier run recorded in ``dest``'s manifest (empty if there is none)."""
+    manifest = dest / MANIFEST_NAME
+    if not manifest.is_file():
+        return []
+    return [line for line in manifest.read_text(encoding="utf-8").splitlines() if line]
+
+
+def record_written(dest: Path, paths: Iterable[Path], replace: bool = False) -> None:
+    """Add files below ``dest`` to its manifest (or replace the list), so a later run may delete exactly those.
+
+    Args:
+        dest: Folder holding the manifest.
+        paths: Files below ``dest``.
+        replace: Write only ``paths`` (plus the manifest itself) instead of adding them to the recorded ones.
+    """
+    recorded = [] if replace else read_manifest(dest)
+    names = set(recorded)
+    for path in paths:
+        name = Path(path).resolve().relative_to(dest.resolve()).as_posix()
+        if name not in names:
+            names.add(name)
+            recorded.append(name)
+    if MANIFEST_NAME not in names:
+        recorded.insert(0, MANIFEST_NAME)
+    (dest / MANIFEST_NAME).write_text("".join(f"{name}\n" for name in recorded), encoding="utf-8")
+
+
+def _files_below(dest: Path, skip: set[str]) -> Iterator[str]:
+    """Yield every file, link and special entry below ``dest`` as a relative path, without entering ``skip`` folders."""
+    for folder, subfolders, files in os.walk(dest):
+        here = Path(folder)
+        links = [d for d in subfolders if (here / d).is_symlink()]  # listed, never entered: a link is one entry
+        subfolders[:] = [
+            d for d in subfolders if d not in links and (here / d).relative_to(dest).as_posix() not in skip
+        ]
+        for name in (*files, *links):
+            yield (here / name).relative_to(dest).as_posix()
+
+
 def prepare_dest(dest: Path) -> None:
-    """Make ``dest`` ready for a (re-)run: remove what an earlier run wrote, refuse a folder with foreign content.
+    """Make ``dest`` ready for a (re-)run: delete exactly the files an earlier run recorded, or refuse.
+
+    Files are recorded in ``dest/prepare_files.txt`` (the manifest). Anything else below ``dest`` - a file the user
+    put there, or the output of an older version that kept no manifest - makes the run stop before deleting anything.
+    Not counted as foreign: Ultralytics' ``labels/<split>.cache`` files (left in place; Ultralytics rebuilds a cache
+    whose labels changed) and, in a folder with a manifest, the ``.extracted`` scratch folder of an interrupted run.
 
     Raises:
-        ConversionError: If ``dest`` holds files this tool did not write (it never deletes those).
+        ConversionError: If ``dest`` is a file or holds files no earlier run recorded (it never deletes those).
     """
+    if dest.exists() and not dest.is_dir():
+        raise ConversionError(f"--dest {dest} is a file, not a folder")
     dest.mkdir(parents=True, exist_ok=True)
-    foreign = sorted(p.name for p in dest.iterdir() if p.name not in (*MANAGED_OUTPUTS, EXTRACT_DIR_NAME))
+    recorded = set(read_manifest(dest))
+    escaping = sorted(name for name in recorded if _leaves_folder(name))
+    if escaping:  # the list is a plain text file: never let an edited one point a deletion outside dest
+        raise ConversionError(f"{dest / MANIFEST_NAME} names files outside --dest ({', '.join(escaping[:5])}); refused")
+    claimed = bool(recorded)
+    skip = {EXTRACT_DIR_NAME} if claimed else set()
+    foreign = [
+        name
+        for name in _files_below(dest, skip)
+        if name not in recorded
+        and not (name.startswith("labels/") and name.endswith(LABEL_CACHE_SUFFIX) and name.count("/") == 1)
+    ]
     if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConversionError(
-            f"--dest {dest} contains files not written by prepare_dataset ({', '.join(foreign[:5])}); "
-            "use an empty or new folder"
+            f"--dest {dest} holds {len(foreign)} file(s) that no earlier scsa-yolo prepare run recorded in "
+            f"{MANIFEST_NAME} ({shown}); nothing was deleted. Use an empty or new folder, or move those files away"
         )
-    if any((dest / name).exists() for name in MANAGED_OUTPUTS) and not (dest / REPORT_NAME).exists():
-        raise ConversionError(f"--dest {dest} has images/ or labels/ without {REPORT_NAME}; use an empty or new folder")
-    for name in MANAGED_OUTPUTS:
+    folders = set()
+    for name in sorted(recorded):
         path = dest / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
+        if path.is_file() or path.is_symlink():
             path.unlink()
+        folders.update(p for p in path.parents if p != dest and dest in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # deepest first; only empty ones go
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
+    if claimed:
+        shutil.rmtree(dest / EXTRACT_DIR_NAME, ignore_errors=True)
     # Claim the folder first, so a run that is interrupted half-way can still be repeated into it
     (dest / REPORT_NAME).write_text(json.dumps({"status": "conversion did not finish"}) + "\n", encoding="utf-8")
+    record_written(dest, [dest / REPORT_NAME], replace=True)
 
 
 def _unique_stems(samples: list[Sample], report: ConversionReport) -> dict[int, str]:
@@ -561,6 +776,9 @@ def _convert_sample(
 
     lines = []
     for box in sample.boxes:
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box.xyxy):
+            report.drop_box(split, "non_finite", f"{box.origin}: {box.xyxy}")  # NaN passes every clip and comparison
+            continue
         class_id = spec.class_index(box.label)
         if class_id is None:
             reason = "excluded_class" if spec.is_excluded(box.label) else "unknown_class"
@@ -584,7 +802,8 @@ def _convert_sample(
 
     image_target = dest / "images" / split / f"{stem}{sample.image.suffix}"
     if options.fill_ignored and sample.ignore_regions:
-        regions = [clip_box(displayed(r), probed.displayed_size)[0] for r in sample.ignore_regions]
+        finite = [r for r in sample.ignore_regions if all(math.isfinite(v) for v in r.xyxy)]
+        regions = [clip_box(displayed(r), probed.displayed_size)[0] for r in finite]
         _paint_regions(sample.image, image_target, regions)
         report.count(split, "painted_images")
     else:
@@ -594,6 +813,126 @@ def _convert_sample(
     report.count(split, "images_out")
     if not lines:
         report.count(split, "background_images")
+
+
+def leave_out_unlabelled(samples: list[Sample], report: ConversionReport, keep_backgrounds: bool) -> list[Sample]:
+    """Decide what happens to images that have no annotation file; count and report every one left out.
+
+    A folder in which no image has an annotation is an unlabelled set (e.g. URPC's ``test-B-image/``, whose images
+    are full of unlabelled objects): its images are left out with a note naming the folder, always. A single image
+    without annotation in a labelled folder is left out too, unless ``keep_backgrounds`` says such images are
+    backgrounds. Images listed in an annotation file without boxes (COCO) have an annotation and are kept.
+
+    Args:
+        samples: Parsed samples.
+        report: Receives the skips (reasons ``unlabelled_folder``, ``image_without_annotation``) and notes.
+        keep_backgrounds: Keep lone unannotated images as background images.
+
+    Returns:
+        The samples to write.
+    """
+    labelled_folders = {s.image.parent for s in samples if s.image is not None and s.annotation is not None}
+    kept, unlabelled_folders = [], defaultdict(list)
+    for sample in samples:
+        if sample.image is None or sample.annotation is not None:
+            kept.append(sample)
+        elif sample.image.parent not in labelled_folders:
+            unlabelled_folders[sample.image.parent].append(sample)
+        elif keep_backgrounds:
+            kept.append(sample)
+        else:
+            report.skip_image(sample.split, "image_without_annotation", str(sample.image))
+    for folder, group in sorted(unlabelled_folders.items()):
+        report.note(f"{folder}: {len(group)} images, none with an annotation (an unlabelled test set?); left out")
+        for sample in group:
+            report.skip_image(sample.split, "unlabelled_folder", str(sample.image))
+    return kept
+
+
+def _file_digest(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pixel_digest(path: Path) -> str | None:
+    """Return the SHA-256 of an image's decoded RGB pixels and size, or None if it cannot be decoded."""
+    try:
+        check_image_signature(path)
+        with Image.open(path) as image:
+            pixels = image.convert("RGB")
+            return hashlib.sha256(f"{pixels.size}".encode() + pixels.tobytes()).hexdigest()
+    except (OSError, ValueError):  # reported by the image probe when the sample is written
+        return None
+
+
+def _image_dimensions(path: Path) -> tuple[int, int] | None:
+    """Return (width, height) from the image header without decoding, or None for files that are no image."""
+    try:
+        check_image_signature(path)
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
+
+
+def find_cross_split_duplicates(
+    samples: list[Sample], report: ConversionReport, drop: bool, pixels: bool = False
+) -> list[Sample]:
+    """Report images identical to an image of an earlier split; optionally leave them out.
+
+    A copy of a training image in val or test inflates every metric measured there. By default files are compared
+    by size first and hashed (SHA-256) only when sizes collide across splits: byte-identical copies. With ``pixels``
+    the decoded RGB pixels are hashed instead (images whose dimensions collide across splits), which also finds
+    copies that differ only in metadata or container (EXIF stripped, PNG saved as BMP); it decodes those images
+    once more.
+
+    Args:
+        samples: Samples with their final splits.
+        report: Receives each duplicate (``duplicate_across_splits`` with both names) and per-split counts.
+        drop: Leave the later copy out (skip reason ``duplicate_of_earlier_split``, its boxes ``image_skipped``).
+        pixels: Compare decoded pixels rather than file bytes.
+
+    Returns:
+        The samples to write.
+    """
+    by_size: dict[object, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        if sample.image is not None and sample.split in SPLITS and sample.image.is_file():  # dangling links: later
+            size = _image_dimensions(sample.image) if pixels else sample.image.stat().st_size
+            if size is not None:
+                by_size[size].append(sample)
+    by_digest: dict[str, list[Sample]] = defaultdict(list)
+    candidates = [group for group in by_size.values() if len({s.split for s in group}) > 1]
+    for sample in TQDM([s for group in candidates for s in group], desc="Looking for copies across splits"):
+        digest = _pixel_digest(sample.image) if pixels else _file_digest(sample.image)
+        if digest is not None:
+            by_digest[digest].append(sample)
+    dropped = set()
+    for group in by_digest.values():
+        first = min(SPLITS.index(s.split) for s in group)
+        keeper = next(s for s in group if SPLITS.index(s.split) == first)
+        for sample in group:
+            if SPLITS.index(sample.split) == first:
+                continue
+            report.count(sample.split, "duplicates_of_earlier_split")
+            report.issue(
+                "duplicate_across_splits", f"{sample.image} ({sample.split}) == {keeper.image} ({keeper.split})"
+            )
+            if drop:
+                dropped.add(id(sample))
+                report.skip_image(sample.split, "duplicate_of_earlier_split", str(sample.image))
+                if sample.boxes:
+                    report.drop_box(sample.split, "image_skipped", str(sample.image), len(sample.boxes))
+    if report.issue_totals["duplicate_across_splits"]:
+        n = report.issue_totals["duplicate_across_splits"]
+        action = "left out" if drop else "kept (--drop-eval-duplicates leaves them out)"
+        kind = "pixel-identical" if pixels else "byte-identical"
+        report.note(f"{n} image(s) {kind} to an image of an earlier split, {action}: see duplicate_across_splits")
+    return [s for s in samples if id(s) not in dropped]
 
 
 def write_dataset(
@@ -621,6 +960,8 @@ def write_dataset(
     Raises:
         ConversionError: If no image or no box could be written.
     """
+    samples = leave_out_unlabelled(samples, report, options.unlabelled_backgrounds)
+    samples = find_cross_split_duplicates(samples, report, options.drop_eval_duplicates, options.pixel_duplicates)
     samples = sorted(samples, key=lambda s: (s.split, str(s.image or s.annotation)))
     for sample in samples:
         if sample.image is None:
@@ -631,13 +972,21 @@ def write_dataset(
                 report.issue("annotation_without_image", str(sample.annotation))
         elif sample.annotation is None:
             report.count(sample.split, "images_without_annotation")
-            report.issue("image_without_annotation", str(sample.image))
+            report.issue("image_without_annotation_kept_as_background", str(sample.image))
 
     used_splits = sorted({s.split for s in samples if s.image}, key=SPLITS.index)
     for split in used_splits:
         (dest / "images" / split).mkdir(parents=True, exist_ok=True)
         (dest / "labels" / split).mkdir(parents=True, exist_ok=True)
     stems = _unique_stems(samples, report)
+    planned = [dest / name for name in ("data.yaml", REPORT_NAME)]
+    planned += [dest / "splits" / f"{split}.txt" for split in split_lists or {}]
+    for position, sample in enumerate(samples):
+        if sample.image is not None:
+            stem = stems[position]
+            planned += [dest / "images" / sample.split / f"{stem}{sample.image.suffix}"]
+            planned += [dest / "labels" / sample.split / f"{stem}.txt"]
+    record_written(dest, planned)  # before writing: an interrupted run can still be repeated into dest
     for position, sample in enumerate(TQDM(samples, desc=f"Converting {spec.title}", unit="img")):
         if sample.image is not None:
             _convert_sample(sample, stems[position], spec, dest, options, report)
@@ -651,12 +1000,14 @@ def write_dataset(
     result = report.to_dict()
     (dest / REPORT_NAME).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(report.table())
+    record_written(dest, [p for p in planned if p.exists()], replace=True)  # exactly what this run wrote
     if not total_images or not total_boxes:
         raise ConversionError(
             f"nothing usable found for {spec.title}: {total_images} images and {total_boxes} boxes written; "
             f"see {dest / REPORT_NAME} for what was skipped and why (is --source the extracted {spec.title} download?)"
         )
     write_data_yaml(spec, dest, used_splits, bool(split_lists))
+    record_written(dest, [dest / "data.yaml"])
     return result
 
 
@@ -677,7 +1028,7 @@ def write_data_yaml(spec: DatasetSpec, dest: Path, splits: list[str], has_split_
     data = {k: data[k] for k in SPLITS if k in data}
     data["names"] = dict(enumerate(spec.names))
     header = (
-        f"# {spec.title} converted by scripts/prepare_dataset.py {spec.key} (scsa-yolo)\n"
+        f"# {spec.title} converted by scsa-yolo prepare {spec.key}\n"
         f"# Source: {spec.source_url}\n"
         f"# Licence: {spec.licence}\n"
         f"# Split: {spec.split_note}\n"

@@ -60,7 +60,7 @@ def parse_visdrone_file(path: Path, report: ConversionReport, split: str) -> tup
         fields = [f.strip() for f in line.rstrip(",").split(",")]  # some files end rows with a comma
         try:
             left, top, width, height, score, category = (int(float(v)) for v in fields[:6])
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan" raises ValueError, "inf" OverflowError: both malformed
             fields = []
         where = f"{path}:{number}"
         if len(fields) < 6:
@@ -122,16 +122,12 @@ def parse_visdrone(roots: list[Path], dest: Path, report: ConversionReport, **_:
             if image.parent.parent == folder and image.parent.name.lower() == "images":
                 folder_images[image.stem].append(image)
         annotations = {p.stem: p for p in texts if p.parent.parent == folder and p.parent.name.lower() == "annotations"}
-        if not annotations:
-            report.note(f"{folder}: no annotations/ folder, its images are written as background")
         for stem in sorted(folder_images.keys() | annotations.keys()):
             annotation = annotations.get(stem)
             boxes, ignored = parse_visdrone_file(annotation, report, split) if annotation else ([], [])
             first, *others = folder_images.get(stem) or [None]
             samples.append(Sample(split, first, annotation, boxes, ignored))
             for image in others:  # "a.jpg" and "a.png" share "a.txt": it belongs to one of them at most
-                report.issue(
-                    "ambiguous_annotation", f"{annotation} also matches {image}; that image kept as background"
-                )
+                report.issue("ambiguous_annotation", f"{annotation} also matches {image}; that image has no annotation")
                 samples.append(Sample(split, image))
     return samples, None

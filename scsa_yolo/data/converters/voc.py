@@ -6,9 +6,15 @@ Native layout (competition release and its mirrors; folder names vary)::
     .../JPEGImages/<name>.jpg  or .../image/<name>.jpg
 
 XML files are matched to images by stem; when several images share it, the one nearest in the folder tree wins.
-Boxes are used as ``xmin..xmax`` without the VOC 1-based shift, like Ultralytics' own VOC converter, and
-``difficult`` objects are dropped (counted) as that converter does. The split is made here: a seeded shuffle of the
-sorted image list, ``round(n * val_fraction)`` images to val, recorded in ``splits/{train,val}.txt``.
+Pixel coordinates are 1-based as in the VOC devkit: like Ultralytics' own VOC conversion (the ``download`` script of
+``ultralytics/cfg/datasets/VOC.yaml``: centre ``(min + max) / 2 - 1``, size ``max - min``) both corners are shifted by
+-1 pixel. URPC's XML fits this reading: boxes end at ``ymax = 1081`` on 1080-pixel-high images. ``difficult`` objects
+are dropped (counted) as that converter does.
+
+Images without an XML are handled by :func:`.common.leave_out_unlabelled` *before* the split, so a folder of
+unlabelled test images (URPC's ``test-B-image/``) is reported and never takes a val slot. The split is made here: a
+seeded shuffle of the sorted list of images to write, ``round(n * val_fraction)`` to val, recorded in
+``splits/{train,val}.txt``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from .common import (
     Sample,
     find_files,
     find_images,
+    leave_out_unlabelled,
 )
+
+VOC_PIXEL_OFFSET = 1.0  # VOC devkit pixel indices start at 1
 
 URPC2020 = DatasetSpec(
     key="urpc2020",
@@ -89,7 +98,7 @@ def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None
         size = root.find("size")
         declared = (int(_number(size, "width")), int(_number(size, "height")))
         declared = declared if min(declared) > 0 else None
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, OverflowError):  # int(inf) raises OverflowError
         declared = None
     boxes, drops = [], []
     for number, obj in enumerate(root.iter("object"), 1):
@@ -106,7 +115,7 @@ def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None
         if (obj.findtext("difficult") or "0").strip() == "1":
             drops.append(("difficult", where))
             continue
-        boxes.append(RawBox(name, xyxy, where))
+        boxes.append(RawBox(name, tuple(v - VOC_PIXEL_OFFSET for v in xyxy), where))
     return VocAnnotation(path, boxes, declared, (root.findtext("filename") or "").strip(), drops)
 
 
@@ -116,7 +125,13 @@ def _nearest(candidates: list[Path], anchor: Path) -> Path:
 
 
 def parse_voc(
-    roots: list[Path], dest: Path, report: ConversionReport, val_fraction: float = 0.2, seed: int = 0, **_: object
+    roots: list[Path],
+    dest: Path,
+    report: ConversionReport,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    unlabelled_backgrounds: bool = False,
+    **_: object,
 ) -> tuple[list[Sample], dict[str, list[str]]]:
     """Collect URPC2020 samples and split them into train/val deterministically.
 
@@ -126,6 +141,7 @@ def parse_voc(
         report: Receives parse problems.
         val_fraction: Share of images written to val (0-1).
         seed: Seed of the shuffle.
+        unlabelled_backgrounds: Keep lone images without XML (in folders of labelled images) as backgrounds.
 
     Returns:
         Samples, and the source image paths per split (written to ``splits/``).
@@ -155,14 +171,19 @@ def parse_voc(
         else:
             annotation_of[image] = parsed
 
+    candidates = [
+        Sample(UNASSIGNED, image, annotation_of[image].path if image in annotation_of else None) for image in images
+    ]
+    kept = [s.image for s in leave_out_unlabelled(candidates, report, unlabelled_backgrounds)]
+
     # Split by image, on the sorted list, so the split depends on the file set and the seed only
-    order = sorted(images, key=lambda p: str(p))
+    order = sorted(kept, key=lambda p: str(p))
     random.Random(seed).shuffle(order)
     n_val = round(len(order) * val_fraction)
     split_of = {image: ("val" if i < n_val else "train") for i, image in enumerate(order)}
 
     samples = []
-    for image in images:
+    for image in kept:
         parsed = annotation_of.get(image)
         if parsed is None:
             samples.append(Sample(split_of[image], image))

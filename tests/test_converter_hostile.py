@@ -1,0 +1,171 @@
+"""Converters on hostile and broken input: archives that escape, non-finite numbers, clashing ids, fake images."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_converters import HEADER, ZEROS, assert_balanced, build_urpc, load_report, make_image, voc_xml, write
+
+from scsa_yolo.data.converters import ConversionError, convert_dataset
+from scsa_yolo.data.converters.common import unsafe_tar_members
+
+
+def add_member(archive: tarfile.TarFile, name: str, data: bytes = b"x", kind: bytes = tarfile.REGTYPE, link: str = ""):
+    """Add one member of any kind to an open tar archive."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, len(data) if kind == tarfile.REGTYPE else 0
+    archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("../../../../../escaped.txt",)],  # from .extracted/0_bad.tar up to tmp_path
+        [("/tmp/scsa_yolo_absolute_escape.txt",)],
+        [("evil", b"", tarfile.SYMTYPE, "../../../../.."), ("evil/escaped.txt",)],  # a file written through a link
+        [("ok", b"", tarfile.SYMTYPE, "."), ("ok/up", b"", tarfile.SYMTYPE, "..")],  # a chain that climbs out
+        [("d", b"", tarfile.SYMTYPE, "."), ("sub/l", b"", tarfile.SYMTYPE, "../d/..")],  # '..' after a link
+        [("hard", b"", tarfile.LNKTYPE, "../outside.txt")],
+    ],
+    ids=["dotdot", "absolute", "file-through-link", "link-chain", "dotdot-after-link", "hardlink"],
+)
+def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, members):
+    """Nothing is extracted, the error names the member, and no file appears outside --dest."""
+    archive_path = tmp_path / "deep" / "er" / "bad.tar"
+    archive_path.parent.mkdir(parents=True)
+    with tarfile.open(archive_path, "w") as archive:
+        for member in members:
+            add_member(archive, *member)
+    before = {p for p in tmp_path.rglob("*")}
+    dest = tmp_path / "deep" / "er" / "out"
+    with pytest.raises(ConversionError, match="refused to extract") as error:
+        convert_dataset("duo", [archive_path], dest)
+    assert members[-1][0] in str(error.value)
+    assert {p for p in tmp_path.rglob("*") if dest not in p.parents and p != dest} == before
+    assert not Path("/tmp/scsa_yolo_absolute_escape.txt").exists()
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "python-without-data-filter"])
+def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_filter):
+    """A link that stays inside is fine, with or without tarfile's data filter; devices are refused lexically."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.9.16 / 3.10.11 / 3.11.3
+    src = build_urpc(tmp_path / "src", n=3)
+    archive_path = tmp_path / "urpc.tar.gz"
+    with tarfile.open(archive_path, "w:gz") as archive:
+        archive.add(src, arcname="URPC2020")
+        add_member(archive, "URPC2020/box/readme_link", b"", tarfile.SYMTYPE, "../box/000000.xml")  # stays inside
+    convert_dataset("urpc2020", [archive_path], tmp_path / "out", val_fraction=0)
+    assert load_report(tmp_path / "out")["splits"]["train"]["images_out"] == 2
+    device = tarfile.TarInfo("dev")
+    device.type = tarfile.CHRTYPE
+    assert unsafe_tar_members([device]) == ["dev: device or FIFO member"]
+
+
+def test_zip_members_with_dotdot_are_refused(tmp_path):
+    """zipfile would silently rename '../x'; the converter refuses the archive and names the member."""
+    archive_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("annotations/instances_train.json", "{}")
+        archive.writestr("../../escaped.txt", "x")
+    with pytest.raises(ConversionError, match=r"\.\./\.\./escaped\.txt"):
+        convert_dataset("duo", [archive_path], tmp_path / "out")
+
+
+def test_non_finite_and_boolean_coordinates_are_dropped_never_written(tmp_path):
+    """NaN/inf in COCO, VOC, bbGt and VisDrone rows: own drop reason; [0, 0, inf, inf] is no full-image box."""
+    coco_src = tmp_path / "coco"
+    make_image(coco_src / "images" / "train" / "a.jpg")
+    bboxes = [[float("nan"), 5, 20, 20], [0, 0, float("inf"), float("inf")], [True, 1, 5, 5], [1, 1, 10, 10]]
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": i, "image_id": 1, "category_id": 1, "bbox": b} for i, b in enumerate(bboxes)],
+        "categories": [{"id": 1, "name": "echinus"}],
+    }
+    write(coco_src / "annotations" / "instances_train.json", json.dumps(train))  # NaN / Infinity as Python writes
+    convert_dataset("duo", [coco_src], tmp_path / "o1")
+    drops = load_report(tmp_path / "o1")["splits"]["train"]["boxes_dropped_by_reason"]
+    assert drops == {"malformed_line": 1, "non_finite": 2}
+
+    voc_src = build_urpc(tmp_path / "voc", n=3)
+    write(voc_src / "box" / "000000.xml", voc_xml("000000.jpg", [("echinus", ("nan", 2, 9, 9), 0)]))
+    convert_dataset("urpc2020", [voc_src], tmp_path / "o2", val_fraction=0)
+    assert load_report(tmp_path / "o2")["splits"]["train"]["boxes_dropped_by_reason"]["non_finite"] == 1
+
+    exdark = tmp_path / "exdark"
+    make_image(exdark / "ExDark" / "Car" / "1.jpg")
+    write(exdark / "ExDark_Annno" / "Car" / "1.jpg.txt", HEADER + f"Car nan 1 5 5{ZEROS}\nCar 1 1 inf 5{ZEROS}\n"
+          f"Car 1 1 5 5{ZEROS}\n")  # fmt: skip
+    write(exdark / "imageclasslist.txt", "1.jpg 5 1 1 1\n")
+    convert_dataset("exdark", [exdark], tmp_path / "o3")
+    assert load_report(tmp_path / "o3")["splits"]["train"]["boxes_dropped_by_reason"] == {"non_finite": 2}
+
+    visdrone = tmp_path / "visdrone" / "VisDrone2019-DET-train"
+    make_image(visdrone / "images" / "1.jpg")
+    write(visdrone / "annotations" / "1.txt", "1,1,inf,5,1,4,0,0\nnan,1,5,5,1,4,0,0\n1,1,5,5,1,4,0,0\n")
+    convert_dataset("visdrone", [tmp_path / "visdrone"], tmp_path / "o4")
+    assert load_report(tmp_path / "o4")["splits"]["train"]["boxes_dropped_by_reason"] == {"malformed_line": 2}
+
+    for out in ("o1", "o2", "o3", "o4"):
+        assert_balanced(load_report(tmp_path / out))
+        for label in (tmp_path / out / "labels").rglob("*.txt"):
+            text = label.read_text()
+            assert "nan" not in text and "inf" not in text and "1.000000 1.000000" not in text, label
+
+
+def test_duplicate_coco_image_ids_stop_with_both_file_names(tmp_path):
+    """Two images with one id: no box is moved onto the wrong image; the error names the file, the id, both names."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    make_image(tmp_path / "src" / "images" / "train" / "b.jpg")
+    train = {
+        "images": [{"id": 7, "file_name": "a.jpg"}, {"id": 7, "file_name": "b.jpg"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "echinus"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    with pytest.raises(
+        ConversionError, match=r"instances_train\.json: image id 7 is used by both 'a\.jpg' and 'b\.jpg'"
+    ):
+        convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+
+def test_text_file_named_jpg_is_reported_plainly_and_installs_nothing(tmp_path, monkeypatch):
+    """A symlink to a text file named .jpg: skipped with what is wrong with it; Ultralytics' pip fallback never runs."""
+    import ultralytics.utils.checks
+
+    def no_install(*args, **kwargs):
+        raise AssertionError(f"check_requirements{args} called: an install would be attempted")
+
+    monkeypatch.setattr(ultralytics.utils.checks, "check_requirements", no_install)
+    src = build_urpc(tmp_path / "src", n=3)  # 000000 and 000001 have XML files
+    write(tmp_path / "notes.txt", "not an image\n")
+    (src / "image" / "000001.jpg").unlink()
+    os.symlink(tmp_path / "notes.txt", src / "image" / "000001.jpg")
+    (src / "image" / "000000.jpg").unlink()
+    os.symlink(tmp_path / "gone.jpg", src / "image" / "000000.jpg")  # dangling link
+    make_image(src / "image" / "000002.jpg")
+    write(src / "box" / "000002.xml", voc_xml("000002.jpg", [("echinus", (2, 2, 20, 20), 0)]))
+    convert_dataset("urpc2020", [src], tmp_path / "out", val_fraction=0)
+    report = load_report(tmp_path / "out")
+    assert report["splits"]["train"]["images_skipped_by_reason"] == {"unreadable_image": 1, "unusable_image": 1}
+    assert "No such file" in report["issues"]["unreadable_image"]["examples"][0]
+    example = report["issues"]["unusable_image"]["examples"][0]
+    assert "not an image: content starting with b'not an image" in example and "pi_heif" not in example
+
+
+def test_edited_file_list_cannot_point_a_deletion_outside_dest(tmp_path):
+    """prepare_files.txt is plain text: a name leaving --dest stops the run, and the file it names survives."""
+    src, dest = build_urpc(tmp_path / "src", n=3), tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest)
+    victim = write(tmp_path / "precious.txt", "mine")
+    with open(dest / "prepare_files.txt", "a") as manifest:
+        manifest.write("../precious.txt\n")
+    with pytest.raises(ConversionError, match=r"names files outside --dest \(\.\./precious\.txt\)"):
+        convert_dataset("urpc2020", [src], dest)
+    assert victim.read_text() == "mine"
