@@ -200,7 +200,9 @@ def _wrap_check_yaml(check_yaml):
         found = check_yaml(file, suffix=suffix, hard=False)
         if found:
             return found
-        if Path(str(file)).name == str(file):
+        # Ultralytics looks up the scaled name softly, then the scale-free one: a local file of the scale-free name
+        # must win over a derived one, so derive on the second lookup.
+        if Path(str(file)).name == str(file) and (hard or models.scale_free(file) == str(file)):
             try:
                 derived = models.model_yaml(str(file))
             except models.UnknownModel:

@@ -144,6 +144,11 @@ def _listing() -> str:
     )
 
 
+def scale_free(name: str) -> str:
+    """The name without its scale letter, as Ultralytics unifies it ('yolo26n-seg-scsa.yaml' -> 'yolo26-seg-scsa.yaml')."""
+    return _SCALE.sub(r"\1\3", str(name))
+
+
 def parse_name(name: str) -> ModelName | None:
     """Take a derived model name apart.
 
@@ -157,7 +162,7 @@ def parse_name(name: str) -> ModelName | None:
     Raises:
         UnknownModel: If the name looks like a derived model but a part does not exist; the message lists what does.
     """
-    stem = _SCALE.sub(r"\1\3", Path(str(name)).stem)
+    stem = scale_free(Path(str(name)).stem)
     parts = stem.split("-")
     if len(parts) < 2 or any((_ultralytics_models_dir() / f / f"{stem}.yaml").is_file() for f in FAMILIES.values()):
         return None  # no room for a block name, or a stock config (Ultralytics' own lookup finds it)
