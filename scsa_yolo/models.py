@@ -145,8 +145,13 @@ def _listing() -> str:
 
 
 def scale_free(name: str) -> str:
-    """The name without its scale letter, as Ultralytics unifies it ('yolo26n-seg-scsa.yaml' -> 'yolo26-seg-scsa.yaml')."""
+    """The name without its scale letter, as Ultralytics unifies it ('yolo26n-seg-scsa' -> 'yolo26-seg-scsa')."""
     return _SCALE.sub(r"\1\3", str(name))
+
+
+def scaled_name(stem: str, scale: str) -> str:
+    """A file name at one scale: ('yolo26-seg-scsa', 's') -> 'yolo26s-seg-scsa.yaml' (the letter after the version)."""
+    return re.sub(r"^(yolov?\d+)", rf"\g<1>{scale}", stem) + ".yaml"
 
 
 def parse_name(name: str) -> ModelName | None:

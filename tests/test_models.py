@@ -178,3 +178,17 @@ def test_generated_file_is_readable_yaml_with_its_origin(tmp_path, monkeypatch):
     rows = yaml.safe_load(text)["head"]
     assert rows[-1][:3] == [[17, 21, 25], 1, "Segment"]
     assert models.model_yaml("yolo11s-seg-scsa.yaml").read_text() == text  # stable: rewritten only when it differs
+
+
+def test_every_preset_and_table_name_resolves():
+    from ultralytics.nn import tasks
+
+    from scsa_yolo.benchmark.runner import PRESETS
+    from scsa_yolo.summary import pairs
+
+    names = {name for preset in PRESETS.values() for name in preset} | {n for pair in pairs("ns") for n in pair}
+    for name in names:  # Ultralytics' own lookup (scale-free name), which the derived names extend
+        assert tasks.check_yaml(models.scale_free(name)), name
+    assert {"yolo11n-scsa.yaml", "yolo26n-scsa-both.yaml", "yolo26n-ela.yaml"} <= names
+    assert ("yolo26s-pose.yaml", "yolo26s-pose-scsa.yaml") in pairs("ns")
+    assert models.scaled_name("yolo26-seg-scsa", "s") == "yolo26s-seg-scsa.yaml"
