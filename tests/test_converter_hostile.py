@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from test_converters import HEADER, ZEROS, assert_balanced, build_urpc, load_report, make_image, voc_xml, write
 
 from scsa_yolo.data.converters import ConversionError, convert_dataset
@@ -32,11 +34,43 @@ def add_member(archive: tarfile.TarFile, name: str, data: bytes = b"x", kind: by
         [("ok", b"", tarfile.SYMTYPE, "."), ("ok/up", b"", tarfile.SYMTYPE, "..")],  # a chain that climbs out
         [("d", b"", tarfile.SYMTYPE, "."), ("sub/l", b"", tarfile.SYMTYPE, "../d/..")],  # '..' after a link
         [("hard", b"", tarfile.LNKTYPE, "../outside.txt")],
+        # y is the extraction folder; five '..' after it reach tmp_path, while the name alone looks like "escaped.txt"
+        [("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."), ("a/b/c/d/y/../../../../../escaped.txt",)],
+        [
+            ("x", b"", tarfile.SYMTYPE, "a/b/c/d/y/../../../../../escaped.txt"),
+            ("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."),
+            ("x",),
+        ],  # a link through a link stored after it, then a file written over the link
+        [
+            ("hard", b"", tarfile.LNKTYPE, "a/b/c/d/y/../../../../../escaped.txt"),
+            ("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."),
+            ("hard",),
+        ],
+        [
+            ("a/b/c/d/y", b"", tarfile.SYMTYPE, "../../../.."),
+            ("x", b"", tarfile.SYMTYPE, "A/B/C/D/Y/../../../../../escaped.txt"),
+            ("x",),
+        ],  # Y is y on macOS and Windows
     ],
-    ids=["dotdot", "absolute", "file-through-link", "link-chain", "dotdot-after-link", "hardlink"],
+    ids=[
+        "dotdot",
+        "absolute",
+        "file-through-link",
+        "link-chain",
+        "dotdot-after-link",
+        "hardlink",
+        "dotdot-in-name-after-link",
+        "link-through-later-link",
+        "hardlink-through-later-link",
+        "case-folded-link",
+    ],
 )
-def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, members):
-    """Nothing is extracted, the error names the member, and no file appears outside --dest."""
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "python-without-data-filter"])
+def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, monkeypatch, members, data_filter):
+    """Nothing is extracted, the error names the member, and no file appears outside --dest, with or without
+    tarfile's data filter (absent before Python 3.9.17 / 3.10.12 / 3.11.4)."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
     archive_path = tmp_path / "deep" / "er" / "bad.tar"
     archive_path.parent.mkdir(parents=True)
     with tarfile.open(archive_path, "w") as archive:
@@ -53,7 +87,8 @@ def test_tar_members_leaving_the_scratch_folder_are_refused(tmp_path, members):
 
 @pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "python-without-data-filter"])
 def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_filter):
-    """A link that stays inside is fine, with or without tarfile's data filter; devices are refused lexically."""
+    """A link that stays inside is fine, with or without tarfile's data filter; devices are refused lexically; the
+    report names files as paths inside the archive."""
     if not data_filter:
         monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.9.16 / 3.10.11 / 3.11.3
     src = build_urpc(tmp_path / "src", n=3)
@@ -61,21 +96,58 @@ def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_fi
     with tarfile.open(archive_path, "w:gz") as archive:
         archive.add(src, arcname="URPC2020")
         add_member(archive, "URPC2020/box/readme_link", b"", tarfile.SYMTYPE, "../box/000000.xml")  # stays inside
+        add_member(archive, "URPC2020/notes_hard", b"", tarfile.LNKTYPE, "URPC2020/box/000000.xml")  # as GNU tar
+        add_member(archive, "URPC2020/notes_link", b"", tarfile.SYMTYPE, "notes_hard")  # to a hard link: a file
     convert_dataset("urpc2020", [archive_path], tmp_path / "out", val_fraction=0)
-    assert load_report(tmp_path / "out")["splits"]["train"]["images_out"] == 2
+    report = load_report(tmp_path / "out")
+    assert report["splits"]["train"]["images_out"] == 2
+    # the scratch folder is gone after the run: files are named inside the archive
+    assert report["issues"]["unreadable_annotation"]["examples"][0].startswith(
+        f"{archive_path}/URPC2020/box/broken.xml"
+    )
+    assert ".extracted" not in (tmp_path / "out" / "prepare_report.json").read_text()
     device = tarfile.TarInfo("dev")
     device.type = tarfile.CHRTYPE
     assert unsafe_tar_members([device]) == ["dev: device or FIFO member"]
 
 
 def test_zip_members_with_dotdot_are_refused(tmp_path):
-    """zipfile would silently rename '../x'; the converter refuses the archive and names the member."""
+    """zipfile would silently rename '../x'; the converter refuses the archive and names the member. Errors about a
+    file inside a sound archive name it inside the archive, not in the scratch folder removed after the run."""
     archive_path = tmp_path / "bad.zip"
     with zipfile.ZipFile(archive_path, "w") as archive:
         archive.writestr("annotations/instances_train.json", "{}")
         archive.writestr("../../escaped.txt", "x")
     with pytest.raises(ConversionError, match=r"\.\./\.\./escaped\.txt"):
         convert_dataset("duo", [archive_path], tmp_path / "out")
+
+    coco = json.dumps({"images": [], "annotations": [], "categories": []})
+    with zipfile.ZipFile(archive_path, "w") as archive:  # a sound archive; errors name files inside it
+        archive.writestr("DUO/annotations/instances_extra.json", coco)
+    with pytest.raises(
+        ConversionError,
+        match=f"cannot tell the split of {re.escape(str(archive_path))}/DUO/annotations/instances_extra",
+    ):
+        convert_dataset("duo", [archive_path], tmp_path / "out")
+
+
+@pytest.mark.parametrize("suffix", ["tar.gz", "tar", "zip"])
+def test_truncated_archive_is_a_clear_error_not_a_partial_dataset(tmp_path, suffix):
+    """A download cut short: the error names the archive and says so; nothing half-extracted stays behind."""
+    src = build_urpc(tmp_path / "src", n=3)
+    (src / "padding.bin").write_bytes(os.urandom(200_000))  # incompressible, so the cut falls inside a member
+    archive_path = tmp_path / f"urpc.{suffix}"
+    if suffix == "zip":
+        with zipfile.ZipFile(archive_path, "w") as archive:
+            for path in sorted(src.rglob("*")):
+                archive.write(path, path.relative_to(tmp_path).as_posix())
+    else:
+        with tarfile.open(archive_path, "w:gz" if suffix == "tar.gz" else "w") as archive:
+            archive.add(src, arcname="src")
+    archive_path.write_bytes(archive_path.read_bytes()[: archive_path.stat().st_size * 2 // 3])
+    with pytest.raises(ConversionError, match=r"urpc\.(zip|tar).*truncated or damaged"):
+        convert_dataset("urpc2020", [archive_path], tmp_path / "out")
+    assert not (tmp_path / "out" / ".extracted").exists()
 
 
 def test_non_finite_and_boolean_coordinates_are_dropped_never_written(tmp_path):
@@ -133,6 +205,75 @@ def test_duplicate_coco_image_ids_stop_with_both_file_names(tmp_path):
         ConversionError, match=r"instances_train\.json: image id 7 is used by both 'a\.jpg' and 'b\.jpg'"
     ):
         convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+
+def test_split_with_no_image_written_is_not_named_in_data_yaml(tmp_path):
+    """Every val image unreadable: data.yaml's val is no empty folder (Ultralytics stops on one) and the fallback to
+    train, whose scores are training scores, is said in the report; the same note when the user asks for no val."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    write(tmp_path / "src" / "images" / "test" / "b.jpg", "not an image\n")
+    for split, name in (("train", "a.jpg"), ("test", "b.jpg")):
+        anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
+        data = {
+            "images": [{"id": 1, "file_name": name}],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "echinus"}],
+        }
+        write(tmp_path / "src" / "annotations" / f"instances_{split}.json", json.dumps(data))
+    convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+    assert yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())["val"] == "images/train"
+    assert any("val scores are training scores" in note for note in load_report(tmp_path / "out")["notes"])
+
+    convert_dataset("urpc2020", [build_urpc(tmp_path / "urpc", n=3)], tmp_path / "o2", val_fraction=0)
+    assert any("val scores are training scores" in note for note in load_report(tmp_path / "o2")["notes"])
+
+
+def test_duplicate_coco_category_ids_stop_with_both_names(tmp_path):
+    """One category id with two names: no box is given a class by guess (a dict would keep the last name)."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "echinus"}, {"id": 1, "name": "starfish"}, {"id": 2, "name": "scallop"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    with pytest.raises(ConversionError, match=r"category id 1 is used by both 'echinus' and 'starfish'"):
+        convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+
+def test_coco_values_of_the_wrong_type_are_counted_never_a_traceback(tmp_path):
+    """Lists as ids, an integer beyond the float range, a non-object entry: each counted under its reason."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    ann = {"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg"}, "junk"],
+        "annotations": [
+            ann,
+            {**ann, "bbox": [10**400, 1, 5, 5]},
+            {**ann, "image_id": [1]},
+            {**ann, "category_id": {"id": 1}},
+            {**ann, "category_id": 2},
+        ],
+        "categories": [{"id": 1, "name": "echinus"}, {"id": [2], "name": "starfish"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+    report = load_report(tmp_path / "out")
+    drops = report["splits"]["train"]["boxes_dropped_by_reason"]
+    assert drops == {"annotation_without_image": 1, "malformed_line": 1, "unknown_class": 2}
+    assert report["issues"]["malformed_image_entry"]["count"] == 1
+    assert report["issues"]["malformed_category_entry"]["count"] == 1
+    assert_balanced(report)
+
+    write(tmp_path / "src" / "annotations" / "instances_train.json", '{"images": [1%s]}' % ("0" * 5000))
+    with pytest.raises(ConversionError, match=r"instances_train\.json is not valid JSON: Exceeds the limit"):
+        convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+
+    visdrone = tmp_path / "visdrone" / "VisDrone2019-DET-train"
+    make_image(visdrone / "images" / "1.jpg")
+    write(visdrone / "annotations" / "1.txt", "1e308,1,1e308,5,1,4,0,0\n1,1,5,5,1,4,0,0\n")  # int sum > float max
+    convert_dataset("visdrone", [tmp_path / "visdrone"], tmp_path / "o2")
+    assert load_report(tmp_path / "o2")["splits"]["train"]["boxes_dropped_by_reason"] == {"non_finite": 1}
 
 
 def test_text_file_named_jpg_is_reported_plainly_and_installs_nothing(tmp_path, monkeypatch):

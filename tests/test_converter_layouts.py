@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_converters import approx, assert_balanced, labels, load_report, make_image, voc_xml, write
+from test_converters import (
+    approx,
+    assert_balanced,
+    labels,
+    load_report,
+    make_image,
+    make_oversized_png,
+    voc_xml,
+    write,
+)
 
 from scsa_yolo.data.converters import CONVERTERS, ConvertOptions, convert_dataset
 
@@ -147,7 +156,8 @@ def test_utdac2020_release_as_shipped(tmp_path):
 
 
 def test_pixel_identical_copy_with_other_bytes_is_found_only_by_pixels(tmp_path):
-    """val/000002.png has the pixels of train/000003.jpg decoded, in another container: bytes differ, pixels match."""
+    """val/000002.png has the pixels of train/000003.jpg decoded, in another container: bytes differ, pixels match.
+    An image whose header claims a decompression bomb's size is skipped as unusable, in both modes."""
     from PIL import Image
 
     src = build_utdac(tmp_path / "UTDAC2020")
@@ -155,13 +165,17 @@ def test_pixel_identical_copy_with_other_bytes_is_found_only_by_pixels(tmp_path)
     with Image.open(src / "train2017" / "000003.jpg") as image:
         image.convert("RGB").save(src / "val2017" / "000002.png")
     (src / "val2017" / "000002.jpg").unlink()
+    make_oversized_png(src / "train2017" / "000002.jpg")
     val = json.loads((src / "annotations" / "instances_val2017.json").read_text())
     val["images"][1]["file_name"] = "000002.png"
     write(src / "annotations" / "instances_val2017.json", json.dumps(val))
     convert_dataset("utdac2020", [src], tmp_path / "bytes")
     assert load_report(tmp_path / "bytes")["issues"]["duplicate_across_splits"]["count"] == 1  # the byte copy only
     convert_dataset("utdac2020", [src], tmp_path / "pixels", ConvertOptions(pixel_duplicates=True))
-    examples = load_report(tmp_path / "pixels")["issues"]["duplicate_across_splits"]["examples"]
+    report = load_report(tmp_path / "pixels")
+    assert report["splits"]["train"]["images_skipped_by_reason"] == {"unusable_image": 1}
+    assert "decompression bomb" in report["issues"]["unusable_image"]["examples"][0]
+    examples = report["issues"]["duplicate_across_splits"]["examples"]
     assert len(examples) == 2 and any(
         "val2017/000002.png (val) ==" in e and "000003.jpg (train)" in e for e in examples
     )
@@ -193,6 +207,26 @@ def test_urpc_unlabelled_test_folder_is_reported_not_made_background(tmp_path):
     report = load_report(dest)
     assert sum(s["background_images"] for s in report["splits"].values()) == 1  # train/image/000003.jpg
     assert report["splits"]["unassigned"]["images_skipped_by_reason"] == {"unlabelled_folder": 3}
+
+
+def test_image_folder_linked_from_other_storage_is_read_once(tmp_path):
+    """train/image is a link to another disk (as on shared storage): its images are found, a link loop ends, and a
+    second link to the same folder adds no duplicates."""
+    store = tmp_path / "disk2" / "image"
+    for i in range(3):
+        make_image(store / f"{i:06d}.jpg")
+        write(
+            tmp_path / "URPC2020" / "train" / "box" / f"{i:06d}.xml",
+            voc_xml(f"{i:06d}.jpg", [("echinus", (2, 2, 9, 9), 0)]),
+        )
+    os.symlink(store, tmp_path / "URPC2020" / "train" / "image")
+    os.symlink(store, tmp_path / "URPC2020" / "train" / "image_again")
+    os.symlink("..", tmp_path / "URPC2020" / "train" / "box" / "loop")
+    convert_dataset("urpc2020", [tmp_path / "URPC2020"], tmp_path / "out", val_fraction=0)
+    report = load_report(tmp_path / "out")
+    assert report["splits"]["train"]["images_out"] == 3 and "unassigned" not in report["splits"]
+    listed = (tmp_path / "out" / "splits" / "train.txt").read_text().split()
+    assert listed == [f"train/image/{i:06d}.jpg" for i in range(3)]
 
 
 def test_voc_boxes_follow_the_one_based_pixel_convention(tmp_path):

@@ -58,6 +58,22 @@ def make_image(path: Path, size: tuple[int, int] = SIZE, colour=(40, 40, 40), or
     return path
 
 
+def make_oversized_png(path: Path) -> Path:
+    """Write a 16x16 PNG whose header claims 40000x40000 pixels: Pillow refuses it as a decompression bomb."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", 40000, 40000)  # IHDR width and height, after the signature and chunk header
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # the chunk's CRC over type and data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def write(path: Path, text: str) -> Path:
     """Write a text file, creating folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -461,6 +477,10 @@ def test_cli_exits_nonzero_when_nothing_usable(tmp_path, capsys):
     make_image(tmp_path / "junk2" / "image" / "x.jpg")
     assert cli.main(["urpc2020", "--source", str(tmp_path / "junk2"), "--dest", str(tmp_path / "o2")]) == 2
     assert "nothing usable" in capsys.readouterr().err
+    misplaced = ["--waterweeds", "--seed", "1"]  # flags of other datasets would be ignored: refused, nothing touched
+    assert cli.main(["ruod", "--source", str(tmp_path / "junk"), "--dest", str(tmp_path / "o4"), *misplaced]) == 2
+    assert "--seed is for urpc2020 only; --waterweeds is for utdac2020 only, not ruod" in capsys.readouterr().err
+    assert not (tmp_path / "o4").exists()
     src = build_urpc(tmp_path / "src")
     flags = ["--seed", "3", "--unlabelled-backgrounds", "--drop-eval-duplicates"]
     assert cli.main(["urpc2020", "--source", str(src), "--dest", str(tmp_path / "o3"), *flags]) == 0

@@ -203,7 +203,7 @@ def test_wheel_install_ships_hook_and_configs(tmp_path):
     assert {
         "scsa_yolo_autoload.pth",
         "scsa_yolo_autoload.py",
-        "scsa_yolo/nn/csrc/scsa_cpu.cpp",  # the fused kernel is built from the installed source
+        "scsa_yolo/nn/csrc/cpu/scsa_cpu.cpp",  # the CPU kernel is built from the installed source
     } <= names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

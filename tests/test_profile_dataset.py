@@ -6,7 +6,9 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import pytest
 from PIL import Image
+from test_converters import build_urpc, make_oversized_png
 
 from scsa_yolo.data.profile import profile_dataset, size_bucket
 
@@ -33,13 +35,26 @@ def test_size_buckets_follow_coco_limits():
     assert [size_bucket(a) for a in (32**2 - 1, 32**2, 96**2 - 1, 96**2)] == ["small", "medium", "medium", "large"]
 
 
-def test_profile_counts_sizes_and_brightness(tmp_path):
-    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; a text file named .png is counted, not read."""
+def test_profile_counts_sizes_and_brightness(tmp_path, monkeypatch):
+    """Summary, CSV, Markdown and PNG agree with the hand-made dataset; text files named .png / .heic and a PNG
+    claiming a decompression bomb's size are counted, not read, and nothing makes Ultralytics try to pip-install."""
+    import ultralytics.utils.checks
+
+    install_attempts = []  # recorded, since Ultralytics' PIL fallback swallows any exception raised here
+
+    def no_install(*args, **kwargs):
+        install_attempts.append(args)
+        raise ImportError("no install in tests")
+
+    monkeypatch.setattr(ultralytics.utils.checks, "check_requirements", no_install)
     out = tmp_path / "profile"
     data = make_dataset(tmp_path / "ds")
-    (tmp_path / "ds" / "images" / "val" / "notes.png").write_text("not an image\n")
+    for name in ("notes.png", "notes.heic"):
+        (tmp_path / "ds" / "images" / "val" / name).write_text("not an image\n")
+    make_oversized_png(tmp_path / "ds" / "images" / "val" / "bomb.png")
     summary = profile_dataset(data, out)
-    assert summary["val"]["unreadable_images"] == 1 and summary["val"]["images"] == 1
+    assert summary["val"]["unreadable_images"] == 3 and summary["val"]["images"] == 1
+    assert install_attempts == []
 
     train, val = summary["train"], summary["val"]
     assert (train["images"], train["background_images"], train["objects"]) == (2, 1, 2)
@@ -55,6 +70,26 @@ def test_profile_counts_sizes_and_brightness(tmp_path):
     assert "| diver | 1 (1 / 0 / 0) | 1 (0 / 1 / 0) |" in (out / "profile.md").read_text()
     with Image.open(out / "profile.png") as png:
         assert png.width > 500
+
+
+def test_interrupted_profile_does_not_block_a_prepare_rerun(tmp_path, monkeypatch):
+    """profile's files in a prepared folder are recorded before they are written: after a profile that stops half-way,
+    scsa-yolo prepare can still repeat its run into the folder (and removes them)."""
+    import scsa_yolo.data.profile as profile
+    from scsa_yolo.data.converters import convert_dataset
+
+    src, dest = build_urpc(tmp_path / "src", n=3), tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest, val_fraction=0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profile, "_plot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        profile.profile_dataset(dest / "data.yaml", preview=2)
+    assert (dest / "profile" / "preview_train.jpg").is_file()
+    convert_dataset("urpc2020", [src], dest, val_fraction=0)
+    assert not (dest / "profile").exists()
 
 
 def test_cli_writes_into_dataset_folder_by_default(tmp_path):

@@ -10,7 +10,18 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
+
+# Flags that mean something for one dataset only; given with another dataset they would be ignored, so they are refused
+DATASET_FLAGS = {
+    "split_file": "exdark",
+    "val_fraction": "urpc2020",
+    "seed": "urpc2020",
+    "fill_ignored": "visdrone",
+    "waterweeds": "utdac2020",
+    "ruod_environment": "ruod",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dest", required=True, help="output folder (new, empty, or from an earlier run)")
     parser.add_argument("--split-file", help="ExDark: imageclasslist.txt, if it is not under --source")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="URPC2020: share of images for val")
-    parser.add_argument("--seed", type=int, default=0, help="URPC2020: seed of the train/val split")
+    urpc = {name: p.default for name, p in inspect.signature(CONVERTERS["urpc2020"].parse).parameters.items()}
+    parser.add_argument(
+        "--val-fraction", type=float, help=f"URPC2020: share of images for val (default {urpc['val_fraction']})"
+    )
+    parser.add_argument("--seed", type=int, help=f"URPC2020: seed of the train/val split (default {urpc['seed']})")
     parser.add_argument(
         "--exif-boxes",
         choices=("stored", "displayed"),
@@ -64,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
     """
     from scsa_yolo.data.converters import ConversionError, ConvertOptions, convert_dataset
 
+    misplaced = [
+        f"--{flag.replace('_', '-')} is for {dataset} only"
+        for flag, dataset in DATASET_FLAGS.items()
+        if getattr(args, flag) not in (None, False) and args.dataset != dataset
+    ]
+    if misplaced:
+        print(f"scsa-yolo prepare: error: {'; '.join(misplaced)}, not {args.dataset}", file=sys.stderr)
+        return 2
     options = ConvertOptions(
         exif_boxes=args.exif_boxes,
         fill_ignored=args.fill_ignored,
@@ -79,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         "waterweeds": args.waterweeds,
         "environment": args.ruod_environment,
     }
+    format_options = {name: value for name, value in format_options.items() if value is not None}  # parser defaults
     try:
         convert_dataset(args.dataset, args.source, args.dest, options, **format_options)
     except (ConversionError, ValueError) as e:

@@ -23,7 +23,7 @@ from ultralytics.utils import LOGGER, TQDM
 from ultralytics.utils.patches import imread
 from ultralytics.utils.plotting import Annotator, colors
 
-from .converters.common import MANIFEST_NAME, check_image_signature, record_written
+from .converters.common import IMAGE_ERRORS, MANIFEST_NAME, check_image_signature, record_written
 
 SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
 LARGE_AREA = 96**2
@@ -41,7 +41,8 @@ class SplitProfile:
     Attributes:
         images: Number of images.
         background_images: Images without any object.
-        unreadable_images: Files that are no readable image (left out of every statistic; named in a warning).
+        unreadable: Files that are no readable image (left out of every statistic and the preview; named in a
+            warning).
         class_counts: Objects per class name.
         size_counts: Objects per (class name, size bucket).
         objects_per_image: Object count of every image.
@@ -50,7 +51,7 @@ class SplitProfile:
 
     images: int = 0
     background_images: int = 0
-    unreadable_images: int = 0
+    unreadable: list[Path] = field(default_factory=list)
     class_counts: Counter = field(default_factory=Counter)
     size_counts: Counter = field(default_factory=Counter)
     objects_per_image: list[int] = field(default_factory=list)
@@ -64,7 +65,7 @@ class SplitProfile:
         return {
             "images": self.images,
             "background_images": self.background_images,
-            "unreadable_images": self.unreadable_images,
+            "unreadable_images": len(self.unreadable),
             "objects": objects,
             "objects_per_image": round(objects / self.images, 2) if self.images else 0.0,
             **{f"{b}_%": round(100 * n / objects, 1) if objects else 0.0 for b, n in bucket_totals.items()},
@@ -112,9 +113,9 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
                 image.draft("L", (BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))  # JPEG: decode at reduced scale
                 grey = ImageOps.exif_transpose(image).convert("L")
                 grey.thumbnail((BRIGHTNESS_THUMBNAIL, BRIGHTNESS_THUMBNAIL))
-        except (OSError, ValueError) as e:
+        except IMAGE_ERRORS as e:
             LOGGER.warning(f"{image_path}: left out of the profile, {e}")
-            profile.unreadable_images += 1
+            profile.unreadable.append(Path(image_path))
             continue
         profile.images += 1
         profile.brightness.append(float(np.asarray(grey).mean()))
@@ -131,9 +132,8 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
     return profile
 
 
-def _write_tables(profiles: dict[str, SplitProfile], names: list[str], out_dir: Path) -> tuple[Path, Path]:
+def _write_tables(profiles: dict[str, SplitProfile], names: list[str], csv_path: Path, md_path: Path) -> None:
     """Write ``profile.csv`` (split x class rows) and ``profile.md`` (summary plus per-class table)."""
-    csv_path, md_path = out_dir / "profile.csv", out_dir / "profile.md"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["split", "class", "objects", *SIZE_BUCKETS])
@@ -156,10 +156,9 @@ def _write_tables(profiles: dict[str, SplitProfile], names: list[str], out_dir: 
     lines += ["", f"Sizes in pixels of the loaded image: small < {SMALL_AREA}, medium < {LARGE_AREA}, large otherwise."]
     lines += [f"Brightness: mean grey level 0-255; dark = below {DARK_LEVEL}.", ""]
     md_path.write_text("\n".join(lines), encoding="utf-8")
-    return csv_path, md_path
 
 
-def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path: Path) -> Path:
+def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path: Path) -> None:
     """Save a 2x2 figure: objects per class, size buckets, brightness histogram, objects per image."""
     import matplotlib
 
@@ -187,7 +186,6 @@ def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return path
 
 
 def read_label_rows(label_path: str | Path) -> np.ndarray:
@@ -259,22 +257,24 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    profiles, written = {}, []
-    for split in ("train", "val", "test"):
-        if data.get(split) and (split != "test" or data.get("test") != data.get("val")):
-            images = list_split_images(data[split])
-            profiles[split] = profile_split(images, names_by_id, f"Profiling {split}")
-            written.append(preview_labels(images, names_by_id, out_dir / f"preview_{split}.jpg", preview))
-    written += _write_tables(profiles, names, out_dir)
-    written.append(
-        _plot(
-            profiles,
-            names,
-            Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name,
-            out_dir / "profile.png",
-        )
-    )
+    splits = [
+        s for s in ("train", "val", "test") if data.get(s) and (s != "test" or data.get("test") != data.get("val"))
+    ]
+    previews = {split: out_dir / f"preview_{split}.jpg" for split in splits} if preview > 0 else {}
+    csv_path, md_path, png_path = (out_dir / f"profile.{ext}" for ext in ("csv", "md", "png"))
     root = Path(data["path"]).resolve()
     if (root / MANIFEST_NAME).is_file() and root in out_dir.resolve().parents:
-        record_written(root, [p for p in written if p is not None])
+        # Recorded before writing, so an interrupted profile leaves no file a later prepare run would call foreign
+        record_written(root, [*previews.values(), csv_path, md_path, png_path])
+
+    profiles = {}
+    for split in splits:
+        images = list_split_images(data[split])
+        profiles[split] = profile_split(images, names_by_id, f"Profiling {split}")
+        if split in previews:  # only images the profile could read: imread's PIL fallback would pip-install pi-heif
+            unreadable = set(profiles[split].unreadable)
+            preview_labels([p for p in images if Path(p) not in unreadable], names_by_id, previews[split], preview)
+    _write_tables(profiles, names, csv_path, md_path)
+    title = Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name
+    _plot(profiles, names, title, png_path)
     return {split: {**p.summary(), "class_counts": dict(p.class_counts)} for split, p in profiles.items()}

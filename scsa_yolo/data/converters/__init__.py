@@ -99,12 +99,16 @@ def convert_dataset(
     dest = Path(dest).expanduser().resolve()
     prepare_dest(dest)
     try:
+        sources = [Path(s).expanduser().resolve() for s in sources]
         roots = resolve_sources(sources, dest)
-        report = ConversionReport(spec.title)
-        samples, split_lists = converter.parse(
-            roots, dest, report, unlabelled_backgrounds=options.unlabelled_backgrounds, **format_options
-        )
-        return write_dataset(samples, spec, dest, options, report, split_lists)
+        report = ConversionReport(spec.title, {r: s for r, s in zip(roots, sources) if r != s})
+        try:
+            samples, split_lists = converter.parse(
+                roots, dest, report, unlabelled_backgrounds=options.unlabelled_backgrounds, **format_options
+            )
+            return write_dataset(samples, spec, dest, options, report, split_lists)
+        except ConversionError as e:  # the message may name a file in an unpacked archive
+            raise ConversionError(report.show(str(e))) from e
     finally:
         cleanup_extracted(dest)
 

@@ -14,7 +14,8 @@ image counts, and not converted.
 Per annotation: ``iscrowd: 1`` and ``ignore: 1`` (MMDetection-style files, RUOD) are dropped and counted; a bbox that
 is not four numbers (booleans are not numbers) is ``malformed_line``; negative width or height (five boxes in the
 UTDAC2020 release) is ``negative_size``: which corner the numbers start from cannot be told, so the box is not guessed.
-Two images with one id make the file unusable (the annotations cannot be assigned): the run stops and names both.
+Two images with one id, or one category id with two names, make the file unusable (the annotations cannot be
+assigned): the run stops and names both.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _load_coco(path: Path) -> dict | None:
     """Return the parsed JSON if it looks like COCO detection annotations, else None."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # also undecodable bytes, over-long integers, absurd nesting
         raise ConversionError(f"{path} is not valid JSON: {e}") from e
     if isinstance(data, dict) and all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
         return data
@@ -132,6 +133,11 @@ def _image_folder(
     return next((f for f in by_word + tied if split_from_name(f.name) == split), (by_word + tied)[0])
 
 
+def _is_id(value: object) -> bool:
+    """Return True for a usable COCO id: an integer or a string (JSON true/false, floats and lists are not)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
 def _read_bbox(annotation: dict) -> tuple[float, float, float, float] | None:
     """Return a COCO ``[x, y, w, h]`` box as given, or None if it is not four numbers (JSON true/false are not)."""
     bbox = annotation.get("bbox")
@@ -139,8 +145,38 @@ def _read_bbox(annotation: dict) -> tuple[float, float, float, float] | None:
         return None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
         return None
-    x, y, w, h = (float(v) for v in bbox)
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except OverflowError:  # an integer beyond the float range
+        return None
     return x, y, w, h
+
+
+def _index_by_id(path: Path, data: dict, section: str, key: str, report: ConversionReport) -> dict[object, dict]:
+    """Map id to entry for one section of a COCO file (``images`` or ``categories``).
+
+    An entry without a usable id is counted (``malformed_image_entry`` / ``malformed_category_entry``). One id given
+    to two entries with a different ``key`` (file name, category name) stops the run: the annotations pointing at it
+    cannot be assigned without guessing, and a dict would silently keep the last entry.
+
+    Raises:
+        ConversionError: Naming the file, the id and both values.
+    """
+    kind = {"images": "image", "categories": "category"}[section]
+    by_id: dict[object, dict] = {}
+    for entry in data[section]:
+        entry_id = entry.get("id") if isinstance(entry, dict) else None
+        if not _is_id(entry_id):
+            report.issue(f"malformed_{kind}_entry", f"{path}: {section} entry {entry!r}")
+            continue
+        first = by_id.setdefault(entry_id, entry)
+        if first.get(key) != entry.get(key):
+            raise ConversionError(
+                f"{path}: {kind} id {entry_id!r} is used by both {first.get(key)!r} and {entry.get(key)!r}; the "
+                f"annotations pointing at it cannot be assigned without guessing. Ids in '{section}' must be unique: "
+                "fix or regenerate the file"
+            )
+    return by_id
 
 
 def parse_coco_file(
@@ -159,22 +195,9 @@ def parse_coco_file(
     Returns:
         Samples, and the image files they use.
     """
-    categories = {c.get("id"): str(c.get("name")) for c in data["categories"] if isinstance(c, dict)}
+    categories = {k: str(v.get("name")) for k, v in _index_by_id(path, data, "categories", "name", report).items()}
+    images_by_id = _index_by_id(path, data, "images", "file_name", report)
     boxes_by_image: dict[object, list[RawBox]] = defaultdict(list)
-    images_by_id: dict[object, dict] = {}
-    for entry in (im for im in data["images"] if isinstance(im, dict)):
-        image_id = entry.get("id")
-        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
-            report.issue("malformed_image_entry", f"{path}: images entry {entry!r}")
-            continue
-        if image_id in images_by_id:
-            raise ConversionError(
-                f"{path}: image id {image_id!r} is used by both {images_by_id[image_id].get('file_name')!r} and "
-                f"{entry.get('file_name')!r}; their annotations cannot be assigned without guessing. "
-                "Ids in 'images' must be unique: fix or regenerate the file"
-            )
-        images_by_id[image_id] = entry
-    orphans: dict[object, int] = Counter()
     for number, annotation in enumerate(data["annotations"]):
         where = f"{path}:annotations[{number}]"
         xywh = _read_bbox(annotation) if isinstance(annotation, dict) else None
@@ -196,11 +219,12 @@ def parse_coco_file(
             report.drop_box(split, "negative_size", f"{where}: bbox {annotation.get('bbox')}")
             continue
         image_id = annotation.get("image_id")
-        if image_id not in images_by_id:
-            orphans[image_id] += 1
+        if not _is_id(image_id) or image_id not in images_by_id:
             report.drop_box(split, "annotation_without_image", f"{where}: image_id {image_id!r} not in images")
             continue
-        label = categories.get(annotation.get("category_id"), f"category_id {annotation.get('category_id')}")
+        category_id = annotation.get("category_id")
+        label = categories[category_id] if _is_id(category_id) and category_id in categories else None
+        label = label or f"category_id {category_id!r}"
         boxes_by_image[image_id].append(RawBox(label, (x, y, x + w, y + h), where))
 
     samples, used = [], set()

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import math
 import os
 import posixpath
 import re
 import shutil
 import tarfile
+import unicodedata
 import zipfile
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -182,13 +185,16 @@ class ConvertOptions:
 class ConversionReport:
     """Counts everything that goes in, comes out or is dropped, per split, with examples of each problem."""
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, archives: dict[Path, Path] | None = None) -> None:
         """Create an empty report.
 
         Args:
             dataset: Dataset title written into the report.
+            archives: Scratch folder an archive was unpacked into -> the archive; the scratch folder is removed after
+                the run, so paths below it are shown as paths inside the archive (``data.zip/a/b.json``).
         """
         self.dataset = dataset
+        self.archives = archives or {}
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.box_drops: dict[str, Counter] = defaultdict(Counter)
         self.image_skips: dict[str, Counter] = defaultdict(Counter)
@@ -201,11 +207,17 @@ class ConversionReport:
         """Add ``n`` to counter ``key`` of ``split``."""
         self.counts[split][key] += n
 
+    def show(self, text: str) -> str:
+        """Return ``text`` with paths in unpacked archives written as paths inside the archive (see ``archives``)."""
+        for scratch, archive in self.archives.items():
+            text = text.replace(str(scratch), str(archive))
+        return text
+
     def issue(self, reason: str, where: str) -> None:
         """Record one example of a problem (file:line or file plus detail) under ``reason``."""
         self.issue_totals[reason] += 1
         if len(self.examples[reason]) < EXAMPLES_PER_REASON:
-            self.examples[reason].append(where)
+            self.examples[reason].append(self.show(where))
 
     def drop_box(self, split: str, reason: str, where: str, n: int = 1) -> None:
         """Count ``n`` native boxes that are not written as labels, and why."""
@@ -221,7 +233,7 @@ class ConversionReport:
 
     def note(self, text: str) -> None:
         """Add a free-text remark (e.g. a skipped folder) shown under the table and kept in the JSON."""
-        self.notes.append(text)
+        self.notes.append(self.show(text))
 
     def splits(self) -> list[str]:
         """Return the splits that have any entry, in train/val/test order, the unassigned bucket last."""
@@ -324,26 +336,36 @@ def _leaves_folder(name: str) -> bool:
     return name.startswith("/") or bool(re.match(r"^[A-Za-z]:", name)) or normal == ".." or normal.startswith("../")
 
 
-def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
+def _parts(name: str) -> list[str]:
+    """Split an archive path into its components, leaving out empty ones and ``.``."""
+    return [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _link_key(name: str) -> str:
+    """Compare archive paths as case-insensitive, normalisation-insensitive file systems (macOS, Windows) do."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _symlink_problem(name: str, target: str, symlinks: set[str]) -> str | None:
     """Say why a symbolic link member is unsafe, or None: its target leaves the folder or passes through a link.
 
-    The target is walked component by component from the link's folder; passing through an earlier link member is
-    refused, since ``..`` after a link follows the link's target, which a lexical check cannot see.
+    The target is walked component by component from the link's folder; passing through any symbolic link member of
+    the archive (before or after this one: extraction order does not matter to the result) is refused, since ``..``
+    after a link follows the link's target, which a lexical check cannot see. A hard link is a plain file, so a target
+    that is one is fine (GNU tar stores every second name of a file as a hard link).
     """
     target = target.replace("\\", "/")
-    if _leaves_folder(target) and (target.startswith("/") or re.match(r"^[A-Za-z]:", target)):
+    if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
         return "is absolute"
-    parts = [p for p in posixpath.dirname(name).split("/") if p not in ("", ".")]
-    for component in target.split("/"):
-        if component in ("", "."):
-            continue
+    parts = _parts(posixpath.dirname(name))
+    for component in _parts(target):
         if component == "..":
             if not parts:
                 return "leaves the extraction folder"
             parts.pop()
         else:
             parts.append(component)
-            if "/".join(parts) in links:
+            if _link_key("/".join(parts)) in symlinks:
                 return f"passes through the link {'/'.join(parts)}"
     return None
 
@@ -351,37 +373,50 @@ def _symlink_problem(name: str, target: str, links: set[str]) -> str | None:
 def unsafe_tar_members(members: list[tarfile.TarInfo]) -> list[str]:
     """Name the members of a tar archive that could write outside the folder it is extracted into.
 
-    Refused: absolute names and names with ``..`` that climb out; symbolic links whose target is absolute or climbs
-    out; hard links to such a name; any member stored below a link (a link to a folder turns a harmless name into a
-    path anywhere); devices and FIFOs. The check is lexical, so it needs no file system and behaves the same on every
-    Python version; where tarfile has the "data" extraction filter (3.12, and 3.9.17+ / 3.10.12+ / 3.11.4+) it is
-    applied as well.
+    Refused: absolute names and names with a ``..`` component (after a link, ``..`` climbs from the link's target,
+    whatever the name looks like); symbolic links whose target is absolute, climbs out, or passes through any link of
+    the archive; hard links to a name that is absolute, has ``..`` or is or passes through a symbolic link; any member
+    stored below a link, or written over a symbolic link of the same name (opening it would follow the link); devices
+    and FIFOs. Links are collected from the whole archive first, so their order in it does not matter. Paths are
+    compared case-insensitively, as on macOS and Windows. The check is lexical, so it needs no file system and behaves
+    the same on every Python version; where tarfile has the "data" extraction filter (3.12, and 3.9.17+ / 3.10.12+ /
+    3.11.4+) it is applied as well.
 
     Returns:
         ``"<name>: <why>"`` for each refused member, in archive order.
     """
-    refused, links = [], set()
+    symlinks = {_link_key("/".join(_parts(m.name))) for m in members if m.issym()}
+    links = symlinks | {_link_key("/".join(_parts(m.name))) for m in members if m.islnk()}
+    refused = []
     for member in members:
-        name = posixpath.normpath(member.name.replace("\\", "/"))
-        parents = [posixpath.dirname(name)]
-        while parents[-1] not in ("", "/", "."):
-            parents.append(posixpath.dirname(parents[-1]))
-        if _leaves_folder(member.name):
-            refused.append(f"{member.name}: path leaves the extraction folder")
-        elif links.intersection(parents):
-            refused.append(f"{member.name}: stored below a link ({sorted(links.intersection(parents))[0]})")
+        parts = _parts(member.name)
+        name = "/".join(parts)
+        below = [p for p in ("/".join(parts[:i]) for i in range(1, len(parts))) if _link_key(p) in links]
+        if _leaves_folder(member.name) or ".." in parts:
+            refused.append(f"{member.name}: path leaves the extraction folder or contains '..'")
+        elif below:
+            refused.append(f"{member.name}: stored below a link ({below[0]})")
+        elif not member.issym() and _link_key(name) in symlinks:
+            refused.append(f"{member.name}: would be written through the symbolic link of the same name")
         elif member.issym():
-            why = _symlink_problem(name, member.linkname, links)
+            why = _symlink_problem(name, member.linkname, symlinks)
             if why:
                 refused.append(f"{member.name}: symbolic link to {member.linkname} {why}")
-            links.add(name)
         elif member.islnk():
-            if _leaves_folder(member.linkname):
+            target = _parts(member.linkname)
+            through = [p for p in ("/".join(target[:i]) for i in range(1, len(target) + 1)) if _link_key(p) in symlinks]
+            if _leaves_folder(member.linkname) or ".." in target:
                 refused.append(f"{member.name}: hard link to {member.linkname} leaves the extraction folder")
-            links.add(name)
+            elif through:
+                refused.append(f"{member.name}: hard link to {member.linkname} passes through the link {through[0]}")
         elif not (member.isfile() or member.isdir()):
             refused.append(f"{member.name}: device or FIFO member")
     return refused
+
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+# What a damaged or truncated archive raises while it is read: tarfile, zipfile and each decompressor have their own
+_DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
 
 
 def extract_archive(source: Path, target: Path) -> None:
@@ -392,28 +427,35 @@ def extract_archive(source: Path, target: Path) -> None:
         target: Scratch folder (created).
 
     Raises:
-        ConversionError: If the file is no supported archive, or names every member that would leave ``target``
-            (nothing is extracted then).
+        ConversionError: If the file is no supported archive, cannot be read to its end (a truncated or damaged
+            download; what was extracted is removed with the scratch folder), or names every member that would leave
+            ``target`` (nothing is extracted then).
     """
-    if zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            refused = [f"{n}: path leaves the extraction folder" for n in archive.namelist() if _leaves_folder(n)]
-            if not refused:  # zipfile never creates links; it would rename these silently, so refuse them instead
-                archive.extractall(target)
-    elif tarfile.is_tarfile(source):
-        with tarfile.open(source) as archive:
-            members = archive.getmembers()
-            refused = unsafe_tar_members(members)
-            if not refused:
-                try:
-                    if hasattr(tarfile, "data_filter"):
-                        archive.extractall(target, members=members, filter="data")
-                    else:
-                        archive.extractall(target, members=members)  # noqa: S202 (members checked above)
-                except (tarfile.TarError, OSError) as e:  # FilterError is a TarError
-                    raise ConversionError(f"--source {source}: refused or failed while extracting: {e}") from e
-    else:
-        raise ConversionError(f"--source {source} is not a folder or a supported archive (.zip, .tar, .tar.gz, ...)")
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as archive:
+                refused = [f"{n}: path leaves the extraction folder" for n in archive.namelist() if _leaves_folder(n)]
+                if not refused:  # zipfile never creates links; it would rename these silently, so refuse them instead
+                    archive.extractall(target)
+        elif tarfile.is_tarfile(source):
+            with tarfile.open(source) as archive:
+                members = archive.getmembers()
+                refused = unsafe_tar_members(members)
+                if not refused and hasattr(tarfile, "data_filter"):
+                    archive.extractall(target, members=members, filter="data")
+                elif not refused:
+                    archive.extractall(target, members=members)  # noqa: S202 (members checked above)
+        elif source.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise ConversionError(f"--source {source} cannot be read as an archive: truncated or damaged download?")
+        else:
+            raise ConversionError(
+                f"--source {source} is not a folder or a supported archive ({', '.join(ARCHIVE_SUFFIXES)})"
+            )
+    except _DAMAGED_ARCHIVE_ERRORS as e:  # tarfile's FilterError (the data filter refusing a member) is a TarError
+        raise ConversionError(
+            f"--source {source}: refused or failed while extracting ({type(e).__name__}: {e}); if the download is "
+            "truncated or damaged, fetch it again"
+        ) from e
     if refused:
         shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
         raise ConversionError(
@@ -430,6 +472,10 @@ def cleanup_extracted(dest: Path) -> None:
 def find_files(roots: Iterable[Path], suffixes: set[str], exclude: Path | None = None) -> list[Path]:
     """Return all files below ``roots`` whose lower-case suffix is in ``suffixes``, sorted, skipping ``exclude``.
 
+    Links to folders are followed (datasets on shared storage are often linked in, e.g. ``train/image`` pointing to
+    another disk); each real folder is read once, under the first path that reaches it in sorted order, so link loops
+    end and a folder reached twice gives no duplicates.
+
     Args:
         roots: Folders to walk.
         suffixes: Lower-case suffixes without the dot, e.g. ``{"jpg", "png"}``.
@@ -439,14 +485,16 @@ def find_files(roots: Iterable[Path], suffixes: set[str], exclude: Path | None =
         Sorted file paths (sorting makes every later decision, such as duplicate-stem renaming, deterministic).
     """
     exclude = exclude.resolve() if exclude else None
-    found = set()
+    found, seen = set(), set()
     for root in roots:
-        for folder, subfolders, files in os.walk(root):
+        for folder, subfolders, files in os.walk(root, followlinks=True):
             here = Path(folder)
-            if exclude is not None and here.resolve() == exclude:
+            real = here.resolve()
+            if real == exclude or real in seen:
                 subfolders[:] = []
                 continue
-            subfolders[:] = [d for d in subfolders if d != "__MACOSX"]  # macOS zip resource forks are not data
+            seen.add(real)
+            subfolders[:] = sorted(d for d in subfolders if d != "__MACOSX")  # macOS zip resource forks are not data
             found.update(here / f for f in files if f.rsplit(".", 1)[-1].lower() in suffixes and not f.startswith("._"))
     return sorted(found)
 
@@ -561,6 +609,9 @@ class _ProbedImage:
 
 
 HEIF_SUFFIXES = {".heic", ".heif"}
+# What reading a file that is no usable image raises: Pillow's DecompressionBombError (a header claiming more than
+# twice Image.MAX_IMAGE_PIXELS) is neither an OSError nor a ValueError
+IMAGE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
 
 
 def check_image_signature(path: Path) -> None:
@@ -865,7 +916,7 @@ def _pixel_digest(path: Path) -> str | None:
         with Image.open(path) as image:
             pixels = image.convert("RGB")
             return hashlib.sha256(f"{pixels.size}".encode() + pixels.tobytes()).hexdigest()
-    except (OSError, ValueError):  # reported by the image probe when the sample is written
+    except IMAGE_ERRORS:  # reported by the image probe when the sample is written
         return None
 
 
@@ -875,7 +926,7 @@ def _image_dimensions(path: Path) -> tuple[int, int] | None:
         check_image_signature(path)
         with Image.open(path) as image:
             return image.size
-    except (OSError, ValueError):
+    except IMAGE_ERRORS:
         return None
 
 
@@ -993,6 +1044,9 @@ def write_dataset(
 
     total_images = sum(report.counts[s]["images_out"] for s in used_splits)
     total_boxes = sum(report.counts[s]["boxes_out"] for s in used_splits)
+    written_splits = [s for s in used_splits if report.counts[s]["images_out"]]  # data.yaml names no empty folder
+    if written_splits and not {"val", "test"} & set(written_splits):
+        report.note("no val or test image written: data.yaml's val is images/train, so val scores are training scores")
     if split_lists:
         for split, files in split_lists.items():
             (dest / "splits").mkdir(exist_ok=True)
@@ -1006,7 +1060,7 @@ def write_dataset(
             f"nothing usable found for {spec.title}: {total_images} images and {total_boxes} boxes written; "
             f"see {dest / REPORT_NAME} for what was skipped and why (is --source the extracted {spec.title} download?)"
         )
-    write_data_yaml(spec, dest, used_splits, bool(split_lists))
+    write_data_yaml(spec, dest, written_splits, bool(split_lists))
     record_written(dest, [dest / "data.yaml"])
     return result
 

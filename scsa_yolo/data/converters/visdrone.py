@@ -66,7 +66,7 @@ def parse_visdrone_file(path: Path, report: ConversionReport, split: str) -> tup
         if len(fields) < 6:
             report.drop_box(split, "malformed_line", f"{where}: {line!r}")
             continue
-        xyxy = (float(left), float(top), float(left + width), float(top + height))
+        xyxy = (float(left), float(top), float(left) + width, float(top) + height)  # float: huge sums become inf
         if category == IGNORED_CATEGORY or score == 0:  # VisDrone: score 0 = "ignored in evaluation"
             ignored.append(RawBox("ignored", xyxy, where))
             report.drop_box(split, "ignored_region", where)
