@@ -33,16 +33,25 @@ from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost
 from scsa_yolo.benchmark.plots import plot_accuracy_vs_latency, plot_training_curves, read_training_curves
 from scsa_yolo.benchmark.report import markdown_table, write_results_csv
 from scsa_yolo.data.deepforest import build_deepforest_dataset
+from scsa_yolo.models import FAMILIES, block_names
+
 
 # Named model lists; the first model of each is the reference the others are compared with.
+def _plain_and_blocks(stem: str) -> tuple[str, ...]:
+    """The plain model, then the same model with each registered block at the neck places (SCSA first)."""
+    return (f"{stem}.yaml", *(f"{stem}-{block}.yaml" for block in block_names()))
+
+
+_SMALLEST = [f"{family}n" for family in FAMILIES]  # yolov8n, yolo11n, yolo26n
 PRESETS: dict[str, tuple[str, ...]] = {
     "scsa": ("yolov8n.yaml", "yolov8n-scsa.yaml"),
-    # Every attention block at the SCSA places (cfg/yolov8-<block>.yaml differ from yolov8-scsa.yaml only in the block).
-    "attention": (
-        "yolov8n.yaml",
-        "yolov8n-scsa.yaml",
-        *(f"yolov8n-{block}.yaml" for block in ("se", "cbam", "eca", "ca", "ema", "simam", "ela")),
-    ),
+    # Every attention block at the SCSA places (the neck rule, scsa_yolo.models), per family.
+    "attention": _plain_and_blocks("yolov8n"),
+    **{f"attention-{stem}": _plain_and_blocks(stem) for stem in _SMALLEST},
+    # Each family plain and with SCSA at the neck places.
+    "families": tuple(name for stem in _SMALLEST for name in (f"{stem}.yaml", f"{stem}-scsa.yaml")),
+    # The three placements of SCSA in Ultralytics' default family.
+    "placements": ("yolo26n.yaml", "yolo26n-scsa.yaml", "yolo26n-scsa-backbone.yaml", "yolo26n-scsa-both.yaml"),
 }
 DEFAULT_PRESET = "scsa"
 DEFAULT_OUT = Path("runs") / "benchmark"
