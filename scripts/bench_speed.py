@@ -1,4 +1,4 @@
-"""Time the SCSA block and YOLOv8n vs YOLOv8n-SCSA on this machine's CPU.
+"""Time the SCSA block and YOLOv8n vs YOLOv8n-SCSA on this machine's CPU, or its GPU with --device cuda.
 
 Same as `scsa-yolo speed ARGS`; see `scsa-yolo speed --help`."""
 

@@ -1,14 +1,20 @@
 """Test-session set-up shared by every test module.
 
 Ultralytics reads ``YOLO_CONFIG_DIR`` and ``YOLO_OFFLINE`` once, at import, so they are set here before any test
-module imports it: settings go to a throw-away folder and nothing is fetched from the network.
+module imports it: settings go to a throw-away folder and nothing is fetched from the network. Triton likewise picks
+its interpreter when first imported: without a GPU, ``TRITON_INTERPRET=1`` lets the SCSA op's Triton kernel run on
+CPU tensors (``test_scsa_triton.py``).
 """
 
 import os
 import tempfile
 
+import torch
+
 os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="scsa-yolo-cfg-")
 os.environ["YOLO_OFFLINE"] = "1"
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from pathlib import Path  # noqa: E402  (the environment above must be set before anything imports ultralytics)
 

@@ -1,7 +1,8 @@
 """SCSA fast paths (``forward``) against the reference formulation (``forward_reference``): outputs and gradients.
 
-Every comparison runs twice: on the fused CPU kernel (``scsa_fused``, what ``forward`` runs on CPU here) and on the
-PyTorch-op path (kernel switched off; what runs on GPUs and wherever the kernel does not apply).
+Every comparison runs twice: on the registered op's CPU kernel (``scsa_fused``, the C++ kernel, what ``forward`` runs
+on CPU here) and on the PyTorch-op path (kernel switched off; what runs wherever no kernel applies). The op's CUDA
+kernel (Triton) is checked under Triton's interpreter in ``test_scsa_triton.py``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import torch
 from helpers import randomised
 
 from scsa_yolo.nn import SCSA
-from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_applies, load_kernel
+from scsa_yolo.nn.kernels import cpu as cpu_kernel
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_status
 
 
 @pytest.fixture(params=["fused", "ops"])
 def path(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run the test on the fused kernel (which must build on this machine) or with it switched off."""
     if request.param == "fused":
-        assert load_kernel() is not None, "the fused SCSA CPU kernel did not build"
+        assert cpu_kernel.load() is not None, "the fused SCSA CPU kernel did not build"
         yield "fused"
     else:
         with fused_kernel_disabled():
@@ -173,20 +175,20 @@ def test_training_path_partial_and_repeated_backward(path: str) -> None:
 
 def test_kernel_applies_only_where_it_computes_the_same() -> None:
     """The fused kernel takes CPU float32/float64 avg-pool sigmoid blocks in eager mode, and nothing else."""
-    assert load_kernel() is not None
+    assert cpu_kernel.load() is not None
     x = torch.randn(1, 16, 14, 14)
-    assert kernel_applies(SCSA(16).eval(), x)
-    assert kernel_applies(SCSA(16, window_size=-1, qkv_bias=True, head_num=4).double().train(), x.double())
-    assert kernel_applies(SCSA(16, attn_drop_ratio=0.2).eval(), x)  # dropout inactive in eval
-    assert not kernel_applies(SCSA(16, attn_drop_ratio=0.2).train(), x)
-    assert not kernel_applies(SCSA(16, down_sample_mode="max_pool"), x)
-    assert not kernel_applies(SCSA(16, gate_layer="softmax"), x)
-    assert not kernel_applies(SCSA(16).bfloat16(), x.bfloat16())
-    assert not kernel_applies(SCSA(16), x.double())  # parameters in another dtype: the ops path raises as torch does
+    assert SCSA(16).eval().uses_kernel(x)
+    assert SCSA(16, window_size=-1, qkv_bias=True, head_num=4).double().train().uses_kernel(x.double())
+    assert SCSA(16, attn_drop_ratio=0.2).eval().uses_kernel(x)  # dropout inactive in eval
+    assert not SCSA(16, attn_drop_ratio=0.2).train().uses_kernel(x)
+    assert not SCSA(16, down_sample_mode="max_pool").uses_kernel(x)
+    assert not SCSA(16, gate_layer="softmax").uses_kernel(x)
+    assert not SCSA(16).bfloat16().uses_kernel(x.bfloat16())
+    assert not SCSA(16).uses_kernel(x.double())  # parameters in another dtype: the ops path raises as torch does
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not kernel_applies(SCSA(16), x)
+        assert not SCSA(16).uses_kernel(x)
     with fused_kernel_disabled():
-        assert not kernel_applies(SCSA(16), x)
+        assert not SCSA(16).uses_kernel(x)
 
 
 def test_fused_kernel_uses_several_threads_consistently() -> None:
@@ -203,7 +205,6 @@ def test_fused_kernel_uses_several_threads_consistently() -> None:
 
 def test_unbuildable_kernel_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the kernel cannot be compiled, the first SCSA call warns with the reason and every call runs the ops."""
-    from scsa_yolo.nn import scsa_fused
 
     def no_headers() -> None:  # what torch raises: ninja's log, the compiler's error in the middle
         raise RuntimeError(
@@ -212,9 +213,9 @@ def test_unbuildable_kernel_warns_once_and_falls_back(monkeypatch: pytest.Monkey
             "compilation terminated.\nninja: build stopped: subcommand failed."
         )
 
-    monkeypatch.setattr(scsa_fused, "_kernel", None)
-    monkeypatch.setattr(scsa_fused, "_unavailable_reason", None)
-    monkeypatch.setattr(scsa_fused, "_build", no_headers)
+    monkeypatch.setattr(cpu_kernel, "_kernel", None)
+    monkeypatch.setattr(cpu_kernel, "_unavailable_reason", None)
+    monkeypatch.setattr(cpu_kernel, "_build", no_headers)
     block = randomised(SCSA(16), seed=23).eval()
     x = torch.randn(1, 16, 14, 14)
     with pytest.warns(UserWarning, match="could not be built .*fatal error: Python.h: No such file"):
@@ -225,15 +226,15 @@ def test_unbuildable_kernel_warns_once_and_falls_back(monkeypatch: pytest.Monkey
     reference = block.forward_reference(x)
     assert (first - reference).abs().max().item() <= 1e-5
     assert torch.equal(first, second)
-    assert "unavailable" in scsa_fused.kernel_status()
+    assert "unavailable" in kernel_status()
 
 
 def test_environment_switch_turns_the_kernel_off() -> None:
     """SCSA_YOLO_FUSED=0 keeps SCSA on the PyTorch ops, and the status line says why."""
     code = (
         "import torch; from scsa_yolo.nn import SCSA;"
-        "from scsa_yolo.nn.scsa_fused import kernel_applies, kernel_status;"
-        "assert not kernel_applies(SCSA(8), torch.randn(1, 8, 7, 7)); print(kernel_status())"
+        "from scsa_yolo.nn.scsa_fused import kernel_status;"
+        "assert not SCSA(8).uses_kernel(torch.randn(1, 8, 7, 7)); print(kernel_status())"
     )
     env = {**os.environ, "SCSA_YOLO_FUSED": "0"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -252,12 +253,10 @@ def test_bad_inputs_raise_instead_of_reaching_the_kernel(path: str) -> None:
 
 def test_kernel_checks_its_arguments() -> None:
     """Called directly with parameters of another block size or a window larger than the map, the kernel raises."""
-    from scsa_yolo.nn.scsa_fused import _parameters
-
-    kernel = load_kernel()
+    kernel = cpu_kernel.load()
     block = SCSA(16)
     x = torch.randn(1, 32, 14, 14)
-    params = _parameters(block, x)
+    params = block._kernel_parameters(x)
     with pytest.raises(RuntimeError, match="scsa_cpu: parameter 0 has 12 values for 32 channels"):
         kernel.forward(x, params, 7, 7, 1, block.scaler, 1e-5, 1e-5, 1e-5, False)
     with pytest.raises(RuntimeError, match="scsa_cpu: window 7x7 for a 5x14 map"):
@@ -270,11 +269,11 @@ def test_hooked_or_pruned_submodules_run_the_ops_path() -> None:
 
     block = randomised(SCSA(16), seed=29).eval()
     x = torch.randn(1, 16, 14, 14)
-    assert kernel_applies(block, x)
+    assert block.uses_kernel(x)
     handle = block.norm.register_forward_hook(lambda *args: None)
-    assert not kernel_applies(block, x)
+    assert not block.uses_kernel(x)
     handle.remove()
     prune.l1_unstructured(block.q, "weight", amount=0.5)
-    assert not kernel_applies(block, x)
+    assert not block.uses_kernel(x)
     with torch.no_grad():
         assert (block(x) - block.forward_reference(x)).abs().max().item() <= 1e-5

@@ -29,6 +29,14 @@ from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import select_device
 
 import scsa_yolo  # noqa: F401  (registers SCSA so its model YAMLs and checkpoints load)
+from scsa_yolo.benchmark.engines import (
+    RAY_RESULTS_DIR,
+    RayOptions,
+    RunTask,
+    import_ray,
+    run_sequential,
+    run_with_ray,
+)
 from scsa_yolo.benchmark.evaluation import validate_run
 from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost
 from scsa_yolo.benchmark.plots import (
@@ -51,19 +59,29 @@ from scsa_yolo.benchmark.stats import (
     ratio_interval,
 )
 from scsa_yolo.data.deepforest import build_deepforest_dataset
+from scsa_yolo.models import FAMILIES, block_names
+
 
 # Named model lists; the first model of each is the reference the others are compared with.
+def _plain_and_blocks(stem: str) -> tuple[str, ...]:
+    """The plain model, then the same model with each registered block at the neck places (SCSA first)."""
+    return (f"{stem}.yaml", *(f"{stem}-{block}.yaml" for block in block_names()))
+
+
+_SMALLEST = [f"{family}n" for family in FAMILIES]  # yolov8n, yolo11n, yolo26n
 PRESETS: dict[str, tuple[str, ...]] = {
     "scsa": ("yolov8n.yaml", "yolov8n-scsa.yaml"),
-    # Every attention block at the SCSA places (cfg/yolov8-<block>.yaml differ from yolov8-scsa.yaml only in the block).
-    "attention": (
-        "yolov8n.yaml",
-        "yolov8n-scsa.yaml",
-        *(f"yolov8n-{block}.yaml" for block in ("se", "cbam", "eca", "ca", "ema", "simam", "ela")),
-    ),
+    # Every attention block at the SCSA places (the neck rule, scsa_yolo.models), per family.
+    "attention": _plain_and_blocks("yolov8n"),
+    **{f"attention-{stem}": _plain_and_blocks(stem) for stem in _SMALLEST},
+    # Each family plain and with SCSA at the neck places.
+    "families": tuple(name for stem in _SMALLEST for name in (f"{stem}.yaml", f"{stem}-scsa.yaml")),
+    # The three placements of SCSA in Ultralytics' default family.
+    "placements": ("yolo26n.yaml", "yolo26n-scsa.yaml", "yolo26n-scsa-backbone.yaml", "yolo26n-scsa-both.yaml"),
 }
 DEFAULT_PRESET = "scsa"
 DEFAULT_OUT = Path("runs") / "benchmark"
+ENGINES = ("sequential", "ray")
 RUN_RECORD = "benchmark_run.json"
 RESUME_LOG = "resumes.json"  # epochs at which a run was resumed, appended before each resume
 # Settings that must match between a checkpoint and the requested run for it to be resumed.
@@ -291,6 +309,8 @@ def run_benchmark(
     datasets: Sequence[str | None] | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED,
+    engine: str = "sequential",
+    ray_options: RayOptions | None = None,
 ) -> list[dict]:
     """Train and validate every model with every seed on every dataset, measure costs, compare, write the report.
 
@@ -309,17 +329,32 @@ def run_benchmark(
         datasets: Dataset YAMLs; ``None`` uses ``settings.data`` (``None`` there builds the embedded demo data).
         resamples: Bootstrap replicates of the paired comparisons.
         bootstrap_seed: Seed of the bootstrap; the same seed reproduces the intervals.
+        engine: Where the runs happen: ``"sequential"`` (one after another in this process) or ``"ray"`` (one Ray
+            Tune trial each, see :mod:`scsa_yolo.benchmark.engines`). Both call :func:`_run_once` per run.
+        ray_options: Cluster address and per-trial resources of the Ray engine.
 
     Returns:
         One result dict per run, with the columns of :data:`scsa_yolo.benchmark.report.RESULT_COLUMNS`.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}; choose from {sorted(ENGINES)}")
+    if engine == "ray":
+        import_ray()  # says how to install it, before any work
     plan = plan_benchmark(models, settings, seeds, out, datasets)
-    planned = plan.runs()
-    records = []
-    for number, (index, model, seed, run_dir) in enumerate(planned, start=1):
-        LOGGER.info(f"[{number}/{len(planned)}] {model} seed {seed} on {Path(plan.datasets[index]).name} -> {run_dir}")
-        record = _run_once(model, seed, plan.settings[index], run_dir)
-        records.append({**record, "dataset": Path(plan.datasets[index]).stem})
+    tasks = []
+    for index, model, seed, run_dir in plan.runs():
+        kwargs = {"model": model, "seed": seed, "settings": plan.settings[index], "run_dir": run_dir}
+        description = f"{model} seed {seed} on {Path(plan.datasets[index]).name} -> {run_dir}"
+        name = "-".join(run_dir.relative_to(plan.out / "runs").parts)  # unique over datasets too
+        tasks.append(RunTask(name, _run_once, kwargs, description, (run_dir / RUN_RECORD).is_file()))
+    if engine == "ray":
+        options = replace(ray_options or RayOptions(), storage=plan.out / RAY_RESULTS_DIR)
+        records = run_with_ray(tasks, options, plan.settings[0].device)
+    else:
+        records = run_sequential(tasks)
+    records = [
+        {**record, "dataset": Path(plan.datasets[index]).stem} for record, (index, _, _, _) in zip(records, plan.runs())
+    ]
 
     rows, comparisons, seconds = [], [], []
     for index, dataset_settings in enumerate(plan.settings):

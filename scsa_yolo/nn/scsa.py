@@ -18,22 +18,24 @@ SCSA runs two parts in sequence on a (B, C, H, W) map and keeps its shape:
 Output: channel gate x spatially gated input. Parameter names and shapes match the official module, so its
 ``state_dict`` loads with ``strict=True``; the learnable parameter count is 16 * C.
 
-Three implementations of the same maths serve this class. On CPU, ``SCSA.forward`` runs the whole block as one fused
-C++ op with a hand-written backward (``scsa_yolo.nn.scsa_fused``, compiled on first use) wherever that applies:
-float32/float64, the avg-pool sigmoid-gate configuration of every official config, no active attention dropout,
-eager mode. Everywhere else (GPUs, bfloat16/float16, the other options, tracing and export) it runs a fast path of
-PyTorch ops: the four depthwise convs run as one conv with their kernels zero-padded to the longest one, over the H
-and W profiles joined along the length with a zero gap (so neither sees the other); q, k and v are per-channel
-scales applied in one broadcast multiply; the spatial mean of ``attn @ v`` is taken as ``attn @ mean(v)``; the
-average pooling is a window sum whose 1 / window-area factor is folded into the GroupNorm epsilon
-(GroupNorm(a * x, eps) == GroupNorm(x, eps / a**2)); and the channel gate is folded into the column gate, so the map is
-multiplied twice instead of three times. Both return the same outputs and gradients as the straightforward port,
-``SCSA.forward_reference``, up to float rounding (about 1e-6), and use the official parameters, so ``state_dict``
-is unchanged. ``max_pool`` mode multiplies by both gates before pooling, as pooling a max cannot be folded. In eager
-training (grad enabled, not tracing) the avg-pool path runs its three full-size steps as custom autograd Functions
-with hand-written backward passes that share one gradient buffer for the input: on CPU each fresh full-size buffer
-costs page faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced
-graphs (TorchScript, ONNX) and inference use the plain ops.
+Three implementations of the same maths serve this class. Where a kernel applies, ``SCSA.forward`` runs the whole block
+as one registered op, ``torch.ops.scsa_yolo.scsa`` (``scsa_yolo.nn.scsa_fused``): on CPU a fused C++ kernel with a
+hand-written backward (compiled on first use), on CUDA a Triton kernel (opt-in, ``SCSA_YOLO_CUDA_KERNEL=1``, until its
+GPU speed is measured), for the avg-pool sigmoid-gate configuration of every official config, no active attention
+dropout, float32/float64 on CPU and float32/float16/bfloat16 on CUDA, eager mode or ``torch.compile`` (see
+``uses_kernel``). Everywhere else (other devices or dtypes, the other options, TorchScript tracing and export) it runs a
+fast path of PyTorch ops: the four depthwise convs run as one conv with their kernels zero-padded to the longest one,
+over the H and W profiles joined along the length with a zero gap (so neither sees the other); q, k and v are
+per-channel scales applied in one broadcast multiply; the spatial mean of ``attn @ v`` is taken as ``attn @ mean(v)``;
+the average pooling is a window sum whose 1 / window-area factor is folded into the GroupNorm epsilon (GroupNorm(a * x,
+eps) == GroupNorm(x, eps / a**2)); and the channel gate is folded into the column gate, so the map is multiplied twice
+instead of three times. The op and this path return the same outputs and gradients as the straightforward port,
+``SCSA.forward_reference``, up to float rounding (about 1e-6), and use the official parameters, so ``state_dict`` is
+unchanged. ``max_pool`` mode multiplies by both gates before pooling, as pooling a max cannot be folded. In eager
+training (grad enabled, not tracing) the avg-pool path runs its three full-size steps as custom autograd Functions with
+hand-written backward passes that share one gradient buffer for the input: on CPU each fresh full-size buffer costs page
+faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced graphs
+(TorchScript, ONNX) and inference use the plain ops.
 
 Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
@@ -57,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scsa_yolo.nn.scsa_fused import fused_scsa, kernel_applies
+from scsa_yolo.nn import scsa_fused
 
 __all__ = ["SCSA"]
 
@@ -66,6 +68,15 @@ GATES: dict[str, Callable[[int], nn.Module]] = {"sigmoid": lambda dim: nn.Sigmoi
 
 POOLS = {"avg_pool": F.avg_pool2d, "max_pool": F.max_pool2d}
 """Down-sampling mode name to the pooling function PCSA compresses with."""
+
+KERNEL_PARAMETERS: tuple[tuple[str, str], ...] = tuple(tuple(name.split(".")) for name in scsa_fused.PARAMETERS)
+"""(submodule, parameter) of each tensor the op takes, in its order."""
+KERNEL_MODULES = tuple(dict.fromkeys(module for module, _ in KERNEL_PARAMETERS))
+"""Submodules whose parameters the op reads (it never calls them)."""
+QKV_BIASES = tuple(
+    index for index, (module, name) in enumerate(KERNEL_PARAMETERS) if name == "bias" and module in "qkv"
+)
+"""Positions of the q, k and v biases among the op's parameters (empty tensors when the block has none)."""
 
 
 class SCSA(nn.Module):
@@ -196,6 +207,11 @@ class SCSA(nn.Module):
 
     def _window(self, h: int, w: int) -> tuple[int, int]:
         """PCSA pooling window for an (h, w) map: ``window_size`` per axis, shrunk to axes shorter than it."""
+        if isinstance(h, torch.Tensor) and self.down_sample_mode == "avg_pool":
+            # Traced sizes (TorchScript, ONNX): keep the shrink in the graph, so a dynamic export pools like PyTorch
+            # at every input size; a Python min() would freeze the traced map's window (and a window longer than a
+            # later map gave a zero-sized Reshape that ONNX Runtime rejects).
+            return (h, w) if self.window_size == -1 else (h.clamp(max=self.window_size), w.clamp(max=self.window_size))
         if h < 1 or w < 1:
             raise ValueError(f"SCSA got an empty {h}x{w} map")
         if self.window_size == -1:
@@ -281,8 +297,10 @@ class SCSA(nn.Module):
             (torch.Tensor): Channel logits of shape (B, C).
         """
         b, c = pooled.shape[:2]
-        # GroupNorm(s / a) with eps equals GroupNorm(s) with eps * a**2, so the window mean needs no division.
-        y = F.group_norm(pooled, 1, self.norm.weight, self.norm.bias, self.norm.eps * window_area**2)
+        if isinstance(window_area, torch.Tensor):  # traced: the area is a graph value, GroupNorm's eps is a constant
+            y = F.group_norm(pooled / window_area, 1, self.norm.weight, self.norm.bias, self.norm.eps)
+        else:  # GroupNorm(s / a) with eps equals GroupNorm(s) with eps * a**2, so the window mean needs no division
+            y = F.group_norm(pooled, 1, self.norm.weight, self.norm.bias, self.norm.eps * window_area**2)
         y = y.reshape(b, 1, self.head_num, self.head_dim, -1)
         scales = torch.cat((self.q.weight * self.scaler, self.k.weight, self.v.weight))
         scales = scales.view(3, self.head_num, self.head_dim, 1)
@@ -295,8 +313,61 @@ class SCSA(nn.Module):
         attn = F.dropout((q @ k.transpose(-2, -1)).softmax(dim=-1), self.attn_drop.p, self.training)
         return (attn @ v.mean(dim=-1, keepdim=True)).reshape(b, c)  # mean(attn @ v) == attn @ mean(v)
 
+    def uses_kernel(self, x: torch.Tensor) -> bool:
+        """Whether ``forward(x)`` runs the registered op ``torch.ops.scsa_yolo.scsa`` (else the PyTorch-op path).
+
+        The op takes the avg-pool sigmoid-gate configuration (every official config) without active attention
+        dropout, whole q/k/v biases or none, submodules without hooks or parametrizations (FLOP counters and pruning
+        see their modules run: the op never calls them), in eager mode or under ``torch.compile`` (not while
+        TorchScript traces or scripts, nor under ONNX or ``torch.export``, which record the PyTorch ops), where its
+        device has a kernel in use for the dtypes (``scsa_fused.kernel_supports``).
+        """
+        return (
+            # Graph capture first: under tracing the shape checks below would be recorded as tensor comparisons.
+            not torch.jit.is_tracing()
+            and not torch.jit.is_scripting()
+            and not torch.onnx.is_in_onnx_export()
+            and not torch.compiler.is_exporting()
+            and x.dim() == 4
+            and x.shape[1] == self.dim
+            and x.numel() > 0
+            and self.down_sample_mode == "avg_pool"
+            and self.gate_layer == "sigmoid"
+            and not (self.training and self._modules["attn_drop"].p > 0)
+            and self._plain_submodules()
+            and scsa_fused.kernel_supports(x, self._modules["q"]._parameters["weight"].dtype)
+        )
+
+    def _plain_submodules(self) -> bool:
+        """No hooks and no parametrizations on the submodules the op reads, and q/k/v biases all or none."""
+        for module in KERNEL_MODULES:
+            child = self._modules[module]
+            if (
+                child._forward_hooks
+                or child._forward_pre_hooks
+                or child._backward_hooks
+                or child._backward_pre_hooks
+                or "weight" not in child._parameters
+            ):
+                return False
+        biases = [self._modules[name]._parameters.get("bias") is None for name in ("q", "k", "v")]
+        return all(biases) or not any(biases)
+
+    def _kernel_parameters(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The parameters in the op's order; absent q/k/v biases are empty tensors.
+
+        Reads the modules' parameter dicts directly: this runs on every forward, and ``nn.Module.__getattr__`` for
+        the twenty lookups would cost more than a small block's arithmetic.
+        """
+        modules = self._modules
+        params = [modules[module]._parameters[name] for module, name in KERNEL_PARAMETERS]
+        if params[QKV_BIASES[0]] is None:
+            for index in QKV_BIASES:
+                params[index] = x.new_empty(0, dtype=params[0].dtype)
+        return params
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply SMSA, then PCSA: the fused CPU kernel or the PyTorch-op fast path (same results as the reference).
+        """Apply SMSA, then PCSA: the registered op or the PyTorch-op fast path (same results as the reference).
 
         Args:
             x (torch.Tensor): Input of shape (B, C, H, W).
@@ -306,8 +377,18 @@ class SCSA(nn.Module):
         """
         b, c, h, w = x.shape
         window_h, window_w = self._window(h, w)
-        if kernel_applies(self, x):
-            return fused_scsa(self, x, window_h, window_w)
+        if self.uses_kernel(x):
+            return scsa_fused.scsa(
+                x,
+                self._kernel_parameters(x),
+                window_h,
+                window_w,
+                self.head_num,
+                self.scaler,
+                self.norm_h.eps,
+                self.norm_w.eps,
+                self.norm.eps,
+            )
         if self.down_sample_mode == "max_pool" and self.window_size != -1:
             row_gate, col_gate = self._spatial_gates(x)
             gated = x * row_gate.unsqueeze(3) * col_gate.unsqueeze(2)

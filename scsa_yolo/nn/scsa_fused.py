@@ -1,195 +1,213 @@
-"""Fused CPU kernel for SCSA: the whole block as one C++ op with a hand-written backward (``csrc/scsa_cpu.cpp``).
+"""SCSA as one registered op, ``torch.ops.scsa_yolo.scsa``, with a CPU kernel (C++) and a CUDA kernel (Triton).
 
-On a CPU the straightforward formulation spends most of its time in per-op dispatch and in fresh full-size buffers,
-not in arithmetic. The kernel computes the block in three passes over the map forward (profiles, window means,
-output) and three backward (gate gradients, the pooling branch, input gradient), with the small gate computations
-(depthwise convs, GroupNorms, the attention and its softmax, sigmoids) as loops, for float32 and float64; only the
-backward's two attention products go to BLAS.
+On a CPU the straightforward formulation spends most of its time in per-op dispatch and fresh full-size buffers, and
+on a GPU in launching its ~25 small kernels. The op computes the whole block in three passes over the map forward
+(profiles, window means, output) and three backward (gate gradient sums, the pooling branch, the input gradient):
 
-It is compiled with ``torch.utils.cpp_extension`` (the C++ compiler torch finds, the ``ninja`` wheel) on first use
-and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source, Python,
-torch version and CPU instruction set, so the first CPU forward in a new environment pauses for about a minute
-(logged; ``scripts/setup.sh`` builds it up front).
-Where it cannot be built (no C++ compiler, no Python headers), SCSA warns once and runs its PyTorch-op fast path,
-which computes the same thing. ``SCSA_YOLO_FUSED=0`` in the environment switches the kernel off.
+* ``scsa_yolo::scsa(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics) -> Tensor[]``
+  returns the output, followed, when ``keep_statistics``, by the small tensors of ``STATISTICS`` that the backward
+  reuses (as ``aten::native_group_norm`` returns mean and rstd).
+* ``scsa_yolo::scsa_backward(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad)
+  -> Tensor[]`` returns the input gradient (empty when not needed) and one gradient per parameter.
 
-``SCSA.forward`` uses it only where it applies: CPU tensors, float32/float64 outside autocast, the avg-pool
-sigmoid-gate configuration (every official config), no active attention dropout, no hooks or parametrizations on
-the submodules whose parameters it reads (FLOP counters and pruning see their modules run), and eager mode (not while
-tracing, scripting, compiling or exporting, which record the PyTorch ops instead). Forward-mode AD, ``torch.func``
-transforms and double backward are not supported by the kernel: run those inside ``fused_kernel_disabled()``.
+Both are defined with ``torch.library.Library`` (the Python form of ``TORCH_LIBRARY``) and have a CPU kernel
+(``kernels/cpu.py``: ``csrc/cpu/scsa_cpu.cpp`` built on first use, float32/float64), a CUDA kernel
+(``kernels/triton_scsa.py``: float32, float16, bfloat16 inputs) and a fake (meta) implementation, so
+``torch.compile`` traces them; ``scsa`` has an Autograd kernel whose backward calls ``scsa_backward``. The
+parameters are tensors in the order of ``PARAMETERS``; this module knows tensors and numbers only, never ``SCSA``.
+
+Which device runs the op (``kernel_supports``): on CPU, wherever the C++ kernel built (``SCSA_YOLO_FUSED=0``
+switches it off; a failed build warns once, naming the reason, and SCSA runs its PyTorch ops), for float32/float64
+inputs with parameters of the same dtype, outside CPU autocast. On CUDA, only when ``SCSA_YOLO_CUDA_KERNEL=1``: the
+Triton kernel is tested against the reference under Triton's interpreter, but its GPU speed has not been measured,
+so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Forward-mode AD, ``torch.func``
+transforms and double backward are not supported by the kernels: run those inside ``fused_kernel_disabled()``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import importlib.util
 import os
-import re
-import shutil
-import sys
-import threading
-import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from scsa_yolo.nn.scsa import SCSA
+from scsa_yolo.nn.kernels import PARAMETERS, STATISTICS, statistics_shapes
+from scsa_yolo.nn.kernels import cpu as cpu_kernel
 
-__all__ = ["fused_kernel_disabled", "fused_scsa", "kernel_applies", "kernel_status", "load_kernel"]
+__all__ = [
+    "CUDA_SWITCH",
+    "PARAMETERS",
+    "STATISTICS",
+    "fused_kernel_disabled",
+    "kernel_status",
+    "kernel_supports",
+    "scsa",
+    "scsa_op",
+]
 
-SOURCE = Path(__file__).with_name("csrc") / "scsa_cpu.cpp"
-ENV_SWITCH = "SCSA_YOLO_FUSED"
+CUDA_SWITCH = "SCSA_YOLO_CUDA_KERNEL"
+"""Environment variable: ``1`` runs the Triton kernel on CUDA (opt-in until its speed is measured on a GPU)."""
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+"""Triton comes with torch's CUDA wheels on Linux; without it CUDA runs the PyTorch-op path."""
 
-ISA_FLAGS = {
-    "AVX2": ("-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"),
-    "AVX512": (
-        *("-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"),
-        *("-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512"),
-    ),
-}
-"""Compiler flags per ``torch.backends.cpu.get_cpu_capability()``: the kernel's loops are written to vectorise, and
-the CPU_CAPABILITY macros select ATen's matching ``Vectorized`` implementation (used for exp); anything else builds
-portable code."""
-
-GROUP_CONVS = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
-KERNEL_MODULES = (*GROUP_CONVS, "norm_h", "norm_w", "norm", "q", "k", "v")
-"""Submodules whose parameters the kernel reads (it never calls them)."""
-KERNEL_PARAMETERS = (
-    *((conv, "weight") for conv in GROUP_CONVS),
-    *((conv, "bias") for conv in GROUP_CONVS),
-    ("norm_h", "weight"),
-    ("norm_h", "bias"),
-    ("norm_w", "weight"),
-    ("norm_w", "bias"),
-    ("norm", "weight"),
-    ("norm", "bias"),
-    ("q", "weight"),
-    ("k", "weight"),
-    ("v", "weight"),
-    ("q", "bias"),
-    ("k", "bias"),
-    ("v", "bias"),
-)
-"""(submodule, parameter) in the order the kernel reads them (``Param`` in ``csrc/scsa_cpu.cpp``)."""
-
-
-_kernel: ModuleType | None = None
-_unavailable_reason: str | None = None if os.environ.get(ENV_SWITCH, "1") != "0" else f"{ENV_SWITCH}=0"
-_load_lock = threading.Lock()
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
 
-
-def load_kernel() -> ModuleType | None:
-    """The compiled kernel module, building it on first call; None (after one warning) where it cannot be built."""
-    global _kernel, _unavailable_reason
-    if _kernel is not None or _unavailable_reason is not None:
-        return _kernel
-    with _load_lock:
-        if _kernel is None and _unavailable_reason is None:
-            try:
-                _kernel = _build()
-            except Exception as error:  # any build or load failure means: run the PyTorch ops instead
-                _unavailable_reason = _failure_reason(error)
-                warnings.warn(
-                    f"scsa_yolo: the fused SCSA CPU kernel could not be built ({_unavailable_reason}); SCSA runs its "
-                    "PyTorch-op path on CPU, which gives the same outputs more slowly. Building needs a C++ compiler "
-                    f"and the Python headers; set {ENV_SWITCH}=0 to skip the attempt.",
-                    stacklevel=2,
-                )
-    return _kernel
+_LIBRARY = torch.library.Library("scsa_yolo", "DEF")
+_LIBRARY.define(
+    "scsa(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
+    "float eps_w, float eps, bool keep_statistics) -> Tensor[]"
+)
+_LIBRARY.define(
+    "scsa_backward(Tensor grad, Tensor x, Tensor[] params, Tensor[] statistics, SymInt window_h, SymInt window_w, "
+    "int heads, float scaler, bool input_needs_grad) -> Tensor[]"
+)
+scsa_op = torch.ops.scsa_yolo.scsa.default
+scsa_backward_op = torch.ops.scsa_yolo.scsa_backward.default
+# Registered with the dispatcher directly (TORCH_LIBRARY style) rather than through torch.library.custom_op: the
+# latter's Python wrappers cost about 1 ms per forward + backward, more than the CPU kernel's backward itself.
 
 
-def _failure_reason(error: Exception) -> str:
-    """The line of a build error that says what went wrong (the compiler's ``error:`` line, not ninja's summary)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    cause = next((line for line in lines if "error:" in line.lower()), lines[-1] if lines else "")
-    return f"{type(error).__name__}: {cause}"
+def _cpu_module():
+    module = cpu_kernel.load()
+    if module is None:
+        raise RuntimeError(f"scsa_yolo::scsa: the CPU kernel is unavailable ({cpu_kernel.unavailable_reason()})")
+    return module
 
 
-def _build() -> ModuleType:
-    """Compile (or load the cached build of) ``csrc/scsa_cpu.cpp`` for this CPU's instruction set."""
-    from ultralytics.utils import LOGGER
+def _scsa_cpu(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
+    return list(_cpu_module().forward(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics))
 
-    with _quiet_logger("torch.utils.cpp_extension"):  # a CUDA build of torch on a machine without CUDA warns here
-        from torch.utils import cpp_extension
 
-    capability = torch.backends.cpu.get_cpu_capability()
-    digest = hashlib.sha1(SOURCE.read_bytes()).hexdigest()[:10]
-    # One build folder per kernel source, Python, torch version and instruction set: the cache may be shared by
-    # environments and machines, and a new version must not be mistaken for a finished build.
-    name = f"scsa_yolo_cpu_{re.sub(r'[^a-z0-9]', '_', capability.lower())}_{digest}"  # a C identifier ("NO AVX")
-    torch_tag = torch.__version__.replace(".", "_").replace("+", "_")
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
-    build_dir = root / f"{name}_{sys.implementation.cache_tag}_torch{torch_tag}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    if not (build_dir / f"{name}.so").exists():
-        LOGGER.info(f"scsa_yolo: compiling the fused SCSA CPU kernel into {build_dir} (once, about a minute)...")
-    with _ninja_on_path():
-        return cpp_extension.load(
-            name=name,
-            sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-fopenmp", *ISA_FLAGS.get(capability, ())],
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(build_dir),
-            verbose=False,
+def _scsa_backward_cpu(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
+    grad_x, *grad_params = _cpu_module().backward(
+        grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad
+    )
+    return [grad_x if grad_x is not None else x.new_empty(0), *grad_params]
+
+
+def _scsa_cuda(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
+    from scsa_yolo.nn.kernels import triton_scsa
+
+    with torch.cuda.device(x.device):  # Triton launches on the current device; the input may be on another
+        return triton_scsa.forward(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics)
+
+
+def _scsa_backward_cuda(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
+    from scsa_yolo.nn.kernels import triton_scsa
+
+    with torch.cuda.device(x.device):
+        return triton_scsa.backward(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad)
+
+
+def statistics_dtype(x: torch.Tensor) -> torch.dtype:
+    """Dtype of the statistics: the input's for float32/float64, float32 for half-precision inputs."""
+    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _scsa_fake(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
+    out = x.new_empty(x.shape)
+    if not keep_statistics:
+        return [out]
+    b, c, h, w = x.shape
+    shapes = statistics_shapes(b, c, h, w, (h // window_h) * (w // window_w), heads)
+    return [out, *(x.new_empty(shape, dtype=statistics_dtype(x)) for shape in shapes)]
+
+
+def _scsa_backward_fake(grad, x, params, statistics, window_h, window_w, heads, scaler, input_needs_grad):
+    grad_x = x.new_empty(x.shape) if input_needs_grad else x.new_empty(0)
+    return [grad_x, *(torch.empty_like(p, memory_format=torch.contiguous_format) for p in params)]
+
+
+class _ScsaFunction(torch.autograd.Function):
+    """The op's autograd: forward keeps the statistics, backward calls ``scsa_backward``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, settings: tuple, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Run the op below autograd, keeping what the backward reuses."""
+        with torch._C._AutoDispatchBelowADInplaceOrView():
+            outputs = scsa_op(x, list(params), *settings[:-1], True)
+        ctx.settings = settings
+        ctx.param_count = len(params)
+        ctx.mark_non_differentiable(*outputs[1:])
+        ctx.set_materialize_grads(False)  # no zero gradients for the statistics, which nothing differentiates
+        ctx.save_for_backward(x, *params, *outputs[1:])
+        return tuple(outputs if settings[-1] else outputs[:1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor | None, *_: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        """Gradients of ``x`` and of every parameter (empty tensors for absent biases)."""
+        x, *rest = ctx.saved_tensors
+        params, statistics = rest[: ctx.param_count], rest[ctx.param_count :]
+        window_h, window_w, heads, scaler = ctx.settings[:4]
+        if grad is None:
+            grad = torch.zeros_like(x)
+        grad_x, *grad_params = scsa_backward_op(
+            grad, x, params, statistics, window_h, window_w, heads, scaler, ctx.needs_input_grad[0]
         )
+        return (grad_x if ctx.needs_input_grad[0] else None, None, *grad_params)
 
 
-@contextmanager
-def _ninja_on_path() -> Iterator[None]:
-    """Put the ninja wheel's binary on PATH inside the context if no ``ninja`` is there (torch runs it from PATH).
+def _scsa_autograd(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
+    settings = (window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics)
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+        return list(_ScsaFunction.apply(x, settings, *params))
+    with torch._C._AutoDispatchBelowADInplaceOrView():
+        return scsa_op(x, params, *settings)
 
-    An environment that is not activated has the wheel's binary off PATH.
+
+for _name, _impls in {
+    "scsa": {"CPU": _scsa_cpu, "CUDA": _scsa_cuda, "Autograd": _scsa_autograd},
+    "scsa_backward": {"CPU": _scsa_backward_cpu, "CUDA": _scsa_backward_cuda},
+}.items():
+    for _key, _impl in _impls.items():
+        _LIBRARY.impl(_name, _impl, _key)
+torch.library.register_fake("scsa_yolo::scsa", _scsa_fake, lib=_LIBRARY)
+torch.library.register_fake("scsa_yolo::scsa_backward", _scsa_backward_fake, lib=_LIBRARY)
+
+
+def scsa(
+    x: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    window_h: int,
+    window_w: int,
+    heads: int,
+    scaler: float,
+    eps_h: float,
+    eps_w: float,
+    eps: float,
+) -> torch.Tensor:
+    """SCSA of a (B, C, H, W) input through ``torch.ops.scsa_yolo.scsa`` (where ``kernel_supports`` says so).
+
+    Args:
+        x (torch.Tensor): Input of shape (B, C, H, W).
+        params (Sequence[torch.Tensor]): The block's parameters in ``PARAMETERS`` order (absent q/k/v biases as
+            empty tensors).
+        window_h (int): Pooling window rows (already shrunk to the map).
+        window_w (int): Pooling window columns.
+        heads (int): Attention heads.
+        scaler (float): Attention scale, head_dim ** -0.5.
+        eps_h (float): Epsilon of the row-profile GroupNorm.
+        eps_w (float): Epsilon of the column-profile GroupNorm.
+        eps (float): Epsilon of the pooled map's GroupNorm.
+
+    Returns:
+        (torch.Tensor): Output of shape (B, C, H, W), differentiable to ``x`` and every parameter.
     """
-    if shutil.which("ninja") is not None:
-        yield
-        return
-    import ninja
-
-    previous = os.environ.get("PATH")
-    os.environ["PATH"] = os.pathsep.join(filter(None, (ninja.BIN_DIR, previous)))
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["PATH"]
-        else:
-            os.environ["PATH"] = previous
-
-
-@contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """Raise a logger's level to ERROR inside the context."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def kernel_status() -> str:
-    """One line for reports: whether the fused kernel is in use on this machine, and if not, why."""
-    if load_kernel() is None:
-        return f"fused CPU kernel unavailable ({_unavailable_reason}), PyTorch ops instead"
-    return f"fused CPU kernel ({torch.backends.cpu.get_cpu_capability()} build)"
+    # The Autograd kernel keeps the statistics for the backward itself; the caller needs the output only.
+    return scsa_op(x, list(params), window_h, window_w, heads, scaler, eps_h, eps_w, eps, False)[0]
 
 
 @contextmanager
 def fused_kernel_disabled() -> Iterator[None]:
     """Run SCSA blocks on their PyTorch-op path inside the context (this thread or task only).
 
-    For comparisons, and for what the kernel does not support: forward-mode AD, ``torch.func`` transforms and
-    double backward (its backward is ``once_differentiable``).
+    For comparisons, and for what the kernels do not support: forward-mode AD, ``torch.func`` transforms and
+    double backward.
     """
     token = _disabled.set(_disabled.get() + 1)
     try:
@@ -198,112 +216,41 @@ def fused_kernel_disabled() -> Iterator[None]:
         _disabled.reset(token)
 
 
-def kernel_applies(block: SCSA, x: torch.Tensor) -> bool:
-    """Whether ``block(x)`` can run the fused kernel (see the module docstring for the conditions)."""
-    return (
-        _disabled.get() == 0
-        and _unavailable_reason is None
-        # Graph capture first: under tracing the shape checks below would be recorded as tensor comparisons.
-        and not torch.jit.is_tracing()
-        and not torch.jit.is_scripting()
-        and not torch.compiler.is_compiling()
-        and not torch.onnx.is_in_onnx_export()
-        and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and x.dim() == 4
-        and x.shape[1] == block.dim
-        and x.numel() > 0
-        and block.down_sample_mode == "avg_pool"
-        and block.gate_layer == "sigmoid"
-        and not (block.training and block._modules["attn_drop"].p > 0)
-        and _plain_submodules(block)
-        and block._modules["q"]._parameters["weight"].dtype == x.dtype
-        and not torch.is_autocast_enabled("cpu")
-        and load_kernel() is not None
-    )
+def _cuda_kernel_enabled() -> bool:
+    """``SCSA_YOLO_CUDA_KERNEL=1`` and Triton installed."""
+    return TRITON_INSTALLED and os.environ.get(CUDA_SWITCH, "0") == "1"
 
 
-def _plain_submodules(block: SCSA) -> bool:
-    """No hooks (FLOP counters, pruning) and no parametrizations on the submodules whose parameters the kernel reads.
+def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
+    """Whether the op has a kernel in use for ``x`` with parameters of ``param_dtype`` on this device.
 
-    The kernel never calls those submodules, so their hooks would be skipped and a parametrized weight missed; and it
-    takes the q/k/v biases all or none.
+    Checks the device-level conditions only (the caller checks the block's options): not switched off, the kernel
+    available on ``x``'s device, the dtypes it takes there, no autocast it would ignore.
     """
-    for module in KERNEL_MODULES:
-        child = block._modules[module]
-        if (
-            child._forward_hooks
-            or child._forward_pre_hooks
-            or child._backward_hooks
-            or child._backward_pre_hooks
-            or "weight" not in child._parameters
-        ):
-            return False
-    biases = [block._modules[name]._parameters.get("bias") is None for name in ("q", "k", "v")]
-    return all(biases) or not any(biases)  # the kernel takes all three q/k/v biases or none
-
-
-def _parameters(block: SCSA, x: torch.Tensor) -> list[torch.Tensor]:
-    """The block's parameters in kernel order; an absent q/k/v bias is an empty tensor.
-
-    Reads the modules' parameter dicts directly: this runs on every forward, and ``nn.Module.__getattr__`` for the
-    twenty lookups would cost more than a small block's arithmetic.
-    """
-    modules = block._modules
-    params = [modules[module]._parameters[name] for module, name in KERNEL_PARAMETERS]
-    if params[-1] is None:
-        params[-3:] = [x.new_empty(0)] * 3
-    return params
-
-
-def fused_scsa(block: SCSA, x: torch.Tensor, window_h: int, window_w: int) -> torch.Tensor:
-    """SCSA of (B, C, H, W) ``x`` with ``block``'s parameters through the fused kernel (where ``kernel_applies``).
-
-    Args:
-        block (SCSA): The block (parameters and hyper-parameters).
-        x (torch.Tensor): CPU input of shape (B, C, H, W).
-        window_h (int): Pooling window rows (already shrunk to the map).
-        window_w (int): Pooling window columns.
-
-    Returns:
-        (torch.Tensor): The block's output, differentiable to ``x`` and every parameter when grad is enabled.
-    """
-    config = (
-        window_h,
-        window_w,
-        block.head_num,
-        block.scaler,
-        block.norm_h.eps,
-        block.norm_w.eps,
-        block.norm.eps,
-    )
-    params = _parameters(block, x)
-    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-        return _FusedSCSA.apply(x, config, *params)
-    return _kernel.forward(x, params, *config, False)[0]
-
-
-class _FusedSCSA(torch.autograd.Function):
-    """Autograd wrapper of the kernel: forward keeps the small intermediates, backward returns every gradient."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, config: tuple, *params: torch.Tensor) -> torch.Tensor:
-        """Run the kernel, keeping what its backward needs."""
-        out, *saved = _kernel.forward(x, list(params), *config, True)
-        ctx.config = config
-        ctx.param_count = len(params)
-        ctx.save_for_backward(x, *params, *saved)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        """Gradients of ``x`` and of every parameter (None for the empty stand-ins of absent biases)."""
-        x, *rest = ctx.saved_tensors
-        params, saved = rest[: ctx.param_count], rest[ctx.param_count :]
-        window_h, window_w, heads, scaler = ctx.config[:4]
-        grad_x, *grad_params = _kernel.backward(
-            grad, x, params, saved, window_h, window_w, heads, scaler, ctx.needs_input_grad[0]
+    if _disabled.get():
+        return False
+    if x.device.type == "cpu":
+        return (
+            x.dtype in (torch.float32, torch.float64)
+            and param_dtype == x.dtype
+            and not torch.is_autocast_enabled("cpu")
+            and cpu_kernel.unavailable_reason() is None
+            and cpu_kernel.load() is not None
         )
-        grad_params = [g if p.numel() else None for g, p in zip(grad_params, params)]
-        return (grad_x if ctx.needs_input_grad[0] else None, None, *grad_params)
+    if x.device.type == "cuda":
+        taken = (torch.float32, torch.float16, torch.bfloat16)
+        return x.dtype in taken and param_dtype in taken and _cuda_kernel_enabled()
+    return False
+
+
+def kernel_status() -> str:
+    """One line for reports: which kernel the op runs on CPU and on CUDA here, and if none, why."""
+    if cpu_kernel.load() is None:
+        cpu = f"CPU: PyTorch ops (fused kernel unavailable: {cpu_kernel.unavailable_reason()})"
+    else:
+        cpu = f"CPU: fused C++ kernel ({torch.backends.cpu.get_cpu_capability()} build)"
+    if _cuda_kernel_enabled():
+        cuda = f"CUDA: Triton kernel ({CUDA_SWITCH}=1)"
+    else:
+        cuda = f"CUDA: PyTorch ops (Triton kernel opt-in with {CUDA_SWITCH}=1)"
+    return f"{cpu}; {cuda}"

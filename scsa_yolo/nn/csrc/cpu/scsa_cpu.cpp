@@ -1,5 +1,6 @@
-// Fused CPU kernels for SCSA (scsa_yolo.nn.scsa_fused): the whole block, forward and backward, in three passes over
-// the map each way, with the small gate computations as plain loops instead of ~30 tensor ops.
+// CPU kernel of the scsa_yolo::scsa op (registered in scsa_yolo/nn/scsa_fused.py): the whole block, forward and
+// backward, in three passes over the map each way, with the small gate computations as plain loops instead of ~30
+// tensor ops.
 //
 // Maths (per sample, C channels, H x W map x; see scsa_yolo/nn/scsa.py for the module and its reference path):
 //   row means rm (C, H) and column means cm (C, W) of x
@@ -24,7 +25,8 @@ namespace {
 
 constexpr int kGroups = 4;
 
-// Parameters in the order scsa_fused.py passes them (q/k/v biases are empty tensors when the block has none).
+// Parameters in the order of PARAMETERS in scsa_yolo/nn/scsa_fused.py (q/k/v biases are empty tensors when the
+// block has none); the statistics forward returns after the output are the op's, in STATISTICS' order there.
 enum Param {
   kConvWeight0 = 0, kConvBias0 = 4, kNormHWeight = 8, kNormHBias, kNormWWeight, kNormWBias, kNormWeight, kNormBias,
   kQWeight, kKWeight, kVWeight, kQBias, kKBias, kVBias, kParamCount
