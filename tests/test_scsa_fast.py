@@ -263,17 +263,32 @@ def test_kernel_checks_its_arguments() -> None:
         kernel.forward(torch.randn(1, 16, 5, 14), params, 7, 7, 1, block.scaler, 1e-5, 1e-5, 1e-5, False)
 
 
-def test_hooked_or_pruned_submodules_run_the_ops_path() -> None:
-    """Hooks on the submodules (FLOP counters, pruning masks) must see their modules: the kernel steps aside."""
+def test_hooked_or_pruned_submodules_run_the_reference() -> None:
+    """Hooks on the submodules (FLOP counters, feature taps, pruning masks) fire, and pruned weights follow training.
+
+    Only ``forward_reference`` calls the submodules: pruning recomputes ``weight`` from ``weight_orig`` in a
+    forward pre-hook, so a path that reads ``weight`` directly would train on a stale tensor (and fail on the second
+    backward, as its graph is freed).
+    """
     from torch.nn.utils import prune
 
-    block = randomised(SCSA(16), seed=29).eval()
+    block = randomised(SCSA(16), seed=29).train()
     x = torch.randn(1, 16, 14, 14)
     assert block.uses_kernel(x)
-    handle = block.norm.register_forward_hook(lambda *args: None)
+    calls = []
+    handle = block.sa_gate.register_forward_hook(lambda *args: calls.append(args[0]))
     assert not block.uses_kernel(x)
+    block(x)
+    assert len(calls) == 2  # the row and the column gate
     handle.remove()
     prune.l1_unstructured(block.q, "weight", amount=0.5)
     assert not block.uses_kernel(x)
+    optimizer = torch.optim.SGD(block.parameters(), lr=0.1)
+    for _ in range(2):
+        optimizer.zero_grad()
+        block(x).square().mean().backward()
+        optimizer.step()
     with torch.no_grad():
-        assert (block(x) - block.forward_reference(x)).abs().max().item() <= 1e-5
+        out = block(x)
+        assert torch.equal(block.q.weight, block.q.weight_orig * block.q.weight_mask)  # recomputed by the forward
+        assert (out - block.forward_reference(x)).abs().max().item() <= 1e-5

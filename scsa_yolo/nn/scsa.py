@@ -37,6 +37,9 @@ hand-written backward passes that share one gradient buffer for the input: on CP
 faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced graphs
 (TorchScript, ONNX) and inference use the plain ops.
 
+Submodules with hooks (FLOP counters, feature taps, pruning, weight norm) make ``forward`` run ``forward_reference``,
+the only formulation that calls them (the op and the fast path read their parameters directly).
+
 Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
 * Maps smaller than the window: the official ``AvgPool2d(7, 7)`` raises for H < 7 or W < 7. Here the window along
@@ -310,8 +313,8 @@ class SCSA(nn.Module):
         """Whether ``forward(x)`` runs the registered op ``torch.ops.scsa_yolo.scsa`` (else the PyTorch-op path).
 
         The op takes the avg-pool sigmoid-gate configuration (every official config) without active attention
-        dropout, whole q/k/v biases or none, submodules without hooks or parametrizations (FLOP counters and pruning
-        see their modules run: the op never calls them), in eager mode or under ``torch.compile`` (not while
+        dropout, whole q/k/v biases or none, submodules without parametrizations (and without hooks: ``forward``
+        runs ``forward_reference`` then), in eager mode or under ``torch.compile`` (not while
         TorchScript traces or scripts, nor under ONNX or ``torch.export``, which record the PyTorch ops), where its
         device has a kernel in use for the dtypes (``scsa_fused.kernel_supports``).
         """
@@ -328,23 +331,27 @@ class SCSA(nn.Module):
             and self.gate_layer == "sigmoid"
             and not (self.training and self._modules["attn_drop"].p > 0)
             and self._plain_submodules()
+            and not self._hooked_submodules()
             and scsa_fused.kernel_supports(x, self._modules["q"]._parameters["weight"].dtype)
         )
 
     def _plain_submodules(self) -> bool:
-        """No hooks and no parametrizations on the submodules the op reads, and q/k/v biases all or none."""
-        for module in KERNEL_MODULES:
-            child = self._modules[module]
-            if (
-                child._forward_hooks
-                or child._forward_pre_hooks
-                or child._backward_hooks
-                or child._backward_pre_hooks
-                or "weight" not in child._parameters
-            ):
-                return False
+        """No parametrizations on the submodules the op reads, and q/k/v biases all or none."""
+        if any("weight" not in self._modules[module]._parameters for module in KERNEL_MODULES):
+            return False
         biases = [self._modules[name]._parameters.get("bias") is None for name in ("q", "k", "v")]
         return all(biases) or not any(biases)
+
+    def _hooked_submodules(self) -> bool:
+        """Whether a submodule has hooks (FLOP counters, feature taps, pruning masks, weight norm).
+
+        Hooks fire, and pruning or weight norm recompute ``weight``, only when their module is called, which only
+        ``forward_reference`` does: the op and the PyTorch-op path read the parameters directly.
+        """
+        return any(
+            child._forward_hooks or child._forward_pre_hooks or child._backward_hooks or child._backward_pre_hooks
+            for child in self._modules.values()
+        )
 
     def _kernel_parameters(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The parameters in the op's order; absent q/k/v biases are empty tensors.
@@ -370,6 +377,8 @@ class SCSA(nn.Module):
         """
         b, c, h, w = x.shape
         window_h, window_w = self._window(h, w)
+        if self._hooked_submodules():
+            return self.forward_reference(x)
         if self.uses_kernel(x):
             return scsa_fused.scsa(
                 x,
