@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -292,3 +292,34 @@ def test_hooked_or_pruned_submodules_run_the_reference() -> None:
         out = block(x)
         assert torch.equal(block.q.weight, block.q.weight_orig * block.q.weight_mask)  # recomputed by the forward
         assert (out - block.forward_reference(x)).abs().max().item() <= 1e-5
+
+
+def test_torch_func_and_forward_ad_run_plain_ops() -> None:
+    """torch.func transforms (grad, vmap, higher orders) and forward-mode AD give the reference's derivatives.
+
+    Neither the op nor the fast path's hand-written Functions take them, so SCSA steps aside to plain PyTorch ops.
+    """
+    from torch.autograd import forward_ad
+
+    assert cpu_kernel.load() is not None
+    block = randomised(SCSA(8), seed=31).double().train()
+    x = torch.randn(2, 8, 9, 7, dtype=torch.float64)
+
+    def loss(forward: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+        return forward(t).square().sum()
+
+    def per_sample_grad(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return torch.vmap(torch.func.grad(lambda sample: f(sample.unsqueeze(0))))
+
+    def gradient_penalty_grad(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return torch.func.grad(lambda t: torch.func.grad(f)(t).square().sum())  # a second order
+
+    for transform in (torch.func.grad, per_sample_grad, gradient_penalty_grad):
+        got = transform(lambda t: loss(block, t))(x)
+        want = transform(lambda t: loss(block.forward_reference, t))(x)
+        torch.testing.assert_close(got, want)
+    tangent = torch.randn_like(x)
+    with forward_ad.dual_level():
+        got = forward_ad.unpack_dual(block(forward_ad.make_dual(x, tangent))).tangent
+        want = forward_ad.unpack_dual(block.forward_reference(forward_ad.make_dual(x, tangent))).tangent
+    torch.testing.assert_close(got, want)

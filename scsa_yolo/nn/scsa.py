@@ -35,7 +35,8 @@ unchanged. ``max_pool`` mode multiplies by both gates before pooling, as pooling
 training (grad enabled, not tracing) the avg-pool path runs its three full-size steps as custom autograd Functions with
 hand-written backward passes that share one gradient buffer for the input: on CPU each fresh full-size buffer costs page
 faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced graphs
-(TorchScript, ONNX) and inference use the plain ops.
+(TorchScript, ONNX), inference, ``torch.func`` transforms and forward-mode AD use the plain ops (which, unlike those
+Functions and the op, also take double backward there).
 
 Submodules with hooks (FLOP counters, feature taps, pruning, weight norm) make ``forward`` run ``forward_reference``,
 the only formulation that calls them (the op and the fast path read their parameters directly).
@@ -396,12 +397,12 @@ class SCSA(nn.Module):
             gated = x * row_gate.unsqueeze(3) * col_gate.unsqueeze(2)
             logits = self._channel_logits(F.max_pool2d(gated, (window_h, window_w)), 1)
             return self._gate(logits, 1).view(b, c, 1, 1) * gated
-        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+        if torch.is_grad_enabled() and not torch.jit.is_tracing() and not scsa_fused.autograd_transforms_active():
             return self._forward_train(x, window_h, window_w)
         row_gate, col_gate = self._spatial_gates(x)
         rows_gated = x * row_gate.unsqueeze(3)
         out_gate = self._out_gate(_window_row_sums(rows_gated, window_h), col_gate, window_h, window_w)
-        if torch.jit.is_tracing():  # a traced graph must not depend on the grad mode
+        if torch.jit.is_tracing() or torch.is_grad_enabled():  # traced: not on the grad mode; transforms: autograd
             return rows_gated * out_gate.unsqueeze(2)
         return rows_gated.mul_(out_gate.unsqueeze(2))  # eager inference: reuse the temporary, nothing needs it
 

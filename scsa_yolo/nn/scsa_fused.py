@@ -20,8 +20,8 @@ Which device runs the op (``kernel_supports``): on CPU, wherever the C++ kernel 
 switches it off; a failed build warns once, naming the reason, and SCSA runs its PyTorch ops), for float32/float64
 inputs with parameters of the same dtype, outside CPU autocast. On CUDA, only when ``SCSA_YOLO_CUDA_KERNEL=1``: the
 Triton kernel is tested against the reference under Triton's interpreter, but its GPU speed has not been measured,
-so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Forward-mode AD, ``torch.func``
-transforms and double backward are not supported by the kernels: run those inside ``fused_kernel_disabled()``.
+so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Under ``torch.func`` transforms
+and forward-mode AD (``autograd_transforms_active``) no kernel is used: SCSA runs plain PyTorch ops there.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+from torch.autograd import forward_ad
 
 from scsa_yolo.nn.kernels import PARAMETERS, STATISTICS, statistics_shapes
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
@@ -41,6 +42,7 @@ __all__ = [
     "CUDA_SWITCH",
     "PARAMETERS",
     "STATISTICS",
+    "autograd_transforms_active",
     "fused_kernel_disabled",
     "kernel_status",
     "kernel_supports",
@@ -206,14 +208,22 @@ def scsa(
 def fused_kernel_disabled() -> Iterator[None]:
     """Run SCSA blocks on their PyTorch-op path inside the context (this thread or task only).
 
-    For comparisons, and for what the kernels do not support: forward-mode AD, ``torch.func`` transforms and
-    double backward.
+    For comparisons of the two paths.
     """
     token = _disabled.set(_disabled.get() + 1)
     try:
         yield
     finally:
         _disabled.reset(token)
+
+
+def autograd_transforms_active() -> bool:
+    """Whether a ``torch.func`` transform (grad, vmap, jacrev, ...) or a forward-mode AD level is active.
+
+    The op has no batching rule or forward derivative, and the fast path's hand-written backward passes have no
+    ``setup_context`` or ``jvp``: SCSA runs plain PyTorch ops there, which every transform (and higher orders) takes.
+    """
+    return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
 
 
 def _cuda_kernel_enabled() -> bool:
@@ -225,9 +235,10 @@ def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
     """Whether the op has a kernel in use for ``x`` with parameters of ``param_dtype`` on this device.
 
     Checks the device-level conditions only (the caller checks the block's options): not switched off, the kernel
-    available on ``x``'s device, the dtypes it takes there, no autocast it would ignore.
+    available on ``x``'s device, the dtypes it takes there, no autocast it would ignore, no ``torch.func`` transform
+    or forward-mode AD.
     """
-    if _disabled.get():
+    if _disabled.get() or autograd_transforms_active():
         return False
     if x.device.type == "cpu":
         return (
