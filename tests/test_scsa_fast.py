@@ -323,3 +323,15 @@ def test_torch_func_and_forward_ad_run_plain_ops() -> None:
         got = forward_ad.unpack_dual(block(forward_ad.make_dual(x, tangent))).tangent
         want = forward_ad.unpack_dual(block.forward_reference(forward_ad.make_dual(x, tangent))).tangent
     torch.testing.assert_close(got, want)
+
+
+def test_double_backward_raises_a_clear_error(path: str) -> None:
+    """The hand-written backward passes build no graph: create_graph=True stops with a message naming torch.func.
+
+    Without the check the op's gradients came back graph-less, so a gradient penalty silently missed the block.
+    """
+    block = randomised(SCSA(8), seed=31).double()
+    x = torch.randn(1, 8, 9, 7, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="has no double backward .*use torch.func"):
+        torch.autograd.grad(block(x).square().sum(), x, create_graph=True)
+    torch.autograd.grad(block(x).square().sum(), x)  # first order, grad mode off in backward: no error

@@ -530,6 +530,7 @@ class _GateOutput(torch.autograd.Function):
         The row-gate gradient of this step, sum_w grad * x * out_gate, is left to ``_WindowRowSums``, which sums
         ``x`` times the whole buffer, so this returns none for ``row_gate``.
         """
+        scsa_fused.refuse_double_backward("SCSA's training fast path")
         x, row_gate, out_gate = ctx.saved_tensors
         buffer = torch.mul(grad, x, out=torch.empty_like(x, memory_format=torch.contiguous_format))
         grad_out_gate = (row_gate.unsqueeze(2) @ buffer).squeeze(2)

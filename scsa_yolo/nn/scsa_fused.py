@@ -45,6 +45,7 @@ __all__ = [
     "autograd_transforms_active",
     "fused_kernel_disabled",
     "kernel_status",
+    "refuse_double_backward",
     "kernel_supports",
     "scsa",
     "scsa_op",
@@ -140,9 +141,9 @@ class _ScsaFunction(torch.autograd.Function):
         return tuple(outputs if settings[-1] else outputs[:1])
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor | None, *_: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         """Gradients of ``x`` and of every parameter (empty tensors for absent biases)."""
+        refuse_double_backward("scsa_yolo::scsa")
         x, *rest = ctx.saved_tensors
         params, statistics = rest[: ctx.param_count], rest[ctx.param_count :]
         window_h, window_w, heads, scaler = ctx.settings[:4]
@@ -152,6 +153,21 @@ class _ScsaFunction(torch.autograd.Function):
             grad, x, params, statistics, window_h, window_w, heads, scaler, ctx.needs_input_grad[0]
         )
         return (grad_x if ctx.needs_input_grad[0] else None, None, *grad_params)
+
+
+def refuse_double_backward(name: str) -> None:
+    """Raise inside a hand-written backward run with ``create_graph=True`` (grad mode is on only then).
+
+    Its gradients would carry no graph, so a gradient penalty or Hessian would silently miss the block.
+
+    Raises:
+        RuntimeError: Naming ``name`` and the way to higher-order gradients.
+    """
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"{name} has no double backward (backward with create_graph=True). For higher-order gradients of a model "
+            "with SCSA blocks use torch.func (grad, jacrev, hessian): under its transforms SCSA runs plain PyTorch ops."
+        )
 
 
 def _scsa_autograd(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
