@@ -166,6 +166,21 @@ def test_op_has_cpu_and_cuda_kernels_and_needs_no_scsa_import() -> None:
         assert "scsa_yolo.nn.scsa " not in source.read_text() and "import SCSA" not in source.read_text(), source
 
 
+def test_reloading_the_module_registers_the_op_once() -> None:
+    """importlib.reload (notebooks' autoreload) re-registers the op instead of failing on a second namespace."""
+    import importlib
+
+    assert cpu_kernel.load() is not None
+    importlib.reload(scsa_fused)
+    block = randomised(SCSA(8), seed=8)
+    x = torch.randn(1, 8, 9, 8, requires_grad=True)
+    assert block.uses_kernel(x)
+    out = block(x)
+    assert out.grad_fn.name() == "_ScsaFunctionBackward"
+    out.sum().backward()
+    assert torch._C._dispatch_has_kernel_for_dispatch_key("scsa_yolo::scsa", "CPU")
+
+
 def test_compile_traces_the_op() -> None:
     """torch.compile captures the op in one graph (fake implementation) and matches the reference; export does not."""
     assert cpu_kernel.load() is not None

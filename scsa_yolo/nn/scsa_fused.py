@@ -59,6 +59,8 @@ TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
 
+if "_LIBRARY" in globals():  # importlib.reload: drop this module's earlier registration (a namespace is defined once)
+    globals()["_LIBRARY"]._destroy()
 _LIBRARY = torch.library.Library("scsa_yolo", "DEF")
 _LIBRARY.define(
     "scsa(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
