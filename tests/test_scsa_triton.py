@@ -107,6 +107,12 @@ def test_triton_kernel_matches_reference(
     reference = block64.forward_reference(x64)
     assert len(result) == 1 + len(STATISTICS)
     assert (result[0] - reference).abs().max().item() <= 1e-5, (shape, options)
+    if options.get("window_size") == -1:  # AMP: the tensor ops inside the op must not follow autocast
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            under_autocast = triton_kernel.forward(x, params, *settings, True)
+        fake = scsa_fused._scsa_fake(x, params, *settings, True)
+        assert [t.dtype for t in under_autocast] == [t.dtype for t in fake]
+        torch.testing.assert_close(under_autocast, result)
 
     wanted = {name: g.float() for name, g in grads_by_name(block64, x64, reference, grad_out.double()).items()}
     got = by_name(block, x, triton_kernel.backward(grad_out, x.detach(), params, result[1:], *settings[:4], True))

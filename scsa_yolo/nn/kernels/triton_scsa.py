@@ -9,12 +9,16 @@ GroupNorms, the channel attention and their hand-written backward (the same form
 ``csrc/cpu/scsa_cpu.cpp``). The statistics it returns are those of ``STATISTICS``, in float32.
 
 Inputs may be float32, float16 or bfloat16 (AMP); the passes load in that dtype, compute in float32, and store the
-output and the input gradient in the input's dtype; parameter gradients come back in the parameters' dtype.
+output and the input gradient in the input's dtype; parameter gradients come back in the parameters' dtype. Both run
+with autocast off (its float16 would reach the small maths' tensor ops otherwise).
 Under Triton's interpreter (``TRITON_INTERPRET=1`` set before this module is imported) it runs on CPU tensors,
 which is how the tests check it on machines without a GPU.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -767,6 +771,23 @@ def _geometry(x: torch.Tensor, window_h: int, window_w: int) -> tuple[int, int, 
     return b, c, h, w, h // window_h, w // window_w
 
 
+def _outside_autocast(function: Callable[..., list[torch.Tensor]]) -> Callable[..., list[torch.Tensor]]:
+    """Run ``function`` with autocast off on its first argument's device.
+
+    Autocast has no rule for the op, so its kernel is called with autocast still on: the small maths' tensor ops
+    (matmuls, GroupNorm statistics) would drop to float16 under AMP, and the statistics would leave the float32
+    the fake promises.
+    """
+
+    @functools.wraps(function)
+    def run(*args):
+        with torch.autocast(args[0].device.type, enabled=False):
+            return function(*args)
+
+    return run
+
+
+@_outside_autocast
 def forward(
     x: torch.Tensor,
     params: list[torch.Tensor],
@@ -826,6 +847,7 @@ def forward(
     ]  # fmt: skip
 
 
+@_outside_autocast
 def backward(
     grad: torch.Tensor,
     x: torch.Tensor,
