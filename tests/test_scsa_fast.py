@@ -335,3 +335,14 @@ def test_double_backward_raises_a_clear_error(path: str) -> None:
     with pytest.raises(RuntimeError, match="has no double backward .*use torch.func"):
         torch.autograd.grad(block(x).square().sum(), x, create_graph=True)
     torch.autograd.grad(block(x).square().sum(), x)  # first order, grad mode off in backward: no error
+
+
+def test_each_checkout_gets_its_own_build(tmp_path) -> None:
+    """Two copies of the kernel source build into two cache folders (one shared folder was rebuilt at every switch)."""
+    copy = tmp_path / "scsa_cpu.cpp"
+    copy.write_bytes(cpu_kernel.SOURCE.read_bytes())
+    here = cpu_kernel._build_name(cpu_kernel.SOURCE, "AVX2")
+    assert here == cpu_kernel._build_name(cpu_kernel.SOURCE, "AVX2")
+    assert here != cpu_kernel._build_name(copy, "AVX2")
+    assert here != cpu_kernel._build_name(cpu_kernel.SOURCE, "AVX512")
+    assert cpu_kernel._build_name(cpu_kernel.SOURCE, "NO AVX").isidentifier()
