@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_converters import HEADER, ZEROS, assert_balanced, build_urpc, load_report, make_image, voc_xml, write
+from test_converters import (
+    HEADER,
+    ZEROS,
+    assert_balanced,
+    build_coco,
+    build_urpc,
+    load_report,
+    make_image,
+    tree_digest,
+    voc_xml,
+    write,
+)
 
 from scsa_yolo.data.converters import ConversionError, convert_dataset
 from scsa_yolo.data.converters.common import unsafe_tar_members
@@ -307,6 +318,103 @@ def test_edited_file_list_cannot_point_a_deletion_outside_dest(tmp_path):
     victim = write(tmp_path / "precious.txt", "mine")
     with open(dest / "prepare_files.txt", "a") as manifest:
         manifest.write("../precious.txt\n")
-    with pytest.raises(ConversionError, match=r"names files outside --dest \(\.\./precious\.txt\)"):
+    with pytest.raises(
+        ConversionError, match=r"names files outside --dest or in its scratch folder \(\.\./precious\.txt\)"
+    ):
         convert_dataset("urpc2020", [src], dest)
     assert victim.read_text() == "mine"
+
+
+def _unsplittable_coco(tmp_path: Path) -> Path:
+    """A DUO-like download with one more annotation file whose split cannot be told from its name."""
+    src = build_coco(tmp_path / "coco")
+    write(src / "annotations" / "instances_light.json", (src / "annotations" / "instances_test.json").read_text())
+    return src
+
+
+def _truncated_archive(tmp_path: Path) -> Path:
+    """A zip cut off half-way, as an interrupted download leaves it."""
+    archive = tmp_path / "urpc.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("box/a.xml", "x" * 4000)
+    archive.write_bytes(archive.read_bytes()[:-60])
+    return archive
+
+
+@pytest.mark.parametrize(
+    "dataset, source, format_options, error",
+    [
+        ("urpc2020", lambda tmp: tmp / "urpc", {"val_fraction": 2}, ValueError),
+        ("urpc2020", lambda tmp: tmp / "urpc", {"seed": "seven"}, ValueError),
+        ("exdark", lambda tmp: tmp / "urpc", {"split_file": "no/such/imageclasslist.txt"}, ConversionError),
+        ("duo", _unsplittable_coco, {}, ConversionError),
+        ("urpc2020", lambda tmp: tmp / "typo", {}, ConversionError),
+        ("urpc2020", _truncated_archive, {}, ConversionError),
+    ],
+    ids=["val-fraction", "seed", "split-file", "coco-split", "missing-source", "truncated-archive"],
+)
+def test_bad_option_or_source_fails_before_the_earlier_output_is_touched(
+    tmp_path, dataset, source, format_options, error
+):
+    """Options, sources and annotation files are checked before anything of the earlier run in --dest is deleted; a
+    new --dest is left as it was (not created)."""
+    build_urpc(tmp_path / "urpc", n=3)
+    dest = tmp_path / "out"
+    convert_dataset("urpc2020", [tmp_path / "urpc"], dest)
+    earlier = tree_digest(dest)
+    with pytest.raises(error):
+        convert_dataset(dataset, [source(tmp_path)], dest, **format_options)
+    assert tree_digest(dest) == earlier and not (dest / ".extracted").exists()
+    with pytest.raises(error):
+        convert_dataset(dataset, [source(tmp_path)], tmp_path / "new", **format_options)
+    assert not (tmp_path / "new").exists()
+
+
+def test_coco_flags_other_than_0_1_or_true_false_are_malformed_never_guessed(tmp_path):
+    """iscrowd / ignore as "0", "1", 2, 1.0 or null are counted as malformed_flag; 0/1 and true/false are read."""
+    make_image(tmp_path / "src" / "images" / "train" / "a.jpg")
+    ann = {"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    flags = [
+        {"iscrowd": 0, "ignore": 0},
+        {"ignore": False},
+        {"iscrowd": True},
+        {"ignore": 1},
+        {"iscrowd": "0"},
+        {"ignore": "1"},
+        {"iscrowd": 2},
+        {"iscrowd": 1.0},
+        {"ignore": None},
+    ]
+    train = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [{**ann, **f} for f in flags],
+        "categories": [{"id": 1, "name": "echinus"}],
+    }
+    write(tmp_path / "src" / "annotations" / "instances_train.json", json.dumps(train))
+    convert_dataset("duo", [tmp_path / "src"], tmp_path / "out")
+    report = load_report(tmp_path / "out")
+    assert_balanced(report)
+    split = report["splits"]["train"]
+    assert split["boxes_out"] == 2
+    assert split["boxes_dropped_by_reason"] == {"crowd": 1, "ignore_flag": 1, "malformed_flag": 5}
+    assert any("iscrowd '0'" in e for e in report["issues"]["malformed_flag"]["examples"])
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r", "\u2028"], ids=["LF", "CR", "LINE-SEPARATOR"])
+def test_file_name_with_a_line_break_is_refused_before_anything_is_touched(tmp_path, line_break):
+    """prepare_files.txt and splits/*.txt list one name a line: a name with a line break stops the run with its name,
+    before the earlier output is deleted; profile refuses an output folder whose name would break the list."""
+    from scsa_yolo.data.profile import profile_dataset
+
+    src, dest = build_urpc(tmp_path / "src", n=3), tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest)
+    earlier = tree_digest(dest)
+    name = f"a{line_break}b"
+    make_image(src / "image" / f"{name}.jpg")
+    write(src / "box" / f"{name}.xml", voc_xml(f"{name}.jpg", [("echinus", (2, 2, 20, 20), 0)]))
+    with pytest.raises(ConversionError, match=re.escape(repr(f"{name}.jpg"))):
+        convert_dataset("urpc2020", [src], dest)
+    assert tree_digest(dest) == earlier
+    with pytest.raises(ConversionError, match="contains a line break"):
+        profile_dataset(dest / "data.yaml", dest / f"prof{line_break}ile", preview=0)
+    assert tree_digest(dest) == earlier and not (dest / f"prof{line_break}ile").exists()

@@ -209,6 +209,34 @@ def test_urpc_unlabelled_test_folder_is_reported_not_made_background(tmp_path):
     assert report["splits"]["unassigned"]["images_skipped_by_reason"] == {"unlabelled_folder": 3}
 
 
+def test_voc_xml_never_pairs_with_a_same_stem_image_of_another_folder(tmp_path):
+    """A train image is missing: its XML stays unpaired (counted), not attached to test-B-image/'s same-stem image,
+    nor to another split's; XML next to its images, and Annotations/ beside JPEGImages/, still pair."""
+    src = tmp_path / "URPC2020"
+    box = [("echinus", (2, 2, 20, 20), 0)]
+    for i in range(3):
+        write(src / "train" / "box" / f"{i:06d}.xml", voc_xml(f"{i:06d}.jpg", box))
+        make_image(src / "test-B-image" / f"{i:06d}.jpg")
+    make_image(src / "train" / "image" / "000001.jpg")  # 000000 and 000002 are missing from train/image
+    make_image(src / "val" / "image" / "000002.jpg")  # another split's image, same stem
+    write(src / "mixed" / "000005.xml", voc_xml("000005.jpg", box))
+    make_image(src / "mixed" / "000005.jpg")
+    make_image(src / "other" / "000005.jpg")  # a sibling of a folder that holds its own images: never used
+    write(src / "Annotations" / "000006.xml", voc_xml("000006.jpg", box))
+    make_image(src / "JPEGImages" / "000006.jpg")
+    dest = tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest, val_fraction=0)
+    report = load_report(dest)
+    assert_balanced(report)
+    listed = (dest / "splits" / "train.txt").read_text().split()
+    assert listed == ["JPEGImages/000006.jpg", "mixed/000005.jpg", "train/image/000001.jpg"]
+    unassigned = report["splits"]["unassigned"]
+    assert unassigned["annotations_without_image"] == 2
+    assert unassigned["boxes_dropped_by_reason"]["annotation_without_image"] == 2
+    assert report["issues"]["unpaired_annotation"]["count"] == 2
+    assert unassigned["images_skipped_by_reason"]["unlabelled_folder"] == 3 + 1 + 1  # test-B-image, val, other
+
+
 def test_image_folder_linked_from_other_storage_is_read_once(tmp_path):
     """train/image is a link to another disk (as on shared storage): its images are found, a link loop ends, and a
     second link to the same folder adds no duplicates."""
@@ -246,7 +274,8 @@ def test_real_urpc2020_xml_fits_the_one_based_reading(tmp_path):
     src = tmp_path / "src"
     for name in ("000001", "000002"):
         make_image(src / "image" / f"{name}.jpg", size=(1920, 1080))
-        os.symlink(REAL_SAMPLES / "urpc2020" / f"{name}.xml", src / f"{name}.xml")
+        (src / "box").mkdir(exist_ok=True)
+        os.symlink(REAL_SAMPLES / "urpc2020" / f"{name}.xml", src / "box" / f"{name}.xml")  # as in train/box/
     convert_dataset("urpc2020", [src], tmp_path / "out", val_fraction=0)
     train = load_report(tmp_path / "out")["splits"]["train"]
     assert (train["boxes_in"], train["boxes_out"], train["boxes_clipped"]) == (12, 12, 0)

@@ -293,6 +293,29 @@ def test_exdark_without_split_file_is_a_clear_error(tmp_path):
     assert (tmp_path / "out" / "data.yaml").is_file()
 
 
+def test_exdark_boxes_of_second_annotations_and_unlisted_images_are_counted_in_their_split(tmp_path):
+    """a.jpg.txt and a.JPG.txt describe one image: the second file's boxes are dropped in the image's split; an image
+    missing from the split file drops its boxes too. Every box line of every file is counted exactly once."""
+    src = tmp_path / "src"
+    make_image(src / "ExDark" / "Car" / "a.jpg")
+    make_image(src / "ExDark" / "Car" / "b.jpg")  # not in the split file
+    write(src / "ExDark_Annno" / "Car" / "a.JPG.txt", HEADER + f"Car 1 1 9 9{ZEROS}\n")  # first in sorted order: kept
+    write(src / "ExDark_Annno" / "Car" / "a.jpg.txt", HEADER + f"Car 2 2 9 9{ZEROS}\nCar 3 3 9 9{ZEROS}\nbad\n")
+    write(src / "ExDark_Annno" / "Car" / "b.jpg.txt", HEADER + f"Car 1 1 9 9{ZEROS}\n")
+    write(src / "imageclasslist.txt", "a.jpg 5 2 1 1\n")
+    convert_dataset("exdark", [src], tmp_path / "out")
+    report = load_report(tmp_path / "out")
+    assert_balanced(report)
+    train, unassigned = report["splits"]["train"], report["splits"]["unassigned"]
+    assert (train["boxes_in"], train["boxes_out"]) == (4, 1)
+    assert train["boxes_dropped_by_reason"] == {"duplicate_annotation": 2, "malformed_line": 1}
+    assert unassigned["boxes_dropped_by_reason"] == {"image_skipped": 1}
+    assert sum(s["boxes_in"] for s in report["splits"].values()) == 5  # box lines in the three files
+    assert report["issues"]["duplicate_annotation"]["examples"][0].endswith(
+        "(kept " + str(src / "ExDark_Annno" / "Car" / "a.JPG.txt") + ")"
+    )
+
+
 def test_visdrone_ignored_regions_and_others_never_drop_an_image(tmp_path):
     """Ignored regions and 'others' are counted drops; every written label passes Ultralytics' own check."""
     from ultralytics.data.utils import verify_image_label

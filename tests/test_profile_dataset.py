@@ -120,3 +120,51 @@ def test_label_preview_draws_boxes_where_the_labels_say(tmp_path):
     assert distance_to_colour.min() < 40 and mosaic[200, 40:280].max() < 40  # box colour on the edge, dark inside
     empty_tile = mosaic[:, 320:].astype(int)
     assert (empty_tile.max(axis=2) - empty_tile.min(axis=2)).max() < 20  # empty.png: grey only, no box drawn
+
+
+def test_segment_labels_are_boxed_like_ultralytics_and_malformed_rows_named(tmp_path):
+    """Polygon rows count and draw as the polygon's extent (segments2boxes); bad rows are named by file:line and left
+    out, never a traceback."""
+    import cv2
+    import numpy as np
+    from ultralytics.utils.plotting import colors
+
+    from scsa_yolo.data.profile import preview_labels, profile_split
+
+    rows = {
+        "poly": [
+            "0 0.1 0.2 0.5 0.2 0.3 0.6",  # triangle: box x 0.1-0.5, y 0.2-0.6 = 40x40 px, medium
+            "1 0.0 0.0 0.2 0.0 0.2 0.2 0.0 0.2",  # square 20x20 px, small
+            "1 0.1 0.1 0.2 0.2",  # detection row in a segment file: Ultralytics rejects the image
+            "0 0.1 0.1 0.2 0.2 0.3",  # six columns
+            "0 0.1 0.1 0.2 0.2 0.3 0.3 0.4",  # odd number of coordinates
+        ],
+        "box": [
+            "1 0.5 0.5 0.2 0.2",  # 20x20 px, small
+            "0 0.5",
+            "x 0.5 0.5 0.1 0.1",
+            "5 0.5 0.5 0.1 0.1",  # class id beyond the two names
+            "0 nan 0.5 0.1 0.1",
+            "0 0.5 0.5 0.2 0.2 0.1",
+            "0 1.5 0.5 0.2 0.2",
+        ],
+    }
+    images = []
+    for stem, lines in rows.items():
+        images.append(tmp_path / "images" / f"{stem}.png")
+        images[-1].parent.mkdir(exist_ok=True)
+        Image.new("RGB", (100, 100)).save(images[-1])
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        (tmp_path / "labels" / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    names = {0: "fish", 1: "diver"}
+    profile = profile_split(images, names, "test")
+    assert profile.class_counts == {"fish": 1, "diver": 2}
+    assert profile.size_counts == {("fish", "medium"): 1, ("diver", "small"): 2}
+    bad = [row.split(": ", 1)[0].rsplit("/", 1)[1] for row in profile.malformed_rows]
+    assert bad == [f"poly.txt:{n}" for n in (3, 4, 5)] + [f"box.txt:{n}" for n in range(2, 8)]
+    assert profile.summary()["malformed_label_rows"] == 9
+
+    preview = preview_labels(images[:1], names, tmp_path / "preview.jpg")  # poly.png: 100 px, scaled by 3.2
+    tile = cv2.imread(str(preview)).astype(int)
+    assert abs(tile[128, 28:37] - colors(0, True)).max(axis=1).min() < 60  # left edge of the triangle's box, x = 32
+    assert np.abs(tile[100:160, 40:150]).max() < 40  # inside it: the black image, no other box

@@ -21,23 +21,41 @@ from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import select_device
 
 import scsa_yolo  # noqa: F401  (registers SCSA so its model YAMLs and checkpoints load)
+from scsa_yolo.benchmark.engines import (
+    RAY_RESULTS_DIR,
+    RayOptions,
+    RunTask,
+    import_ray,
+    run_sequential,
+    run_with_ray,
+)
 from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost
 from scsa_yolo.benchmark.plots import plot_accuracy_vs_latency, plot_training_curves, read_training_curves
 from scsa_yolo.benchmark.report import markdown_table, write_results_csv
 from scsa_yolo.data.deepforest import build_deepforest_dataset
+from scsa_yolo.models import FAMILIES, block_names
+
 
 # Named model lists; the first model of each is the reference the others are compared with.
+def _plain_and_blocks(stem: str) -> tuple[str, ...]:
+    """The plain model, then the same model with each registered block at the neck places (SCSA first)."""
+    return (f"{stem}.yaml", *(f"{stem}-{block}.yaml" for block in block_names()))
+
+
+_SMALLEST = [f"{family}n" for family in FAMILIES]  # yolov8n, yolo11n, yolo26n
 PRESETS: dict[str, tuple[str, ...]] = {
     "scsa": ("yolov8n.yaml", "yolov8n-scsa.yaml"),
-    # Every attention block at the SCSA places (cfg/yolov8-<block>.yaml differ from yolov8-scsa.yaml only in the block).
-    "attention": (
-        "yolov8n.yaml",
-        "yolov8n-scsa.yaml",
-        *(f"yolov8n-{block}.yaml" for block in ("se", "cbam", "eca", "ca", "ema", "simam", "ela")),
-    ),
+    # Every attention block at the SCSA places (the neck rule, scsa_yolo.models), per family.
+    "attention": _plain_and_blocks("yolov8n"),
+    **{f"attention-{stem}": _plain_and_blocks(stem) for stem in _SMALLEST},
+    # Each family plain and with SCSA at the neck places.
+    "families": tuple(name for stem in _SMALLEST for name in (f"{stem}.yaml", f"{stem}-scsa.yaml")),
+    # The three placements of SCSA in Ultralytics' default family.
+    "placements": ("yolo26n.yaml", "yolo26n-scsa.yaml", "yolo26n-scsa-backbone.yaml", "yolo26n-scsa-both.yaml"),
 }
 DEFAULT_PRESET = "scsa"
 DEFAULT_OUT = Path("runs") / "benchmark"
+ENGINES = ("sequential", "ray")
 RUN_RECORD = "benchmark_run.json"
 # Settings that must match between a checkpoint and the requested run for it to be resumed.
 RESUME_KEYS = ("epochs", "imgsz", "batch", "seed")
@@ -127,6 +145,8 @@ def run_benchmark(
     out: Path | str = DEFAULT_OUT,
     latency_repeats: int = 30,
     gpu_latency_repeats: int = 100,
+    engine: str = "sequential",
+    ray_options: RayOptions | None = None,
 ) -> list[dict]:
     """Train and validate every model with every seed, measure costs, and write the report.
 
@@ -138,10 +158,17 @@ def run_benchmark(
             ``training_curves.png`` and one Ultralytics run folder per (model, seed) under ``runs/``.
         latency_repeats: Timed CPU forwards per model.
         gpu_latency_repeats: Timed GPU forwards per model (only when CUDA is available).
+        engine: Where the runs happen: ``"sequential"`` (one after another in this process) or ``"ray"`` (one Ray
+            Tune trial each, see :mod:`scsa_yolo.benchmark.engines`). Both call :func:`_run_once` per run.
+        ray_options: Cluster address and per-trial resources of the Ray engine.
 
     Returns:
         One result dict per run, with the columns of :data:`scsa_yolo.benchmark.report.RESULT_COLUMNS`.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}; choose from {sorted(ENGINES)}")
+    if engine == "ray":
+        import_ray()  # says how to install it, before any work
     out = Path(out).resolve()
     settings = settings or TrainSettings()
     if settings.data is None:
@@ -149,11 +176,17 @@ def run_benchmark(
         LOGGER.info(dataset.summary())
         settings = replace(settings, data=dataset.yaml_path)
     plan = [(model, seed) for seed in seeds for model in models]
-    records = []
-    for index, (model, seed) in enumerate(plan, start=1):
+    tasks = []
+    for model, seed in plan:
         run_dir = out / "runs" / f"{Path(model).stem}-seed{seed}"
-        LOGGER.info(f"[{index}/{len(plan)}] {model} seed {seed} -> {run_dir}")
-        records.append(_run_once(model, seed, settings, run_dir))
+        kwargs = {"model": model, "seed": seed, "settings": settings, "run_dir": run_dir}
+        description = f"{model} seed {seed} -> {run_dir}"
+        tasks.append(RunTask(run_dir.name, _run_once, kwargs, description, (run_dir / RUN_RECORD).is_file()))
+    if engine == "ray":
+        options = replace(ray_options or RayOptions(), storage=out / RAY_RESULTS_DIR)
+        records = run_with_ray(tasks, options, settings.device)
+    else:
+        records = run_sequential(tasks)
 
     rows = _add_costs(records, settings, latency_repeats, gpu_latency_repeats)
     write_results_csv(rows, out / "results.csv")

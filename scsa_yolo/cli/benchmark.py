@@ -21,7 +21,7 @@ def seed_list(text: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's flags to ``parser``."""
     from scsa_yolo.benchmark import PRESETS, TrainSettings
-    from scsa_yolo.benchmark.runner import DEFAULT_OUT, DEFAULT_PRESET
+    from scsa_yolo.benchmark.runner import DEFAULT_OUT, DEFAULT_PRESET, ENGINES
 
     defaults = TrainSettings()
     group = parser.add_mutually_exclusive_group()
@@ -39,23 +39,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=defaults.device, help="training device, e.g. cpu or 0 (default: auto)")
     parser.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated training seeds (default 0)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default runs/benchmark)")
+    engine = parser.add_argument_group("engine", "where the runs happen (the Ray engine needs scsa-yolo[cluster])")
+    engine.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="sequential",
+        help="sequential: one run after another in this process (default); ray: one Ray Tune trial per run",
+    )
+    engine.add_argument(
+        "--gpus-per-run", type=int, help="Ray: GPUs per run, >1 trains with DDP (default: 1 if the cluster has GPUs)"
+    )
+    engine.add_argument(
+        "--cpus-per-run", type=float, help="Ray: CPUs per run (default: 1 on CPU, else the cluster's CPUs per GPU)"
+    )
+    engine.add_argument(
+        "--ray-address", help="Ray: cluster address, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, else a local Ray)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; the table is printed and written under ``args.out``.
 
     Returns:
-        (int): 0 on success, 2 when the demo data's source wheel is missing (the fix is printed to stderr).
+        (int): 0 on success; 2 on bad set-up, nothing trained (the demo data's wheel or Ray missing, a resource
+        request the cluster cannot meet, an output folder holding runs with other settings); 1 when some Ray trials
+        failed (each named). The reason is printed to stderr.
     """
     from scsa_yolo.benchmark import TrainSettings, resolve_models, run_benchmark
+    from scsa_yolo.benchmark.engines import EngineOptionError, RayOptions, RunsFailedError
+    from scsa_yolo.benchmark.runner import SettingsMismatchError
     from scsa_yolo.data.deepforest import MissingWheelError
 
     settings = TrainSettings(
         data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
     )
+    ray_options = RayOptions(address=args.ray_address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
+    models = resolve_models(args.models, args.preset)
     try:
-        run_benchmark(resolve_models(args.models, args.preset), settings, args.seeds, args.out)
-    except MissingWheelError as error:
+        run_benchmark(models, settings, args.seeds, args.out, engine=args.engine, ray_options=ray_options)
+    except (MissingWheelError, ImportError, EngineOptionError, SettingsMismatchError) as error:  # nothing trained
         print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
         return 2
+    except RunsFailedError as error:
+        print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
+        return 1
     return 0

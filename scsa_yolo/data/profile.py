@@ -20,10 +20,11 @@ import numpy as np
 from PIL import Image, ImageOps
 from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
 from ultralytics.utils import LOGGER, TQDM
+from ultralytics.utils.ops import segments2boxes
 from ultralytics.utils.patches import imread
 from ultralytics.utils.plotting import Annotator, colors
 
-from .converters.common import IMAGE_ERRORS, MANIFEST_NAME, check_image_signature, record_written
+from .converters.common import IMAGE_ERRORS, MANIFEST_NAME, check_image_signature, iter_text_lines, record_written
 
 SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
 LARGE_AREA = 96**2
@@ -32,6 +33,7 @@ DARK_LEVEL = 64  # mean grey level below which an image counts as dark (a quarte
 BRIGHTNESS_THUMBNAIL = 128  # brightness is measured on a thumbnail: the mean barely changes, decoding is cheaper
 PREVIEW_TILE = 320  # side of one preview tile in pixels
 PREVIEW_COLUMNS = 4
+MALFORMED_ROWS_SHOWN = 20  # malformed label rows listed in profile.md; the count is always complete
 
 
 @dataclass
@@ -43,6 +45,8 @@ class SplitProfile:
         background_images: Images without any object.
         unreadable: Files that are no readable image (left out of every statistic and the preview; named in a
             warning).
+        malformed_rows: ``"file:line: why"`` of label rows Ultralytics' label check rejects (left out; see
+            :func:`read_label_rows`).
         class_counts: Objects per class name.
         size_counts: Objects per (class name, size bucket).
         objects_per_image: Object count of every image.
@@ -52,6 +56,7 @@ class SplitProfile:
     images: int = 0
     background_images: int = 0
     unreadable: list[Path] = field(default_factory=list)
+    malformed_rows: list[str] = field(default_factory=list)
     class_counts: Counter = field(default_factory=Counter)
     size_counts: Counter = field(default_factory=Counter)
     objects_per_image: list[int] = field(default_factory=list)
@@ -66,6 +71,7 @@ class SplitProfile:
             "images": self.images,
             "background_images": self.background_images,
             "unreadable_images": len(self.unreadable),
+            "malformed_label_rows": len(self.malformed_rows),
             "objects": objects,
             "objects_per_image": round(objects / self.images, 2) if self.images else 0.0,
             **{f"{b}_%": round(100 * n / objects, 1) if objects else 0.0 for b, n in bucket_totals.items()},
@@ -119,16 +125,20 @@ def profile_split(images: list[Path], names: dict[int, str], desc: str) -> Split
             continue
         profile.images += 1
         profile.brightness.append(float(np.asarray(grey).mean()))
-        rows = []
-        if Path(label_path).is_file():
-            rows = [ln.split() for ln in Path(label_path).read_text().splitlines() if ln.strip()]
+        rows, malformed = read_label_rows(label_path, len(names))
+        profile.malformed_rows += malformed
         profile.objects_per_image.append(len(rows))
-        profile.background_images += not rows
-        for row in rows:
-            name = names.get(int(float(row[0])), f"class {row[0]}")
-            area = float(row[3]) * width * float(row[4]) * height
+        profile.background_images += not len(rows)
+        for class_id, _, _, w, h in rows:
+            name = names.get(int(class_id), f"class {int(class_id)}")
             profile.class_counts[name] += 1
-            profile.size_counts[(name, size_bucket(area))] += 1
+            profile.size_counts[(name, size_bucket(w * width * h * height))] += 1
+    if profile.malformed_rows:
+        shown = "; ".join(profile.malformed_rows[:3])
+        LOGGER.warning(
+            f"{desc}: {len(profile.malformed_rows)} label rows left out of the profile, Ultralytics discards their "
+            f"images as corrupt: {shown}" + ("; ..." if len(profile.malformed_rows) > 3 else "")
+        )
     return profile
 
 
@@ -155,6 +165,12 @@ def _write_tables(profiles: dict[str, SplitProfile], names: list[str], csv_path:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"Sizes in pixels of the loaded image: small < {SMALL_AREA}, medium < {LARGE_AREA}, large otherwise."]
     lines += [f"Brightness: mean grey level 0-255; dark = below {DARK_LEVEL}.", ""]
+    malformed = [row for p in profiles.values() for row in p.malformed_rows]
+    if malformed:
+        lines += ["## Malformed label rows (left out; Ultralytics discards their images as corrupt)", ""]
+        lines += [f"- {row}" for row in malformed[:MALFORMED_ROWS_SHOWN]]
+        lines += [f"- ... and {len(malformed) - MALFORMED_ROWS_SHOWN} more"] * (len(malformed) > MALFORMED_ROWS_SHOWN)
+        lines += [""]
     md_path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -188,11 +204,58 @@ def _plot(profiles: dict[str, SplitProfile], names: list[str], title: str, path:
     plt.close(fig)
 
 
-def read_label_rows(label_path: str | Path) -> np.ndarray:
-    """Return a YOLO label file as an ``(n, 5)`` array ``class x y w h`` (normalised); empty when there is none."""
+def _check_label_row(values: list[float], num_classes: int) -> str | None:
+    """Say why Ultralytics' label check would reject a ``class x y w h`` row (its limits), or None if it passes."""
+    row = np.asarray(values)
+    if not np.isfinite(row).all():
+        return "non-finite value"
+    if row[0] % 1 or not 0 <= row[0] < num_classes:
+        return f"class {values[0]:g} is not an id of the {num_classes} names"
+    if row[1:].max() > 1.01 or row.min() < -0.01 or (row.min() < 0 and row[3:5].min() < 0):
+        return "coordinates outside 0-1 (normalised)"
+    return None
+
+
+def read_label_rows(label_path: str | Path, num_classes: int) -> tuple[np.ndarray, list[str]]:
+    """Read a YOLO label file the way Ultralytics' label check reads it, keeping its good rows.
+
+    Detection rows are ``class x y w h``; segment rows ``class x1 y1 x2 y2 ...`` (a file is a segment file when a row
+    has more than 6 columns), whose box is the polygon's extent (``ultralytics.utils.ops.segments2boxes``). Ultralytics
+    discards the whole image when any row is bad; here the bad rows are named instead and left out.
+
+    Args:
+        label_path: The ``.txt`` file (absent: no rows).
+        num_classes: Number of class names; a class id outside ``0..num_classes - 1`` is a bad row.
+
+    Returns:
+        The good rows as an ``(n, 5)`` array ``class x y w h`` (normalised), and ``"file:line: why"`` per bad row.
+    """
     path = Path(label_path)
-    rows = [ln.split()[:5] for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    if not path.is_file():
+        return np.zeros((0, 5)), []
+    lines = [(number, line.split()) for number, line in iter_text_lines(path) if line]
+    segment_file = any(len(fields) > 6 for _, fields in lines)
+    rows, malformed = [], []
+    for number, fields in lines:
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            values = None
+        if values is None:
+            why = "not numbers"
+        elif segment_file and (len(values) < 7 or len(values) % 2 == 0):
+            why = "detection row in a segment file" if len(values) == 5 else "segment row without whole x y pairs"
+        elif not segment_file and len(values) != 5:
+            why = f"{len(values)} columns, not 5 (class x y w h)"
+        else:
+            xywh = values[1:] if not segment_file else segments2boxes([np.array(values[1:]).reshape(-1, 2)])[0]
+            values = [values[0], *(float(v) for v in xywh)]
+            why = _check_label_row(values, num_classes)
+        if why:
+            malformed.append(f"{path}:{number}: {why}")
+        else:
+            rows.append(values)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5), malformed
 
 
 def preview_labels(images: list[Path], names: dict[int, str], path: Path, count: int = 8) -> Path | None:
@@ -226,7 +289,7 @@ def preview_labels(images: list[Path], names: dict[int, str], path: Path, count:
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
         x0, y0 = (index % columns) * PREVIEW_TILE, (index // columns) * PREVIEW_TILE
         mosaic[y0 : y0 + h, x0 : x0 + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        for c, x, y, bw, bh in read_label_rows(label_path):
+        for c, x, y, bw, bh in read_label_rows(label_path, len(names))[0]:  # bad rows: named by profile_split
             xyxy = (x0 + (x - bw / 2) * w, y0 + (y - bh / 2) * h, x0 + (x + bw / 2) * w, y0 + (y + bh / 2) * h)
             boxes.append((int(c), xyxy))
     annotator = Annotator(mosaic, line_width=2, pil=False)  # OpenCV text: no font download
@@ -255,7 +318,6 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     names_by_id = {int(k): str(v) for k, v in data["names"].items()}
     names = [names_by_id[i] for i in sorted(names_by_id)]
     out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     splits = [
         s for s in ("train", "val", "test") if data.get(s) and (s != "test" or data.get("test") != data.get("val"))
@@ -266,6 +328,7 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     if (root / MANIFEST_NAME).is_file() and root in out_dir.resolve().parents:
         # Recorded before writing, so an interrupted profile leaves no file a later prepare run would call foreign
         record_written(root, [*previews.values(), csv_path, md_path, png_path])
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     profiles = {}
     for split in splits:

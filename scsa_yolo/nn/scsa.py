@@ -211,6 +211,11 @@ class SCSA(nn.Module):
 
     def _window(self, h: int, w: int) -> tuple[int, int]:
         """PCSA pooling window for an (h, w) map: ``window_size`` per axis, shrunk to axes shorter than it."""
+        if isinstance(h, torch.Tensor) and self.down_sample_mode == "avg_pool":
+            # Traced sizes (TorchScript, ONNX): keep the shrink in the graph, so a dynamic export pools like PyTorch
+            # at every input size; a Python min() would freeze the traced map's window (and a window longer than a
+            # later map gave a zero-sized Reshape that ONNX Runtime rejects).
+            return (h, w) if self.window_size == -1 else (h.clamp(max=self.window_size), w.clamp(max=self.window_size))
         if h < 1 or w < 1:
             raise ValueError(f"SCSA got an empty {h}x{w} map")
         if self.window_size == -1:
@@ -296,8 +301,10 @@ class SCSA(nn.Module):
             (torch.Tensor): Channel logits of shape (B, C).
         """
         b, c = pooled.shape[:2]
-        # GroupNorm(s / a) with eps equals GroupNorm(s) with eps * a**2, so the window mean needs no division.
-        y = F.group_norm(pooled, 1, self.norm.weight, self.norm.bias, self.norm.eps * window_area**2)
+        if isinstance(window_area, torch.Tensor):  # traced: the area is a graph value, GroupNorm's eps is a constant
+            y = F.group_norm(pooled / window_area, 1, self.norm.weight, self.norm.bias, self.norm.eps)
+        else:  # GroupNorm(s / a) with eps equals GroupNorm(s) with eps * a**2, so the window mean needs no division
+            y = F.group_norm(pooled, 1, self.norm.weight, self.norm.bias, self.norm.eps * window_area**2)
         y = y.reshape(b, 1, self.head_num, self.head_dim, -1)
         scales = torch.cat((self.q.weight * self.scaler, self.k.weight, self.v.weight))
         scales = scales.view(3, self.head_num, self.head_dim, 1)

@@ -106,6 +106,16 @@ def _image_for_annotation(
     return candidates[0] if candidates else None
 
 
+def check_exdark_options(split_file: Path | str | None = None, **_: object) -> None:
+    """Check an explicit split file before any work starts.
+
+    Raises:
+        ConversionError: If ``split_file`` is given and is no file.
+    """
+    if split_file is not None and not Path(split_file).is_file():
+        raise ConversionError(f"--split-file {split_file} does not exist")
+
+
 def parse_exdark(
     roots: list[Path], dest: Path, report: ConversionReport, split_file: Path | None = None, **_: object
 ) -> tuple[list[Sample], None]:
@@ -130,8 +140,7 @@ def parse_exdark(
                 f"{SPLIT_FILE_NAME} (ExDark's official split) not found under --source; pass it with --split-file"
             )
         split_file = found[0]
-    if not Path(split_file).is_file():
-        raise ConversionError(f"--split-file {split_file} does not exist")
+    check_exdark_options(split_file)
     split_of = read_split_file(Path(split_file), report)
     stem_split = {name.rsplit(".", 1)[0]: split for name, split in split_of.items()}
 
@@ -149,6 +158,7 @@ def parse_exdark(
         return split_of.get(image.name.lower()) or stem_split.get(image.stem.lower())
 
     annotation_of: dict[Path, Path] = {}
+    duplicates: list[tuple[Path, Path]] = []
     samples = []
     for annotation in annotations:
         image = _image_for_annotation(annotation, by_name, by_stem)
@@ -156,18 +166,28 @@ def parse_exdark(
             split = stem_split.get(annotation.name[: -len(".txt")].rsplit(".", 1)[0].lower(), UNASSIGNED)
             samples.append(Sample(split, None, annotation, parse_bbgt(annotation, report, split)))
         elif image in annotation_of:  # e.g. "a.jpg.txt" and "a.JPG.txt": keep the first in sorted order
-            report.issue("duplicate_annotation", f"{annotation} (kept {annotation_of[image]})")
+            duplicates.append((annotation, image))
         else:
             annotation_of[image] = annotation
 
     for image in images:
         split = split_for(image)
+        annotation = annotation_of.get(image)
+        boxes = parse_bbgt(annotation, report, split or UNASSIGNED) if annotation else []
         if split is None:
             report.skip_image(UNASSIGNED, "not_in_split_file", str(image))
+            if boxes:
+                report.drop_box(UNASSIGNED, "image_skipped", str(annotation), len(boxes))
             continue
-        annotation = annotation_of.get(image)
-        boxes = parse_bbgt(annotation, report, split) if annotation else []
         samples.append(Sample(split, image, annotation, boxes))
+    for annotation, image in duplicates:  # counted in the image's split, so each split's numbers add up
+        split = split_for(image) or UNASSIGNED
+        boxes = parse_bbgt(annotation, report, split)
+        where = f"{annotation} (kept {annotation_of[image]})"
+        if boxes:
+            report.drop_box(split, "duplicate_annotation", where, len(boxes))
+        else:
+            report.issue("duplicate_annotation", where)
 
     found_names = {image.name.lower() for image in images} | {image.stem.lower() for image in images}
     for name in sorted(split_of):

@@ -11,7 +11,8 @@ a ``val`` split). Annotation files a release ships besides its splits (RUOD's en
 image-less competition test files, the waterweeds variant not chosen) are recognised, reported in a note with their
 image counts, and not converted.
 
-Per annotation: ``iscrowd: 1`` and ``ignore: 1`` (MMDetection-style files, RUOD) are dropped and counted; a bbox that
+Per annotation: ``iscrowd: 1`` and ``ignore: 1`` (MMDetection-style files, RUOD) are dropped and counted; a flag that
+is neither 0/1 nor true/false (``"0"``, ``2``, ``null``) is ``malformed_flag``, never read as set or unset; a bbox that
 is not four numbers (booleans are not numbers) is ``malformed_line``; negative width or height (five boxes in the
 UTDAC2020 release) is ``negative_size``: which corner the numbers start from cannot be told, so the box is not guessed.
 Two images with one id, or one category id with two names, make the file unusable (the annotations cannot be
@@ -152,6 +153,16 @@ def _read_bbox(annotation: dict) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
+FLAG_DROP_REASONS = {"iscrowd": "crowd", "ignore": "ignore_flag"}
+"""Per-annotation flags that drop a box when set (``ignore``: MMDetection-style files, RUOD), with the drop reason."""
+
+
+def _read_flag(annotation: dict, key: str) -> bool | None:
+    """Return a 0/1 (or true/false) flag of an annotation, False when absent, None when it is anything else."""
+    value = annotation.get(key, 0)
+    return bool(value) if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)) else None
+
+
 def _index_by_id(path: Path, data: dict, section: str, key: str, report: ConversionReport) -> dict[object, dict]:
     """Map id to entry for one section of a COCO file (``images`` or ``categories``).
 
@@ -208,11 +219,15 @@ def parse_coco_file(
                 f"{where}: bbox {annotation.get('bbox') if isinstance(annotation, dict) else annotation!r}",
             )
             continue
-        if annotation.get("iscrowd"):  # crowd boxes cover many objects; Ultralytics' converter skips them too
-            report.drop_box(split, "crowd", where)
+        flags = {key: _read_flag(annotation, key) for key in FLAG_DROP_REASONS}
+        bad = [key for key, value in flags.items() if value is None]
+        if bad:  # "0" or 2 could mean set or not set: never guessed
+            shown = ", ".join(f"{key} {annotation[key]!r}" for key in bad)
+            report.drop_box(split, "malformed_flag", f"{where}: {shown} (flags are 0/1 or true/false)")
             continue
-        if annotation.get("ignore"):  # MMDetection-style "ignore": 1, excluded from evaluation by its owners
-            report.drop_box(split, "ignore_flag", where)
+        set_flag = next((key for key, value in flags.items() if value), None)
+        if set_flag is not None:  # crowd boxes cover many objects (Ultralytics' converter skips them too); ignore: 1
+            report.drop_box(split, FLAG_DROP_REASONS[set_flag], where)  # is excluded from evaluation by its owners
             continue
         x, y, w, h = xywh
         if w < 0 or h < 0:
@@ -348,6 +363,16 @@ def parse_coco(
         for image in folder_images:
             report.skip_image(UNASSIGNED, "not_in_any_annotation_file", str(image))
     return samples, None
+
+
+def check_ruod_options(environment: str | None = None, **_: object) -> None:
+    """Check ``environment`` before any work starts.
+
+    Raises:
+        ConversionError: If it names no RUOD environment subset.
+    """
+    if environment is not None and environment not in RUOD_SUBSETS:
+        raise ConversionError(f"unknown RUOD environment subset {environment!r}; choose from {', '.join(RUOD_SUBSETS)}")
 
 
 def parse_ruod(

@@ -300,32 +300,49 @@ class ConversionReport:
 # Finding input files
 
 
-def resolve_sources(sources: Iterable[Path | str], dest: Path) -> list[Path]:
-    """Turn --source arguments into folders to search, unpacking archives into ``dest/.extracted``.
+def check_sources(sources: Iterable[Path | str]) -> list[Path]:
+    """Resolve --source arguments and check that each is a folder or a file (an archive), without reading them.
 
-    The extraction folder name is fixed (index and archive name) so that re-runs sort files in the same order.
+    Returns:
+        The resolved paths, in the order given.
+
+    Raises:
+        ConversionError: If a source does not exist.
+    """
+    resolved = [Path(s).expanduser().resolve() for s in sources]
+    for source in resolved:
+        if not source.is_dir() and not source.is_file():
+            raise ConversionError(f"--source {source} does not exist")
+    return resolved
+
+
+def resolve_sources(sources: list[Path], dest: Path) -> list[Path]:
+    """Turn checked --source paths into folders to search, unpacking archives into ``dest/.extracted``.
+
+    The extraction folder name is fixed (index and archive name) so that re-runs sort files in the same order. The
+    folder is claimed first (see :func:`claim_dest`), so a scratch folder left by a killed run is never "foreign".
 
     Args:
-        sources: Folders, or .zip / .tar (.tar.gz, .tgz, .tar.bz2, .tar.xz) archives, see :func:`extract_archive`.
+        sources: Paths from :func:`check_sources`: folders, or .zip / .tar (.tar.gz, .tgz, .tar.bz2, .tar.xz)
+            archives, see :func:`extract_archive`.
         dest: Output folder; archives are unpacked below it and removed by :func:`cleanup_extracted`.
 
     Returns:
         Folders to search, in the order given.
 
     Raises:
-        ConversionError: If a source does not exist or is neither a folder nor a supported archive.
+        ConversionError: If an archive cannot be read or would write outside its scratch folder.
     """
     roots = []
-    for index, source in enumerate(Path(s).expanduser().resolve() for s in sources):
+    for index, source in enumerate(sources):
         if source.is_dir():
             roots.append(source)
-        elif source.is_file():
+        else:
+            claim_dest(dest)
             target = dest / EXTRACT_DIR_NAME / f"{index}_{source.name}"
             shutil.rmtree(target, ignore_errors=True)
             extract_archive(source, target)
             roots.append(target)
-        else:
-            raise ConversionError(f"--source {source} does not exist")
     return roots
 
 
@@ -671,6 +688,31 @@ def read_manifest(dest: Path) -> list[str]:
     return [line for line in manifest.read_text(encoding="utf-8").splitlines() if line]
 
 
+def is_one_line(name: str) -> bool:
+    """Return True if ``name`` holds no line break, so a file that lists one name a line can hold it.
+
+    Every separator ``str.splitlines`` knows counts (LF, CR, NEL, LINE SEPARATOR...): the manifest is read with it.
+    """
+    return name.splitlines() == [name]
+
+
+def check_listable_names(samples: Iterable[Sample], split_lists: dict[str, list[str]] | None) -> None:
+    """Refuse file names that the one-name-a-line lists (``prepare_files.txt``, ``splits/*.txt``) cannot hold.
+
+    Raises:
+        ConversionError: Naming the first such file (its image name becomes an output name).
+    """
+    names = [s.image.name for s in samples if s.image is not None]
+    names += [name for files in (split_lists or {}).values() for name in files]
+    bad = [name for name in names if not is_one_line(name)]
+    if bad:
+        raise ConversionError(
+            f"{len(bad)} file name(s) contain a line break, e.g. {bad[0]!r}: {MANIFEST_NAME} and splits/*.txt list "
+            "one name a line (as Ultralytics' list files do) and cannot hold them; rename those files. Nothing was "
+            "deleted or written"
+        )
+
+
 def record_written(dest: Path, paths: Iterable[Path], replace: bool = False) -> None:
     """Add files below ``dest`` to its manifest (or replace the list), so a later run may delete exactly those.
 
@@ -678,11 +720,16 @@ def record_written(dest: Path, paths: Iterable[Path], replace: bool = False) -> 
         dest: Folder holding the manifest.
         paths: Files below ``dest``.
         replace: Write only ``paths`` (plus the manifest itself) instead of adding them to the recorded ones.
+
+    Raises:
+        ConversionError: If a path contains a line break (it would be read back as other names); nothing is written.
     """
     recorded = [] if replace else read_manifest(dest)
     names = set(recorded)
     for path in paths:
         name = Path(path).resolve().relative_to(dest.resolve()).as_posix()
+        if not is_one_line(name):
+            raise ConversionError(f"{name!r} contains a line break: {dest / MANIFEST_NAME} lists one name a line")
         if name not in names:
             names.add(name)
             recorded.append(name)
@@ -703,26 +750,35 @@ def _files_below(dest: Path, skip: set[str]) -> Iterator[str]:
             yield (here / name).relative_to(dest).as_posix()
 
 
-def prepare_dest(dest: Path) -> None:
-    """Make ``dest`` ready for a (re-)run: delete exactly the files an earlier run recorded, or refuse.
+def check_dest(dest: Path) -> set[str]:
+    """Check that ``dest`` may receive a (re-)run, deleting and writing nothing.
 
-    Files are recorded in ``dest/prepare_files.txt`` (the manifest). Anything else below ``dest`` - a file the user
-    put there, or the output of an older version that kept no manifest - makes the run stop before deleting anything.
-    Not counted as foreign: Ultralytics' ``labels/<split>.cache`` files (left in place; Ultralytics rebuilds a cache
-    whose labels changed) and, in a folder with a manifest, the ``.extracted`` scratch folder of an interrupted run.
+    Files an earlier run recorded in ``dest/prepare_files.txt`` (the manifest) may be replaced. Anything else below
+    ``dest`` - a file the user put there, or the output of an older version that kept no manifest - is foreign. Not
+    counted as foreign: Ultralytics' ``labels/<split>.cache`` files (left in place; Ultralytics rebuilds a cache whose
+    labels changed) and, in a folder with a manifest, the ``.extracted`` scratch folder.
+
+    Returns:
+        The relative paths the manifest records (empty for a new or empty folder).
 
     Raises:
-        ConversionError: If ``dest`` is a file or holds files no earlier run recorded (it never deletes those).
+        ConversionError: If ``dest`` is a file, its manifest names paths outside it or in the scratch folder, or it
+            holds files no earlier run recorded.
     """
     if dest.exists() and not dest.is_dir():
         raise ConversionError(f"--dest {dest} is a file, not a folder")
-    dest.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        return set()
     recorded = set(read_manifest(dest))
-    escaping = sorted(name for name in recorded if _leaves_folder(name))
+    escaping = sorted(
+        name for name in recorded if _leaves_folder(name) or _parts(posixpath.normpath(name))[:1] == [EXTRACT_DIR_NAME]
+    )
     if escaping:  # the list is a plain text file: never let an edited one point a deletion outside dest
-        raise ConversionError(f"{dest / MANIFEST_NAME} names files outside --dest ({', '.join(escaping[:5])}); refused")
-    claimed = bool(recorded)
-    skip = {EXTRACT_DIR_NAME} if claimed else set()
+        raise ConversionError(
+            f"{dest / MANIFEST_NAME} names files outside --dest or in its scratch folder ({', '.join(escaping[:5])}); "
+            "refused"
+        )
+    skip = {EXTRACT_DIR_NAME} if recorded else set()
     foreign = [
         name
         for name in _files_below(dest, skip)
@@ -735,6 +791,39 @@ def prepare_dest(dest: Path) -> None:
             f"--dest {dest} holds {len(foreign)} file(s) that no earlier scsa-yolo prepare run recorded in "
             f"{MANIFEST_NAME} ({shown}); nothing was deleted. Use an empty or new folder, or move those files away"
         )
+    return recorded
+
+
+def claim_dest(dest: Path) -> None:
+    """Create ``dest`` and its manifest if there is none yet, so what is written next is never taken as foreign."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / MANIFEST_NAME).is_file():
+        record_written(dest, [])
+
+
+def release_dest(dest: Path, created: bool) -> None:
+    """Undo :func:`claim_dest` after a run that stopped before replacing anything.
+
+    The claim-only manifest goes, and ``dest`` too if this run created it and it is empty.
+    """
+    if read_manifest(dest) == [MANIFEST_NAME]:
+        (dest / MANIFEST_NAME).unlink()
+    if created and dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+
+
+def prepare_dest(dest: Path) -> None:
+    """Make ``dest`` ready for writing: delete exactly the files an earlier run recorded, or refuse.
+
+    Called only once the arguments are checked and the sources parsed (a bad option or source then costs nothing).
+    The ``.extracted`` scratch folder, which may hold this run's unpacked sources, is left to
+    :func:`cleanup_extracted`.
+
+    Raises:
+        ConversionError: See :func:`check_dest` (checked again: nothing is deleted unless it passes).
+    """
+    recorded = check_dest(dest)
+    dest.mkdir(parents=True, exist_ok=True)
     folders = set()
     for name in sorted(recorded):
         path = dest / name
@@ -744,8 +833,6 @@ def prepare_dest(dest: Path) -> None:
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # deepest first; only empty ones go
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
-    if claimed:
-        shutil.rmtree(dest / EXTRACT_DIR_NAME, ignore_errors=True)
     # Claim the folder first, so a run that is interrupted half-way can still be repeated into it
     (dest / REPORT_NAME).write_text(json.dumps({"status": "conversion did not finish"}) + "\n", encoding="utf-8")
     record_written(dest, [dest / REPORT_NAME], replace=True)

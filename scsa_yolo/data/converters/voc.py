@@ -5,7 +5,11 @@ Native layout (competition release and its mirrors; folder names vary)::
     .../Annotations/<name>.xml or .../box/<name>.xml      <annotation><size>, <object><name>, <difficult>, <bndbox>
     .../JPEGImages/<name>.jpg  or .../image/<name>.jpg
 
-XML files are matched to images by stem; when several images share it, the one nearest in the folder tree wins.
+XML files are matched to images by stem (else by ``<filename>``), only within their own split: an image in the XML's own
+folder, or, for a folder of XML files only, in a parallel folder (same path but one folder name: ``train/box`` and
+``train/image``, ``Annotations`` and ``JPEGImages``; never one that names another split). An XML whose image is missing
+there is never paired with a same-stem image elsewhere (URPC's ``test-B-image/`` reuses the train names): it is counted
+as ``annotations_without_image`` (its boxes ``annotation_without_image``) and named under ``unpaired_annotation``.
 Pixel coordinates are 1-based as in the VOC devkit: like Ultralytics' own VOC conversion (the ``download`` script of
 ``ultralytics/cfg/datasets/VOC.yaml``: centre ``(min + max) / 2 - 1``, size ``max - min``) both corners are shifted by
 -1 pixel. URPC's XML fits this reading: boxes end at ``ymax = 1081`` on 1080-pixel-high images. ``difficult`` objects
@@ -36,6 +40,7 @@ from .common import (
     find_files,
     find_images,
     leave_out_unlabelled,
+    split_from_name,
 )
 
 VOC_PIXEL_OFFSET = 1.0  # VOC devkit pixel indices start at 1
@@ -124,6 +129,37 @@ def _nearest(candidates: list[Path], anchor: Path) -> Path:
     return max(candidates, key=lambda p: len(os.path.commonpath([p, anchor])))
 
 
+def _may_pair(xml_folder: Path, image_folder: Path, image_folders: set[Path]) -> bool:
+    """Return True if an XML in ``xml_folder`` may describe an image in ``image_folder`` (see the module docstring).
+
+    Args:
+        xml_folder: Folder of the XML file.
+        image_folder: Folder of the candidate image.
+        image_folders: Every folder that holds images (an XML folder among them pairs only within itself).
+    """
+    if xml_folder == image_folder:
+        return True
+    if xml_folder in image_folders or len(xml_folder.parts) != len(image_folder.parts):
+        return False
+    differing = [(a, b) for a, b in zip(xml_folder.parts, image_folder.parts) if a != b]
+    if len(differing) != 1:
+        return False
+    splits = {split_from_name(name) for name in differing[0]}
+    return len(splits - {None}) < 2  # "train" vs "test" is another split, not an image folder
+
+
+def check_voc_options(val_fraction: float = 0.2, seed: int = 0, **_: object) -> None:
+    """Check the split options before any work starts.
+
+    Raises:
+        ValueError: If ``val_fraction`` is not a number in [0, 1) or ``seed`` is not an integer.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise ValueError(f"--val-fraction must be a number in [0, 1), got {val_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"--seed must be an integer, got {seed!r}")
+
+
 def parse_voc(
     roots: list[Path],
     dest: Path,
@@ -147,16 +183,16 @@ def parse_voc(
         Samples, and the source image paths per split (written to ``splits/``).
 
     Raises:
-        ValueError: If ``val_fraction`` is outside [0, 1).
+        ValueError: See :func:`check_voc_options`.
     """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    check_voc_options(val_fraction, seed)
     images = find_images(roots, dest)
     by_stem: dict[str, list[Path]] = defaultdict(list)
     by_name: dict[str, list[Path]] = defaultdict(list)
     for image in images:
         by_stem[image.stem.lower()].append(image)
         by_name[image.name.lower()].append(image)
+    image_folders = {image.parent for image in images}
 
     annotation_of: dict[Path, VocAnnotation] = {}
     orphans = []
@@ -164,8 +200,12 @@ def parse_voc(
         parsed = parse_voc_file(xml, report)
         if parsed is None:
             continue
-        candidates = by_stem.get(xml.stem.lower()) or by_name.get(Path(parsed.file_name).name.lower()) or []
+        same_stem = by_stem.get(xml.stem.lower()) or by_name.get(Path(parsed.file_name).name.lower()) or []
+        candidates = [p for p in same_stem if _may_pair(xml.parent, p.parent, image_folders)]
         image = _nearest(candidates, xml) if candidates else None
+        if image is None and same_stem:
+            shown = ", ".join(str(p) for p in same_stem[:3])
+            report.issue("unpaired_annotation", f"{xml}: no image in its own or a parallel folder (only {shown})")
         if image is None or image in annotation_of:
             orphans.append(parsed)
         else:

@@ -1,0 +1,39 @@
+"""The engines' checks that need no Ray instance: trial resources, trial devices, the install hint."""
+
+import sys
+
+import pytest
+
+from scsa_yolo.benchmark import TrainSettings, run_benchmark
+from scsa_yolo.benchmark.engines import EngineOptionError, import_ray, trial_device, trial_resources
+
+
+def test_trial_resources_defaults_and_limits():
+    assert trial_resources({"CPU": 16.0, "GPU": 2.0}, None, None) == {"cpu": 8, "gpu": 1}  # CPUs shared per GPU
+    assert trial_resources({"CPU": 16.0, "GPU": 2.0}, 2, None) == {"cpu": 16, "gpu": 2}
+    assert trial_resources({"CPU": 2.0}, None, None) == {"cpu": 1, "gpu": 0}  # no GPUs: CPU trials
+    assert trial_resources({"CPU": 8.0, "GPU": 1.0}, 0, 2) == {"cpu": 2, "gpu": 0}
+    with pytest.raises(EngineOptionError, match="--gpus-per-run 3: the Ray cluster has 2 GPUs"):
+        trial_resources({"CPU": 16.0, "GPU": 2.0}, 3, None)
+    with pytest.raises(EngineOptionError, match="--cpus-per-run 4: the Ray cluster has 2 CPUs"):
+        trial_resources({"CPU": 2.0}, None, 4)
+
+
+def test_trial_device_names_gpus_only_for_ddp():
+    assert trial_device("", 0) == "" and trial_device("cpu", 0) == "cpu" and trial_device("", 1) == ""
+    assert trial_device("", 4) == "0,1,2,3"
+    with pytest.raises(EngineOptionError, match="Ray assigns GPUs"):
+        trial_device("0", 1)
+    with pytest.raises(EngineOptionError, match="--gpus-per-run 0"):
+        trial_device("cpu", 1)
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'scsa-yolo\[cluster\]'"):
+        import_ray()
+    with pytest.raises(ImportError, match="--engine ray needs Ray Tune"):
+        run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, engine="ray")
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+    with pytest.raises(ValueError, match="Unknown engine 'spark'"):
+        run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, engine="spark")

@@ -1,0 +1,152 @@
+"""The Ray Tune engine of the benchmark on a local Ray instance: CPU trials of one CPU each.
+
+One Ray instance serves the module (its start-up is the expensive part); it is shut down at the end, with a check
+that none of its processes outlives it. The runs have two epochs so that a trial can be killed between its first
+checkpoint and its end.
+"""
+
+import csv
+import os
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from ultralytics.utils.patches import torch_load
+
+from scsa_yolo.benchmark import TrainSettings, run_benchmark
+from scsa_yolo.benchmark.engines import RayOptions, RunsFailedError
+from scsa_yolo.benchmark.runner import RUN_RECORD
+from scsa_yolo.nn.kernels.cpu import ENV_SWITCH
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled
+
+ray = pytest.importorskip("ray", reason="the Ray engine needs the cluster extra (ray[tune])")
+
+MODELS = ["yolov8n.yaml", "yolov8n-scsa.yaml"]
+# Columns that depend on the process or the clock, not on the run: timings and where the run folder is.
+VOLATILE = {"train_s", "latency_ms", "latency_gpu_ms", "run_dir"}
+ONE_CPU = RayOptions(cpus_per_run=1)
+
+
+def ray_processes() -> list[psutil.Process]:
+    """This test process's descendants that belong to Ray (its servers, agents and workers)."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if "ray" in " ".join(process.cmdline()):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def trial_processes() -> list[psutil.Process]:
+    """Ray workers running a Tune trial (a function trainable's actor is titled ``ray::ImplicitFunc``)."""
+    found = []
+    for process in ray_processes():
+        try:
+            if process.cmdline()[0].startswith("ray::ImplicitFunc"):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, IndexError):
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def local_ray(torch_single_thread):
+    """A local two-CPU Ray instance; the in-process runs use one thread, like the one-CPU trials.
+
+    SCSA runs its PyTorch-op path everywhere here: the fused CPU kernel's build is redone whenever another checkout's
+    copy of its source was built last, which would add a minute's compile to a trial at random.
+    """
+    os.environ.pop("RAY_ADDRESS", None)
+    fused = os.environ.get(ENV_SWITCH)
+    os.environ[ENV_SWITCH] = "0"  # the Ray workers inherit this environment
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    if fused is None:
+        os.environ.pop(ENV_SWITCH)
+    else:
+        os.environ[ENV_SWITCH] = fused
+    _, alive = psutil.wait_procs(ray_processes(), timeout=20)
+    assert alive == [], f"Ray processes outlived the test: {[p.cmdline() for p in alive]}"
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in row.items() if k not in VOLATILE} for row in csv.DictReader(handle)]
+
+
+def _kill_mid_run(runs: Path, target: str, killed: list) -> None:
+    """Kill the running trials as soon as ``target`` has written its first epoch's checkpoint.
+
+    The trial processes are frozen first, so that every checkpoint on disk can be checked to be complete (a process
+    frozen mid-write is let go on for a moment) and the target's to be the first epoch's, not the finished one's.
+    """
+    deadline = time.monotonic() + 240
+    last = runs / target / "weights" / "last.pt"
+    while time.monotonic() < deadline:
+        workers = trial_processes()
+        if last.is_file() and workers:
+            for worker in workers:
+                worker.suspend()
+            try:
+                epochs = {
+                    path.parts[-3]: torch_load(path, map_location="cpu")["epoch"] for path in runs.glob("*/*/last.pt")
+                }
+            except Exception:  # frozen while writing a checkpoint: let it finish the file
+                for worker in workers:
+                    worker.resume()
+                time.sleep(0.02)
+                continue
+            for worker in workers:
+                worker.kill()
+            killed.append(epochs[target])
+            return
+        time.sleep(0.05)
+
+
+def test_ray_engine_matches_sequential_names_a_killed_trial_resumes_it_and_skips_finished_runs(
+    local_ray, tiny_dataset, tmp_path
+):
+    settings = TrainSettings(data=str(tiny_dataset), epochs=2, imgsz=64, batch=2, workers=0, device="cpu")
+    with fused_kernel_disabled():  # as in the trials (see local_ray)
+        run_benchmark(MODELS, settings, seeds=(0, 1), out=tmp_path / "seq", latency_repeats=2)
+    out = tmp_path / "ray"
+
+    def on_ray():
+        return run_benchmark(MODELS, settings, (0, 1), out, latency_repeats=2, engine="ray", ray_options=ONE_CPU)
+
+    killed = []
+    # The last trial of the grid is killed mid-run (with whichever trial runs next to it): trials that ended earlier
+    # keep their records, and no trial is left to start in a fresh process.
+    target = "yolov8n-scsa-seed1"
+    killer = threading.Thread(target=_kill_mid_run, args=(out / "runs", target, killed), daemon=True)
+    killer.start()
+    with pytest.raises(RunsFailedError, match=rf"runs failed:\n(.*\n)*  {target}: ") as failure:
+        on_ray()
+    killer.join()
+    assert killed == [0]  # killed after the first epoch's checkpoint, before the second epoch's
+    assert not (out / "runs" / target / RUN_RECORD).exists()
+    for name in ("yolov8n-seed0", "yolov8n-scsa-seed0"):  # trials that ended before the kill are finished
+        assert (out / "runs" / name / RUN_RECORD).is_file() and f"  {name}: " not in str(failure.value)
+
+    finished = {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*seed0/weights/last.pt")}
+    on_ray()
+    with open(out / "runs" / target / "results.csv", newline="") as handle:
+        epochs = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
+    assert epochs == [1, 2]  # epoch 1 from the killed trial, epoch 2 from the resumed one
+    assert finished == {path: path.stat().st_mtime_ns for path in finished}  # finished runs not trained again
+
+    rows = _rows(out / "results.csv")
+    assert [(row["model"], row["seed"]) for row in rows] == [(m, s) for s in "01" for m in MODELS]
+    assert rows == _rows(tmp_path / "seq" / "results.csv")
+    for name in ("results.md", "accuracy_vs_latency.png", "training_curves.png"):
+        assert (out / name).stat().st_size > 0
+
+    stamps = {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*/*.*")}
+    on_ray()  # everything recorded: read in this process, no trial started
+    assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+    assert _rows(out / "results.csv") == rows
