@@ -1,4 +1,4 @@
-"""Print the model table: layers, parameters and GFLOPs of plain vs SCSA YOLOv8.
+"""Print the model table: layers, parameters and GFLOPs of plain vs SCSA models of every family and task.
 
 Same as `scsa-yolo models ARGS`; see `scsa-yolo models --help`."""
 

@@ -11,7 +11,7 @@ only supplies what a detection model needs on top:
   instead, so there is always a map. Logits rather than scores, as Grad-CAM uses pre-softmax class scores: the
   sigmoid's slope would shrink the gradients of unsure anchors towards zero. The box rows are not part of the target.
 * **the default layers**: the inputs of the Detect head (``Detect.f``). In the plain YOLOv8 these are the neck C2f
-  layers 15, 18, 21; in the configs with an attention block (``cfg/yolov8-<block>.yaml``) they are the blocks
+  layers 15, 18, 21; in the configs with an attention block (``yolov8-<block>.yaml``) they are the blocks
   themselves (16, 20, 24), so every model is looked at where its features enter the head. The three stride maps are
   averaged, each scaled to [0, 1] first.
 

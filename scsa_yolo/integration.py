@@ -8,14 +8,17 @@ channels for its built-in blocks. ``register()`` therefore
 2. wraps ``parse_model`` so a row ``[f, n, Name, [args...]]`` reaches the adapter as ``("ch", f, i, *args)``:
    parse_model turns the string ``"ch"`` into its live list of output channels, and the adapter builds the real
    block with ``c1 = ch[f]`` (so every scale n/s/m/l/x gets the producing layer's width);
-3. wraps ``check_yaml`` as ``parse_model``'s module sees it, so a bare name such as ``yolov8n-scsa.yaml`` that is
-   neither a local file nor an Ultralytics config falls back to this package's ``cfg/``;
+3. wraps ``check_yaml`` as ``parse_model``'s module sees it, so a bare name such as ``yolo26n-seg-scsa.yaml`` that is
+   neither a local file nor an Ultralytics config is derived from Ultralytics' own config (``scsa_yolo.models``);
+   rows ``<CSP layer>_<Block>`` (``C2f_SCSA``) build the stock layer and then put the block into its bottlenecks
+   (``scsa_yolo.nn.csp``);
 4. adds a callback to Ultralytics' default callbacks, so that processes which unpickle a trainer (DDP workers)
    import this package, and with it this registration, before they build the model;
 5. wraps ``BaseModel.load`` (used by ``YOLO(yaml).load(pt)`` and ``pretrained=pt``) so that the source layers are
    re-indexed around inserted attention layers first (``scsa_yolo.transfer``), and the log says what moved;
 6. adds the block classes to torch's safe globals, so checkpoints holding them also load under Ultralytics'
-   restricted loading (``ULTRALYTICS_SAFE_LOAD=1``, ``weights_only=True``).
+   restricted loading (``ULTRALYTICS_SAFE_LOAD=1``, ``weights_only=True``); with that flag set, also the timm
+   classes inside the timm-based blocks.
 
 It relies on these internals; ``check_ultralytics()`` verifies them and fails with the supported range if they move.
 """
@@ -24,16 +27,18 @@ from __future__ import annotations
 
 import inspect
 import threading
+import typing
+from collections.abc import Sequence
 from copy import deepcopy
 from pathlib import Path
 
 import torch
 from torch import nn
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, SAFE_LOAD
 
-from scsa_yolo import transfer
+from scsa_yolo import models, transfer
 from scsa_yolo.nn import BLOCKS
-from scsa_yolo.resources import model_yaml
+from scsa_yolo.nn.csp import AttentionBottleneck, attend_bottlenecks, split_csp_row_name
 
 SUPPORTED_ULTRALYTICS = ">=8.4.190,<8.5"
 """Ultralytics versions the registration accepts: tested on 8.4.190; later 8.4.x releases must also pass the internal
@@ -89,6 +94,37 @@ def _original(function):
     return getattr(function, "__scsa_yolo_wrapped__", function)
 
 
+def _check_arguments(name: str, block: type[nn.Module], where: str, args: tuple) -> None:
+    """Reject YAML arguments the block's signature does not take, naming the parameters it does take.
+
+    Ultralytics passes a row's arguments positionally and leaves strings it cannot evaluate as strings, so a wrong
+    one would otherwise fail deep inside the block (``'<=' not supported between instances of 'str' and 'int'``).
+    """
+    parameters = list(inspect.signature(block).parameters.values())[1:]  # after c1
+    accepted = ", ".join(p.name for p in parameters)
+    if len(args) > len(parameters):
+        raise ValueError(f"{where}: {name} takes at most {len(parameters)} arguments ({accepted}), got {list(args)}")
+    hints = typing.get_type_hints(block.__init__)
+    for parameter, value in zip(parameters, args):
+        expected = hints.get(parameter.name)
+        origin = typing.get_origin(expected) or expected
+        if expected is float:
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif expected is int:
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(origin, type) and issubclass(origin, (str, bool)):
+            fits = isinstance(value, origin)
+        elif origin in (Sequence, list, tuple):
+            fits = isinstance(value, (list, tuple))
+        else:
+            continue
+        if not fits:
+            raise ValueError(
+                f"{where}: {name} argument {parameter.name} expects {getattr(expected, '__name__', expected)}, "
+                f"got {value!r} ({type(value).__name__}); {name} takes [{accepted}] in that order"
+            )
+
+
 def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
     """Make the class parse_model finds under ``name``: it builds ``block`` with ``c1`` read from the channel list.
 
@@ -99,29 +135,60 @@ def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
     def __new__(cls, channels: list, f: int, i: int, *args) -> nn.Module:
         if not isinstance(channels, list) or not all(isinstance(c, int) for c in channels):
             raise _internals_changed(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
+        where = f"model YAML layer {i} ({name}, from={f}, args={list(args)})"
+        _check_arguments(name, block, where, args)
         try:
             return block(channels[f], *args)
         except (IndexError, TypeError, ValueError) as error:
-            raise ValueError(f"model YAML layer {i} ({name}, from={f}, args={list(args)}): {error}") from error
+            raise ValueError(f"{where}: {error}") from error
 
     return type(name, (nn.Module,), {"__new__": __new__, "__module__": __name__, "__doc__": block.__doc__})
 
 
-def _wrap_parse_model(parse_model):
-    def rows(d: dict) -> list:
-        return [*d.get("backbone", []), *d.get("head", [])]
+def _rows(d: dict) -> list:
+    return [*d.get("backbone", []), *d.get("head", [])]
 
+
+def _check_row(i: int, row) -> None:
+    """A row must be ``[from, repeats, module, args]`` with a list of args; say so with the row, not an unpack error."""
+    if not isinstance(row, list) or len(row) != 4:
+        raise ValueError(
+            f"model YAML layer {i}: {row!r} is not a row [from, repeats, module, args] "
+            "(four fields; a block without arguments is written [-1, 1, SCSA, []])"
+        )
+    if not isinstance(row[3], list):
+        raise ValueError(
+            f"model YAML layer {i} ({row[2]}): args must be a list of positional values, got {row[3]!r} "
+            f"({type(row[3]).__name__}); e.g. [-1, 1, SCSA, [1, 7]] for head_num=1, window_size=7"
+        )
+
+
+def _wrap_parse_model(parse_model):
     def parse_model_with_blocks(d: dict, ch, verbose: bool = True):
-        block_rows = [i for i, row in enumerate(rows(d)) if row[2] in BLOCKS]
-        if block_rows:
+        names = {i: row[2] for i, row in enumerate(_rows(d)) if isinstance(row, list) and len(row) > 2}
+        names = {i: name for i, name in names.items() if isinstance(name, str)}
+        block_rows = [i for i, name in names.items() if name in BLOCKS]
+        csp_rows = {i: parts for i, name in names.items() if (parts := split_csp_row_name(name, BLOCKS))}
+        for i in [*block_rows, *csp_rows]:
+            _check_row(i, _rows(d)[i])
+        if block_rows or csp_rows:
             d = deepcopy(d)  # the rows are rewritten below; model.yaml, which checkpoints save, must stay as written
             for i in block_rows:
-                row = rows(d)[i]
+                row = _rows(d)[i]
                 f, _, module, args = row
                 if not isinstance(f, int):
                     raise ValueError(f"model YAML layer {i} ({module}): takes one layer's output, got from={f}")
                 row[3] = [_CHANNELS_LOCAL, f, i, *args]
-        return parse_model(d, ch, verbose)
+            for i, (layer, _) in csp_rows.items():
+                _rows(d)[i][2] = layer  # built as the stock layer, so Ultralytics' channel and depth rules apply
+        layers, save = parse_model(d, ch, verbose)
+        for i, (layer, block) in csp_rows.items():
+            try:
+                attend_bottlenecks(layers[i], BLOCKS[block])
+            except ValueError as error:
+                raise ValueError(f"model YAML layer {i} ({layer}_{block}): {error}") from error
+            layers[i].np = sum(p.numel() for p in layers[i].parameters())
+        return layers, save
 
     parse_model_with_blocks.__scsa_yolo_wrapped__ = parse_model
     parse_model_with_blocks.__doc__ = parse_model.__doc__
@@ -129,16 +196,25 @@ def _wrap_parse_model(parse_model):
 
 
 def _wrap_check_yaml(check_yaml):
-    def check_yaml_with_package_cfg(file, suffix=(".yaml", ".yml"), hard=True):
+    def check_yaml_with_derived_models(file, suffix=(".yaml", ".yml"), hard=True):
         found = check_yaml(file, suffix=suffix, hard=False)
         if found:
             return found
-        if Path(str(file)).name == str(file) and (packaged := model_yaml(str(file))):
-            return str(packaged)
+        # Ultralytics looks up the scaled name softly, then the scale-free one: a local file of the scale-free name
+        # must win over a derived one, so derive on the second lookup.
+        if Path(str(file)).name == str(file) and (hard or models.scale_free(file) == str(file)):
+            try:
+                derived = models.model_yaml(str(file))
+            except models.UnknownModel:
+                if hard:
+                    raise
+                derived = None
+            if derived:
+                return str(derived)
         return check_yaml(file, suffix=suffix, hard=hard)
 
-    check_yaml_with_package_cfg.__scsa_yolo_wrapped__ = check_yaml
-    return check_yaml_with_package_cfg
+    check_yaml_with_derived_models.__scsa_yolo_wrapped__ = check_yaml
+    return check_yaml_with_derived_models
 
 
 def _wrap_load(load):
@@ -180,6 +256,23 @@ def _log_transfer(report: transfer.TransferReport, source: nn.Module) -> None:
         )
 
 
+def _library_classes_inside_blocks() -> list[type]:
+    """Classes from other libraries (timm) inside the blocks, found by building each block once at a small width.
+
+    Restricted loading (``ULTRALYTICS_SAFE_LOAD=1``) refuses every class not allow-listed, and Ultralytics' message
+    then names no type; the timm-based blocks pickle timm's layers, so those are allow-listed too. Blocks whose
+    library is not installed are skipped: their checkpoints cannot load without it anyway.
+    """
+    found = set()
+    for block in BLOCKS.values():
+        try:
+            built = block(64)
+        except ImportError:
+            continue
+        found |= {type(m) for m in built.modules() if not type(m).__module__.startswith(("torch.", "scsa_yolo."))}
+    return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+
+
 def ensure_registered(*_) -> None:
     """Callback that only exists to be pickled by reference: unpickling it imports ``scsa_yolo``, which registers."""
 
@@ -206,7 +299,9 @@ def register() -> None:
             tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
         if not hasattr(tasks.BaseModel.load, "__scsa_yolo_wrapped__"):
             tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
-        torch.serialization.add_safe_globals(list(BLOCKS.values()))
+        torch.serialization.add_safe_globals([*BLOCKS.values(), AttentionBottleneck])
+        if SAFE_LOAD:
+            torch.serialization.add_safe_globals(_library_classes_inside_blocks())
         callbacks = base.default_callbacks["on_pretrain_routine_start"]
         if ensure_registered not in callbacks:
             callbacks.append(ensure_registered)

@@ -1,12 +1,18 @@
-"""Size and cost of the shipped models next to their plain Ultralytics counterparts (the README's model table)."""
+"""Size and cost of SCSA models next to their plain Ultralytics counterparts (the README's model table)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCALES = "nsmlx"
-PAIRS = {"yolov8{scale}.yaml": "yolov8{scale}-scsa.yaml", "yolov8{scale}-p2.yaml": "yolov8{scale}-p2-scsa.yaml"}
-"""Plain model name pattern to its SCSA counterpart; ``{scale}`` is replaced by n, s, m, l, x."""
+SCALES = "ns"
+
+
+def pairs(scales: str = SCALES) -> list[tuple[str, str]]:
+    """(plain, SCSA) model names for every family, task and P2 variant (``scsa_yolo.models``) at each scale."""
+    from scsa_yolo.models import scaled_name, stock_configs
+
+    stocks = [stock for stock in stock_configs() if "ghost" not in stock and "p6" not in stock]
+    return [(scaled_name(stock, s), scaled_name(f"{stock}-scsa", s)) for stock in stocks for s in scales]
 
 
 @dataclass
@@ -36,15 +42,15 @@ def measure(name: str, imgsz: int = 640) -> ModelSize:
     Returns:
         (ModelSize): The counts.
     """
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-    model = DetectionModel(name, verbose=False)
+    model = YOLO(name, verbose=False).model  # the task's model class, from the head
     return ModelSize(name, len(list(model.modules())), get_num_params(model), get_flops(model, imgsz))
 
 
 def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
-    """Return a markdown table of every plain/SCSA pair at every scale, with the SCSA overhead.
+    """Return a markdown table of every plain/SCSA pair (families x tasks x P2) at each scale, with the overhead.
 
     Args:
         scales (str): Scale letters to include.
@@ -59,8 +65,7 @@ def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
         f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA GFLOPs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    jobs = [(plain.format(scale=s), scsa.format(scale=s)) for plain, scsa in PAIRS.items() for s in scales]
-    for plain_name, scsa_name in TQDM(jobs, desc="Counting models"):
+    for plain_name, scsa_name in TQDM(pairs(scales), desc="Counting models"):
         plain, scsa = measure(plain_name, imgsz), measure(scsa_name, imgsz)
         lines.append(f"| {plain.name} | {plain.layers} | {plain.params:,} | {plain.gflops:.1f} | | |")
         lines.append(

@@ -8,7 +8,8 @@ happens to have the same key and shape.
 ``align_source`` fixes the indices before Ultralytics' own transfer runs: it walks both layer lists in order, pairs
 layers of the same class, and gives the source an ``nn.Identity`` wherever the target has an attention block the
 source lacks (and drops attention blocks the target lacks), so keys line up again and Ultralytics' Detect-head and
-class-name handling still apply.
+class-name handling still apply. Blocks inside a layer's bottlenecks (``scsa_yolo.nn.csp``) add keys without
+renaming any, so they need no re-indexing; their tensors keep their initialisation like any new attention layer.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ def describe_transfer(source_state: dict, target: nn.Module) -> TransferReport:
     report = TransferReport()
     # Detect's class outputs: the last conv of each cv3 branch, sized by the number of classes
     class_output = re.compile(rf"model\.{len(target.model) - 1}\.(one2one_)?cv3\.\d+\.2\.(weight|bias)")
-    attention_prefixes = tuple(
-        f"model.{i}." for i, layer in enumerate(target.model) if isinstance(layer, ATTENTION_TYPES)
+    attention_prefixes = tuple(  # attention layers, and blocks inside other layers (the backbone placement)
+        f"{name}." for name, module in target.named_modules() if isinstance(module, ATTENTION_TYPES)
     )
     for name, tensor in target.state_dict().items():
         if name in source_state and source_state[name].shape == tensor.shape:

@@ -13,15 +13,15 @@ import yaml
 from torch import nn
 
 import scsa_yolo  # noqa: F401  (registers the blocks with Ultralytics)
+from scsa_yolo.models import model_yaml
 from scsa_yolo.nn import BLOCKS
 from scsa_yolo.nn.attention import ATTENTION_BLOCKS, CA, CBAM, ECA, ELA, EMA, SE, SimAM
-from scsa_yolo.resources import model_yaml
 
 TIMM_BLOCKS = {"SE", "CBAM", "ECA", "CA"}
 needs_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm (extra 'compare') missing")
 BLOCK_PARAMS = [pytest.param(name, marks=needs_timm if name in TIMM_BLOCKS else ()) for name in ATTENTION_BLOCKS]
-CONFIG_STEMS = {"SE": "se", "CBAM": "cbam", "ECA": "eca", "CA": "ca", "EMA": "ema", "SimAM": "simam", "ELA": "ela"}
-SCSA_ROWS = (16, 20, 24)  # where cfg/yolov8-scsa.yaml places SCSA
+CONFIG_STEMS = {name: name.lower() for name in ATTENTION_BLOCKS}  # model names use the lower-cased block name
+SCSA_ROWS = (16, 20, 24)  # where yolov8-scsa.yaml places SCSA
 # A conv bias that feeds a training-mode BatchNorm is subtracted out with the batch mean, so its gradient is zero;
 # the official Coordinate Attention has one (kept for parameter parity with it).
 ZERO_GRADIENT = {"CA": {"1.ca.conv1.bias"}}

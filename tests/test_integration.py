@@ -4,16 +4,19 @@ import os
 import subprocess
 import sys
 import zipfile
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 from ultralytics.nn.tasks import DetectionModel
 
 import scsa_yolo
 from scsa_yolo import integration
+from scsa_yolo.models import model_yaml
 from scsa_yolo.nn import SCSA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,21 +31,31 @@ def scaled_width(base: int, scale: str) -> int:
     return int(-(-min(base, max_channels) * width // 8) * 8)
 
 
-def scsa_layers(model: torch.nn.Module) -> list:
-    return [layer for layer in model.model if isinstance(layer, SCSA)]
+def scsa_layers(layers: torch.nn.Sequential) -> list:
+    return [layer for layer in layers if isinstance(layer, SCSA)]
+
+
+def build_on_meta(name: str) -> torch.nn.Sequential:
+    with torch.device("meta"):
+        layers, _ = tasks.parse_model(deepcopy(tasks.yaml_model_load(name)), ch=3, verbose=False)
+    return layers
 
 
 @pytest.mark.parametrize("scale", list(SCALES))
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_every_scale_builds_with_producer_channels(config, scale):
-    model = DetectionModel(f"{config.replace('yolov8', f'yolov8{scale}', 1)}.yaml", verbose=False)
-    blocks = scsa_layers(model)
+    layers = build_on_meta(f"{config.replace('yolov8', f'yolov8{scale}', 1)}.yaml")
+    blocks = scsa_layers(layers)
     assert [block.dim for block in blocks] == [scaled_width(base, scale) for base in CONFIGS[config]]
     for block in blocks:
-        producer = model.model[block.i - 1]
+        producer = layers[block.i - 1]
         assert block.f == -1 and block.dim == producer.cv2.conv.out_channels
-    assert model.model[-1].f == [block.i for block in blocks]  # every SCSA output feeds Detect
+    assert layers[-1].f == [block.i for block in blocks]  # every SCSA output feeds Detect
 
+
+def test_forward_keeps_shapes_on_maps_smaller_than_the_window():
+    model = DetectionModel("yolov8n-scsa.yaml", verbose=False)
+    blocks = scsa_layers(model.model)
     seen = []
     hooks = [b.register_forward_hook(lambda m, i, o: seen.append((i[0].shape, o.shape))) for b in blocks]
     model.eval()
@@ -58,11 +71,11 @@ def test_scale_letter_and_bare_name_resolve_from_any_directory(tmp_path, monkeyp
     model = YOLO("yolov8s-p2-scsa.yaml")
     assert model.model.yaml["scale"] == "s"
     expected = [scaled_width(base, "s") for base in CONFIGS["yolov8-p2-scsa"]]
-    assert [block.dim for block in scsa_layers(model.model)] == expected
+    assert [block.dim for block in scsa_layers(model.model.model)] == expected
 
 
 def test_local_yaml_takes_precedence_over_packaged(tmp_path, monkeypatch):
-    local = (REPO / "cfg" / "yolov8-scsa.yaml").read_text().replace("nc: 80", "nc: 3")
+    local = model_yaml("yolov8-scsa.yaml").read_text().replace("nc: 80", "nc: 3")
     (tmp_path / "yolov8-scsa.yaml").write_text(local)
     monkeypatch.chdir(tmp_path)
     assert YOLO("yolov8n-scsa.yaml").model.yaml["nc"] == 3
@@ -82,8 +95,9 @@ def test_yaml_arguments_reach_the_block():
 
 
 def test_bad_head_count_names_the_yaml_layer(tmp_path):
-    text = (REPO / "cfg" / "yolov8-scsa.yaml").read_text().replace("[-1, 1, SCSA, []] # 20", "[-1, 1, SCSA, [3]] # 20")
-    (tmp_path / "yolov8n-bad.yaml").write_text(text)
+    config = yaml.safe_load(model_yaml("yolov8-scsa.yaml").read_text())
+    config["head"][20 - len(config["backbone"])][3] = [3]
+    (tmp_path / "yolov8n-bad.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match=r"layer 20 \(SCSA.*c1=128, head_num=3"):
         DetectionModel(str(tmp_path / "yolov8n-bad.yaml"), verbose=False)
 
@@ -98,6 +112,46 @@ def test_multi_input_row_is_rejected_clearly():
     config = {"nc": 2, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [[-1, 0], 1, "SCSA", []]], "head": []}
     with pytest.raises(ValueError, match=r"layer 1 \(SCSA\).*one layer"):
         tasks.parse_model(config, ch=3, verbose=False)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            [-1, 1, "SCSA"],
+            r"layer 1: \[-1, 1, 'SCSA'\] is not a row \[from, repeats, module, args\].*\[-1, 1, SCSA, \[\]\]",
+        ),
+        ([-1, 1, "SCSA", ["x"]], r"layer 1 \(SCSA.*head_num expects int, got 'x' \(str\).*\[head_num, window_size"),
+        ([-1, 1, "SCSA", {"head_num": 2}], r"layer 1 \(SCSA\): args must be a list.*got \{'head_num': 2\} \(dict\)"),
+        ([-1, 1, "SCSA", [1, 7, [3, 5, 7, 9], False, "avg_pool", 0.0, "sigmoid", 1]], r"at most 7 arguments"),
+        ([-1, 1, "C3k2_SCSA", [8, False, 0.25]], r"layer 1 \(C3k2_SCSA\): bottleneck 'm.0' has 1 middle channels"),
+    ],
+)
+def test_bad_rows_name_the_layer_and_the_fix(row, message):
+    config = {"nc": 2, "backbone": [[-1, 1, "Conv", [16, 3, 2]], row], "head": []}
+    with pytest.raises(ValueError, match=message):
+        tasks.parse_model(config, ch=3, verbose=False)
+
+
+def test_string_arguments_the_block_takes_still_reach_it():
+    config = {
+        "nc": 2,
+        "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "SCSA", [1, 7, [3, 5, 7, 9], False, "max_pool"]]],
+    }
+    layers, _ = tasks.parse_model({**config, "head": []}, ch=3, verbose=False)
+    assert layers[1].down_sample_mode == "max_pool"
+
+
+def test_restricted_loading_takes_timm_blocks_and_backbone_placement(tmp_path):
+    pytest.importorskip("timm", reason="the SE block wraps timm (extra 'compare')")
+    for name in ("yolov8n-se.yaml", "yolov8n-scsa-both.yaml"):
+        YOLO(name).save(tmp_path / name.replace(".yaml", ".pt"))
+    code = (
+        "from ultralytics import YOLO;"
+        f"names = ('yolov8n-se.pt', 'yolov8n-scsa-both.pt');"
+        f"print([type(YOLO(r'{tmp_path}/' + n).model.model[16]).__name__ for n in names])"
+    )
+    assert run_python(code, ULTRALYTICS_SAFE_LOAD="1").split()[-2:] == ["['SE',", "'SCSA']"]
 
 
 def test_register_is_idempotent(monkeypatch):
@@ -149,7 +203,6 @@ def test_wheel_install_ships_hook_and_configs(tmp_path):
     assert {
         "scsa_yolo_autoload.pth",
         "scsa_yolo_autoload.py",
-        "scsa_yolo/_resources/cfg/yolov8-scsa.yaml",
         "scsa_yolo/nn/csrc/cpu/scsa_cpu.cpp",  # the CPU kernel is built from the installed source
     } <= names
     target = tmp_path / "site"

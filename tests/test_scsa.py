@@ -167,7 +167,14 @@ def test_unpickles_modules_saved_without_fast_path_helpers():
         assert torch.equal(restored(x), block(x))
 
 
-def test_tracing_a_map_smaller_than_the_window_warns():
+def test_traced_window_follows_the_map_size_and_max_pool_warns():
+    """The avg-pool window shrink is traced as graph ops (dynamic exports pool right at every size); max-pool kernels
+    must be constants, so tracing it on a map below the window still warns."""
     block = SCSA(16).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(block, torch.randn(1, 16, 4, 9))  # traced below the window, run above it
+        for shape in [(1, 16, 15, 9), (2, 16, 3, 20)]:
+            x = torch.randn(shape)
+            torch.testing.assert_close(traced(x), block.forward_reference(x), atol=1e-5, rtol=1e-5)
     with pytest.warns(UserWarning, match="smaller than its 7x7 window"):
-        torch.jit.trace(block, torch.randn(1, 16, 4, 9))
+        torch.jit.trace(SCSA(16, down_sample_mode="max_pool").eval(), torch.randn(1, 16, 4, 9))

@@ -1,4 +1,4 @@
-"""Print the model table: layers, parameters and GFLOPs of plain vs SCSA YOLOv8 at every scale."""
+"""Print the model table: layers, parameters and GFLOPs of plain vs SCSA models of every family and task."""
 
 from __future__ import annotations
 
