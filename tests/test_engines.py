@@ -5,7 +5,15 @@ import sys
 import pytest
 
 from scsa_yolo.benchmark import TrainSettings, run_benchmark
-from scsa_yolo.benchmark.engines import EngineOptionError, import_ray, trial_device, trial_resources
+from scsa_yolo.benchmark.engines import (
+    EngineOptionError,
+    RayOptions,
+    RunTask,
+    import_ray,
+    run_with_ray,
+    trial_device,
+    trial_resources,
+)
 
 
 def test_trial_resources_defaults_and_limits():
@@ -37,3 +45,20 @@ def test_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []  # refused before any work
     with pytest.raises(ValueError, match="Unknown engine 'spark'"):
         run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, engine="spark")
+
+
+def test_unreachable_ray_address_is_an_option_error(monkeypatch, tmp_path):
+    """Ray's ConnectionError (after its ~30 s of retries) becomes the command's set-up error naming the address."""
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the cluster extra (ray[tune])")
+
+    def unreachable(address=None, **_):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    task = RunTask("yolov8n-seed0", dict, {})
+    with pytest.raises(EngineOptionError, match=r"--ray-address 10\.0\.0\.9:6379: Failed to connect .*ray start"):
+        run_with_ray([task], RayOptions(address="10.0.0.9:6379"))
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.8:6379")
+    with pytest.raises(EngineOptionError, match=r"^RAY_ADDRESS 10\.0\.0\.8:6379: "):
+        run_with_ray([task], RayOptions())

@@ -201,7 +201,8 @@ def run_with_ray(tasks: Sequence[RunTask], options: RayOptions, settings_device:
 
     Raises:
         ImportError: If Ray Tune is not installed (the message says how to install it).
-        EngineOptionError: For resource requests the cluster cannot meet or a ``--device`` that names GPUs.
+        EngineOptionError: For a cluster address Ray cannot connect to, resource requests the cluster cannot meet or
+            a ``--device`` that names GPUs.
         RunsFailedError: If any trial failed.
     """
     ray, tune = import_ray()
@@ -212,7 +213,11 @@ def run_with_ray(tasks: Sequence[RunTask], options: RayOptions, settings_device:
     started_here = not ray.is_initialized()
     if started_here:
         address = options.address or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        except ConnectionError as error:  # Ray gives up after about 30 s; nothing has started
+            source = "--ray-address" if options.address else "RAY_ADDRESS"
+            raise EngineOptionError(f"{source} {address}: {error}; is `ray start --head` running there?") from error
     try:
         resources = trial_resources(ray.cluster_resources(), options.gpus_per_run, options.cpus_per_run)
         device = trial_device(settings_device, int(resources["gpu"]))
