@@ -110,5 +110,5 @@ def test_wheel_command_helps_prepares_and_benchmarks_from_a_foreign_folder(wheel
     _run([venv / "bin" / "scsa-yolo", *benchmark], cwd=work, env=env)
     with open(work / "bench" / "results.csv", newline="") as handle:
         (row,) = csv.DictReader(handle)
-    assert row["model"] == "yolov8n-scsa.yaml" and int(row["params"]) > 3_000_000
+    assert row["model_file"] == "yolov8n-scsa.yaml" and int(row["params"]) > 3_000_000
     assert (work / "bench" / "runs" / "yolov8n-scsa-seed0" / "weights" / "last.pt").is_file()
