@@ -39,6 +39,7 @@ _AP_X = np.linspace(0, 1, 101)  # Ultralytics' 101-point interpolation grid
 DEFAULT_RESAMPLES = 1000
 DEFAULT_BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
+MAX_SIGN_FLIP_SEEDS = 16  # every sign pattern is enumerated
 RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)
 
 
@@ -323,6 +324,11 @@ class Comparison:
         return self.ci_low > 0 or self.ci_high < 0
 
 
+def smallest_sign_flip_p_value(seeds: int) -> float:
+    """The smallest two-sided p-value :func:`sign_flip_p_value` can give with ``seeds`` differences (2 / 2**seeds)."""
+    return 2.0 / 2.0**seeds
+
+
 def sign_flip_p_value(differences: Sequence[float]) -> float | None:
     """Two-sided exact sign-flip test of "mean difference = 0" over paired per-seed differences.
 
@@ -333,7 +339,7 @@ def sign_flip_p_value(differences: Sequence[float]) -> float | None:
         The p-value, or ``None`` with fewer than two differences (undefined).
     """
     values = np.asarray(differences, float)
-    if len(values) < 2 or len(values) > 16:
+    if len(values) < 2 or len(values) > MAX_SIGN_FLIP_SEEDS:
         return None
     observed = abs(values.mean()) - 1e-12
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(values))))
