@@ -213,7 +213,7 @@ def derive(model: ModelName) -> dict:
                 row[2], renamed = csp_row_name(row[2], model.block), renamed + 1
         if not renamed:
             raise UnknownModel(
-                f"model '{model.stem}': the backbone of {model.stock} has no {' / '.join(CSP_LAYERS)} layer to place "
+                f"the backbone of {model.stock} has no {' / '.join(CSP_LAYERS)} layer to place "
                 f"{model.block} in; use the neck placement ({model.stock}-{model.block.lower()}.yaml)"
             )
     return d
@@ -290,7 +290,10 @@ def model_yaml(name: str) -> Path | None:
     model = parse_name(name)
     if model is None:
         return None
-    text = yaml_text(model)
+    try:
+        text = yaml_text(model)
+    except UnknownModel as error:
+        raise UnknownModel(f"model '{name}': {error}") from None
     path = cache_dir() / f"{model.stem}.yaml"
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         path.parent.mkdir(parents=True, exist_ok=True)

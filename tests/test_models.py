@@ -159,8 +159,9 @@ def test_stock_checkpoint_loads_into_every_stock_tensor_and_runs(stock, placemen
 )
 def test_unknown_names_list_what_exists(name, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(models.UnknownModel, match=message):
+    with pytest.raises(models.UnknownModel, match=message) as error:
         YOLO(name)
+    assert str(error.value).startswith(f"model '{name}'")  # the name as typed, not Ultralytics' scale-free retry
 
 
 def test_names_that_are_not_ours_are_left_to_ultralytics():
