@@ -30,6 +30,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from ultralytics.utils import LOGGER
 
 from scsa_yolo.nn import BLOCKS
 from scsa_yolo.nn.csp import CSP_LAYERS, csp_row_name
@@ -294,11 +295,31 @@ def model_yaml(name: str) -> Path | None:
         text = yaml_text(model)
     except UnknownModel as error:
         raise UnknownModel(f"model '{name}': {error}") from None
-    path = cache_dir() / f"{model.stem}.yaml"
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # write-then-rename: DDP workers may resolve the same name at the same time
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-            f.write(text)
-        os.replace(f.name, path)
+    try:
+        return _written(cache_dir() / f"{model.stem}.yaml", text)
+    except OSError as error:  # a read-only config folder (shared installs, containers): a private temp folder
+        path = _written(_private_temp_dir() / f"{model.stem}.yaml", text)
+        LOGGER.warning(f"scsa_yolo: cannot write derived model YAMLs to {cache_dir()} ({error}); using {path.parent}")
+        return path
+
+
+@cache
+def _private_temp_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="scsa_yolo-models-"))
+
+
+def _written(path: Path, text: str) -> Path:
+    """Return ``path`` holding ``text``, written only when it differs."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write-then-rename: DDP workers may resolve the same name at the same time
+    temporary = tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8")
+    try:
+        with temporary:
+            temporary.write(text)
+        os.replace(temporary.name, path)
+    except OSError:
+        Path(temporary.name).unlink(missing_ok=True)  # a full disk must not leave a partial file behind
+        raise
     return path

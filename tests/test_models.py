@@ -5,6 +5,7 @@ Structure checks build on the meta device (no weight memory, no initialisation);
 runs forward and takes a stock checkpoint.
 """
 
+import tempfile
 from copy import deepcopy
 
 import pytest
@@ -179,6 +180,20 @@ def test_generated_file_is_readable_yaml_with_its_origin(tmp_path, monkeypatch):
     rows = yaml.safe_load(text)["head"]
     assert rows[-1][:3] == [[17, 21, 25], 1, "Segment"]
     assert models.model_yaml("yolo11s-seg-scsa.yaml").read_text() == text  # stable: rewritten only when it differs
+
+
+def test_unwritable_config_folder_falls_back_to_a_private_temp_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the folder would go: mkdir fails even for root")
+    monkeypatch.setattr(models, "cache_dir", lambda: blocker / "models")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    models._private_temp_dir.cache_clear()
+    try:
+        path = models.model_yaml("yolo26n-scsa.yaml")
+        assert path.parent.parent == tmp_path and path.name == "yolo26-scsa.yaml"
+        assert YOLO("yolo26n-scsa.yaml").model.yaml["head"] == yaml.safe_load(path.read_text())["head"]
+    finally:
+        models._private_temp_dir.cache_clear()
 
 
 def test_every_preset_and_table_name_resolves():
