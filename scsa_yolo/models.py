@@ -111,30 +111,6 @@ def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def task_of(stock: str) -> str:
-    """The task ('detect', 'segment', 'pose', 'obb') of a stock config, from its head."""
-    return HEADS[_load(stock_configs()[stock])["head"][-1][2]]
-
-
-def model_names(blocks: tuple[str, ...] | None = None, placements: tuple[str, ...] = PLACEMENTS) -> list[str]:
-    """Every derived scale-free model name, e.g. 'yolo26-seg-scsa-both.yaml'.
-
-    Args:
-        blocks (tuple[str, ...] | None): Registered block names to include (default: all).
-        placements (tuple[str, ...]): Placements to include.
-
-    Returns:
-        (list[str]): File names (scale-free; add the scale letter after the version number to pick a scale).
-    """
-    blocks = tuple(BLOCKS) if blocks is None else blocks
-    return [
-        f"{ModelName(stock, block, placement).stem}.yaml"
-        for stock in stock_configs()
-        for block in blocks
-        for placement in placements
-    ]
-
-
 def _listing() -> str:
     families = {prefix: [s for s in stock_configs() if s.startswith(prefix)] for prefix in FAMILIES}
     stocks = "; ".join(", ".join(stems) for stems in families.values())

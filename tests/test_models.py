@@ -13,14 +13,14 @@ import torch
 import yaml
 from torch import nn
 from ultralytics import YOLO
-from ultralytics.nn.tasks import parse_model, yaml_model_load
+from ultralytics.nn.tasks import guess_model_task, parse_model, yaml_model_load
 
 from scsa_yolo import models, transfer
 from scsa_yolo.nn import BLOCKS, SCSA
 from scsa_yolo.nn.csp import AttentionBottleneck
 
 STOCK = list(models.stock_configs())
-HEAD_TASKS = {stock: models.task_of(stock) for stock in STOCK}
+HEAD_TASKS = {stock: guess_model_task(yaml_model_load(path)) for stock, path in models.stock_configs().items()}
 PLAIN_STOCK = [s for s in STOCK if "ghost" not in s]  # the ghost variants have no C2f / C3k2 in the backbone
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -151,7 +151,7 @@ def test_stock_checkpoint_loads_into_every_stock_tensor_and_runs(stock, placemen
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("yolo26n-foo.yaml", r"'foo' is not a block name.*blocks: scsa, se, cbam"),
+        ("yolo26n-foo.yaml", rf"'foo' is not a block name.*blocks: {', '.join(map(str.lower, BLOCKS))};"),
         ("yolo27n-scsa.yaml", r"'yolo27' is not a config of the supported families.*yolo26-seg"),
         ("yolo26n-cls-scsa.yaml", r"'yolo26-cls' has a Classify head.*detect, obb, pose, segment"),
         ("yolo11n-sge-scsa.yaml", r"'yolo11-sge' is not an Ultralytics config.*yolo11-seg"),
