@@ -154,7 +154,8 @@ def parse_name(name: str) -> ModelName | None:
     if parts[-1] not in blocks:
         if family is None and placement == "neck":
             return None
-        raise UnknownModel(f"model '{name}': '{parts[-1]}' is not a block name. Available: {_listing()}")
+        hint = f" (block names are lower case: '{parts[-1].lower()}')" if parts[-1].lower() in blocks else ""
+        raise UnknownModel(f"model '{name}': '{parts[-1]}' is not a block name{hint}. Available: {_listing()}")
     stock = "-".join(parts[:-1])
     if stock not in stock_configs():
         if family is None:

@@ -152,6 +152,7 @@ def test_stock_checkpoint_loads_into_every_stock_tensor_and_runs(stock, placemen
     ("name", "message"),
     [
         ("yolo26n-foo.yaml", rf"'foo' is not a block name.*blocks: {', '.join(map(str.lower, BLOCKS))};"),
+        ("yolo26n-seg-SCSA.yaml", r"'SCSA' is not a block name \(block names are lower case: 'scsa'\)"),
         ("yolo27n-scsa.yaml", r"'yolo27' is not a config of the supported families.*yolo26-seg"),
         ("yolo26n-cls-scsa.yaml", r"'yolo26-cls' has a Classify head.*detect, obb, pose, segment"),
         ("yolo11n-sge-scsa.yaml", r"'yolo11-sge' is not an Ultralytics config.*yolo11-seg"),
