@@ -5,8 +5,10 @@ Structure checks build on the meta device (no weight memory, no initialisation);
 runs forward and takes a stock checkpoint.
 """
 
+import re
 import tempfile
 from copy import deepcopy
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,3 +211,19 @@ def test_every_preset_and_table_name_resolves():
     assert {"yolo11n-scsa.yaml", "yolo26n-scsa-both.yaml", "yolo26n-ela.yaml"} <= names
     assert ("yolo26s-pose.yaml", "yolo26s-pose-scsa.yaml") in pairs("ns")
     assert models.scaled_name("yolo26-seg-scsa", "s") == "yolo26s-seg-scsa.yaml"
+
+
+def test_block_lists_in_the_docs_are_the_registered_blocks():
+    """The docs name the blocks for readers; they must say what ``BLOCKS`` holds, in its order."""
+    others = ",".join(name.lower() for name in BLOCKS if name != "SCSA")
+    root, checked = Path(__file__).resolve().parents[1], 0
+    for page in ("README.md", "docs/models.md", "docs/attention.md"):
+        text = (root / page).read_text(encoding="utf-8")
+        for listed in re.findall(r"-\{([a-z,]+)\}\.yaml", text):
+            assert listed == others, page
+            checked += 1
+        for listed in re.findall(r"lower-cased: ([a-z, ]+)\.", text):
+            assert listed.replace(" ", "") == f"scsa,{others}", page
+            checked += 1
+    assert checked == 4  # README twice, attention.md once, models.md once: a rewording must keep this test meaningful
+
