@@ -57,12 +57,13 @@ def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
         imgsz (int): Image size for GFLOPs.
 
     Returns:
-        (str): The table.
+        (str): The table. SCSA's cost is given in MFLOPs: the blocks add a few MFLOPs, which would print as
+            +0.00 or +0.01 GFLOPs.
     """
     from ultralytics.utils import TQDM
 
     lines = [
-        f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA GFLOPs |",
+        f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA MFLOPs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for plain_name, scsa_name in TQDM(pairs(scales), desc="Counting models"):
@@ -71,6 +72,6 @@ def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
         lines.append(
             f"| {scsa.name} | {scsa.layers} | {scsa.params:,} | {scsa.gflops:.1f} | "
             f"+{scsa.params - plain.params:,} (+{100 * (scsa.params / plain.params - 1):.2f}%) | "
-            f"+{scsa.gflops - plain.gflops:.2f} |"
+            f"+{1e3 * (scsa.gflops - plain.gflops):.1f} |"
         )
     return "\n".join(lines)

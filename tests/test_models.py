@@ -227,3 +227,14 @@ def test_block_lists_in_the_docs_are_the_registered_blocks():
             checked += 1
     assert checked == 4  # README twice, attention.md once, models.md once: a rewording must keep this test meaningful
 
+
+def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch):
+    from scsa_yolo import summary
+
+    monkeypatch.setattr(summary, "pairs", lambda scales: [("yolov8n.yaml", "yolov8n-scsa.yaml")])
+    table = summary.model_table("n", imgsz=320).splitlines()
+    assert table[0].endswith("| SCSA MFLOPs |")
+    plain, scsa = summary.measure("yolov8n.yaml", 320), summary.measure("yolov8n-scsa.yaml", 320)
+    cost = table[-1].rstrip(" |").rsplit("| ", 1)[1]
+    assert cost == f"+{1e3 * (scsa.gflops - plain.gflops):.1f}" and float(cost) > 0
+
