@@ -17,6 +17,9 @@ if [ "${SKIP_SETUP:-0}" != "1" ]; then
   bash scripts/setup.sh
 fi
 PY=${PYTHON:-.venv/bin/python}
+# Ultralytics resolves two DNS names at import unless told it is offline: on a machine without network that can
+# stall every Python start below for the resolver's timeouts.
+export YOLO_OFFLINE=1
 
 # The card, and a clear stop where torch sees none (the tests would only skip and the bench would refuse).
 { command -v nvidia-smi >/dev/null && nvidia-smi -L; "$PY" - <<'EOF'

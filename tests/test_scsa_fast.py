@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -263,17 +263,86 @@ def test_kernel_checks_its_arguments() -> None:
         kernel.forward(torch.randn(1, 16, 5, 14), params, 7, 7, 1, block.scaler, 1e-5, 1e-5, 1e-5, False)
 
 
-def test_hooked_or_pruned_submodules_run_the_ops_path() -> None:
-    """Hooks on the submodules (FLOP counters, pruning masks) must see their modules: the kernel steps aside."""
+def test_hooked_or_pruned_submodules_run_the_reference() -> None:
+    """Hooks on the submodules (FLOP counters, feature taps, pruning masks) fire, and pruned weights follow training.
+
+    Only ``forward_reference`` calls the submodules: pruning recomputes ``weight`` from ``weight_orig`` in a
+    forward pre-hook, so a path that reads ``weight`` directly would train on a stale tensor (and fail on the second
+    backward, as its graph is freed).
+    """
     from torch.nn.utils import prune
 
-    block = randomised(SCSA(16), seed=29).eval()
+    block = randomised(SCSA(16), seed=29).train()
     x = torch.randn(1, 16, 14, 14)
     assert block.uses_kernel(x)
-    handle = block.norm.register_forward_hook(lambda *args: None)
+    calls = []
+    handle = block.sa_gate.register_forward_hook(lambda *args: calls.append(args[0]))
     assert not block.uses_kernel(x)
+    block(x)
+    assert len(calls) == 2  # the row and the column gate
     handle.remove()
     prune.l1_unstructured(block.q, "weight", amount=0.5)
     assert not block.uses_kernel(x)
+    optimizer = torch.optim.SGD(block.parameters(), lr=0.1)
+    for _ in range(2):
+        optimizer.zero_grad()
+        block(x).square().mean().backward()
+        optimizer.step()
     with torch.no_grad():
-        assert (block(x) - block.forward_reference(x)).abs().max().item() <= 1e-5
+        out = block(x)
+        assert torch.equal(block.q.weight, block.q.weight_orig * block.q.weight_mask)  # recomputed by the forward
+        assert (out - block.forward_reference(x)).abs().max().item() <= 1e-5
+
+
+def test_torch_func_and_forward_ad_run_plain_ops() -> None:
+    """torch.func transforms (grad, vmap, higher orders) and forward-mode AD give the reference's derivatives.
+
+    Neither the op nor the fast path's hand-written Functions take them, so SCSA steps aside to plain PyTorch ops.
+    """
+    from torch.autograd import forward_ad
+
+    assert cpu_kernel.load() is not None
+    block = randomised(SCSA(8), seed=31).double().train()
+    x = torch.randn(2, 8, 9, 7, dtype=torch.float64)
+
+    def loss(forward: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+        return forward(t).square().sum()
+
+    def per_sample_grad(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return torch.vmap(torch.func.grad(lambda sample: f(sample.unsqueeze(0))))
+
+    def gradient_penalty_grad(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return torch.func.grad(lambda t: torch.func.grad(f)(t).square().sum())  # a second order
+
+    for transform in (torch.func.grad, per_sample_grad, gradient_penalty_grad):
+        got = transform(lambda t: loss(block, t))(x)
+        want = transform(lambda t: loss(block.forward_reference, t))(x)
+        torch.testing.assert_close(got, want)
+    tangent = torch.randn_like(x)
+    with forward_ad.dual_level():
+        got = forward_ad.unpack_dual(block(forward_ad.make_dual(x, tangent))).tangent
+        want = forward_ad.unpack_dual(block.forward_reference(forward_ad.make_dual(x, tangent))).tangent
+    torch.testing.assert_close(got, want)
+
+
+def test_double_backward_raises_a_clear_error(path: str) -> None:
+    """The hand-written backward passes build no graph: create_graph=True stops with a message naming torch.func.
+
+    Without the check the op's gradients came back graph-less, so a gradient penalty silently missed the block.
+    """
+    block = randomised(SCSA(8), seed=31).double()
+    x = torch.randn(1, 8, 9, 7, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="has no double backward .*use torch.func"):
+        torch.autograd.grad(block(x).square().sum(), x, create_graph=True)
+    torch.autograd.grad(block(x).square().sum(), x)  # first order, grad mode off in backward: no error
+
+
+def test_each_checkout_gets_its_own_build(tmp_path) -> None:
+    """Two copies of the kernel source build into two cache folders (one shared folder was rebuilt at every switch)."""
+    copy = tmp_path / "scsa_cpu.cpp"
+    copy.write_bytes(cpu_kernel.SOURCE.read_bytes())
+    here = cpu_kernel._build_name(cpu_kernel.SOURCE, "AVX2")
+    assert here == cpu_kernel._build_name(cpu_kernel.SOURCE, "AVX2")
+    assert here != cpu_kernel._build_name(copy, "AVX2")
+    assert here != cpu_kernel._build_name(cpu_kernel.SOURCE, "AVX512")
+    assert cpu_kernel._build_name(cpu_kernel.SOURCE, "NO AVX").isidentifier()

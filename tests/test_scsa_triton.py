@@ -9,6 +9,7 @@ float16 and bfloat16. Shapes stay tiny: the interpreter runs every program in Py
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -25,7 +26,7 @@ CASES = [
     ({}, (2, 8, 13, 9)),  # H != W, rows and columns past the last full window, a batch
     ({}, (1, 8, 5, 11)),  # shorter than the window on one axis
     ({"head_num": 2, "qkv_bias": True}, (1, 8, 1, 7)),  # one row; two heads; q/k/v biases
-    ({"window_size": -1}, (1, 8, 6, 10)),  # global pooling; PCSA as tensor ops (see the test)
+    ({"window_size": -1}, (1, 8, 6, 10)),  # global pooling; PCSA as tensor ops, on a card too small (see the test)
     ({"window_size": 3, "group_kernel_sizes": (1, 3, 5, 11)}, (1, 8, 8, 7)),  # 3x3 windows, trailing row and column
 ]
 """(block options, input shape): every option of the op's kernels and every kind of odd map, on few planes."""
@@ -78,10 +79,23 @@ def test_triton_kernel_matches_reference(
 ) -> None:
     """Forward (max abs diff <= 1e-5) and backward (input and every parameter) agree with the reference.
 
-    The global-pooling case runs PCSA as tensor ops, the path of heads too large for the channel-attention programs.
+    The global-pooling case runs PCSA as tensor ops, the path of heads too large for the channel-attention programs
+    and of cards whose shared memory they overflow: there both programs raise Triton's OutOfResources, as on a GPU.
     """
+    out_of_resources = set()
+    monkeypatch.setattr(triton_kernel, "_out_of_resources", out_of_resources, raising=False)
     if options.get("window_size") == -1:
-        monkeypatch.setattr(triton_kernel, "MAX_HEAD_DIM", 0)
+        from triton.runtime.errors import OutOfResources
+
+        class TooLargeForThisCard:
+            def __getitem__(self, grid: tuple) -> Callable:
+                def launch(*args, **kwargs) -> None:
+                    raise OutOfResources(147456, 101376, "shared memory")
+
+                return launch
+
+        monkeypatch.setattr(triton_kernel, "_channel_attention_kernel", TooLargeForThisCard())
+        monkeypatch.setattr(triton_kernel, "_channel_attention_backward_kernel", TooLargeForThisCard())
     block = randomised(SCSA(shape[1], **options), seed=shape[2]).to(device)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(100)).to(device).requires_grad_(True)
     grad_out = torch.randn(shape, generator=torch.Generator().manual_seed(200)).to(device)
@@ -93,9 +107,16 @@ def test_triton_kernel_matches_reference(
     reference = block64.forward_reference(x64)
     assert len(result) == 1 + len(STATISTICS)
     assert (result[0] - reference).abs().max().item() <= 1e-5, (shape, options)
+    if options.get("window_size") == -1:  # AMP: the tensor ops inside the op must not follow autocast
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            under_autocast = triton_kernel.forward(x, params, *settings, True)
+        fake = scsa_fused._scsa_fake(x, params, *settings, True)
+        assert [t.dtype for t in under_autocast] == [t.dtype for t in fake]
+        torch.testing.assert_close(under_autocast, result)
 
     wanted = {name: g.float() for name, g in grads_by_name(block64, x64, reference, grad_out.double()).items()}
     got = by_name(block, x, triton_kernel.backward(grad_out, x.detach(), params, result[1:], *settings[:4], True))
+    assert out_of_resources == ({(16, 16)} if options.get("window_size") == -1 else set())
     assert got.keys() == wanted.keys()
     overall = max(g.abs().max().item() for g in wanted.values())
     for name, value in got.items():
@@ -117,6 +138,8 @@ def test_triton_statistics_match_the_cpu_kernel_and_the_fake(triton_kernel: Modu
         fake_result = scsa_fused._scsa_fake(x, *args, True)
         only_output = [t.cpu() for t in triton_kernel.forward(x.to(device), *on_device, False)]
     assert len(only_output) == 1 and torch.equal(only_output[0], triton_result[0])
+    with pytest.raises(TypeError, match="float32, float16 or bfloat16 inputs, got torch.float64"):
+        triton_kernel.forward(x.double().to(device), *on_device, False)  # the fake's float64 statistics
     for name, got, want, fake in zip(("out", *STATISTICS), triton_result, cpu_result, fake_result):
         assert got.shape == want.shape == fake.shape and got.dtype == want.dtype == fake.dtype, name
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
@@ -164,6 +187,21 @@ def test_op_has_cpu_and_cuda_kernels_and_needs_no_scsa_import() -> None:
     kernel_sources = [Path(scsa_fused.__file__), *Path(cpu_kernel.__file__).parent.glob("*.py")]
     for source in kernel_sources:
         assert "scsa_yolo.nn.scsa " not in source.read_text() and "import SCSA" not in source.read_text(), source
+
+
+def test_reloading_the_module_registers_the_op_once() -> None:
+    """importlib.reload (notebooks' autoreload) re-registers the op instead of failing on a second namespace."""
+    import importlib
+
+    assert cpu_kernel.load() is not None
+    importlib.reload(scsa_fused)
+    block = randomised(SCSA(8), seed=8)
+    x = torch.randn(1, 8, 9, 8, requires_grad=True)
+    assert block.uses_kernel(x)
+    out = block(x)
+    assert out.grad_fn.name() == "_ScsaFunctionBackward"
+    out.sum().backward()
+    assert torch._C._dispatch_has_kernel_for_dispatch_key("scsa_yolo::scsa", "CPU")
 
 
 def test_compile_traces_the_op() -> None:

@@ -183,6 +183,41 @@ def _build_detection_model(cfg: str) -> nn.Module:
     return YOLO(cfg).model
 
 
+def _comparison_models() -> tuple[dict[str, nn.Module], dict[str, str]]:
+    """YOLOv8n and one YOLOv8n-SCSA per SCSA path (same weights), and each SCSA model's path name."""
+    models = {"yolov8n": _build_detection_model("yolov8n.yaml")}
+    paths = {}
+    for path in SCSA_PATHS:
+        name = "yolov8n-scsa" if path == "fast" else f"yolov8n-scsa-{path}"
+        models[name] = _build_detection_model("yolov8n-scsa.yaml")
+        if path != "fast":
+            models[name].load_state_dict(models["yolov8n-scsa"].state_dict())
+        paths[name] = path
+    return models, paths
+
+
+def _on_paths(models: dict[str, nn.Module], paths: dict[str, str]) -> ExitStack:
+    """A context that holds each SCSA model on its path (``scsa_path``) while it is open."""
+    stack = ExitStack()
+    for name, path in paths.items():
+        stack.enter_context(scsa_path(models[name], path))
+    return stack
+
+
+def _train_steps(
+    models: dict[str, nn.Module], train_step: Callable[[nn.Module, torch.optim.Optimizer], None]
+) -> dict[str, Callable[[], None]]:
+    """One no-argument train step per model: train mode, every parameter trainable, its own SGD optimizer."""
+    steps = {}
+    for name, model in models.items():
+        model.train()
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+        steps[name] = lambda m=model, o=optimizer: train_step(m, o)
+    return steps
+
+
 def _sum_outputs(outputs: object) -> torch.Tensor:
     """Sum of every tensor in a (possibly nested) model output: a loss stand-in that reaches every head."""
     if isinstance(outputs, torch.Tensor):
@@ -225,25 +260,12 @@ def bench_model(
         torch.set_num_threads(threads)
     try:
         torch.manual_seed(seed)
-        models = {"yolov8n": _build_detection_model("yolov8n.yaml")}
-        paths = {}
-        for path in SCSA_PATHS:
-            name = "yolov8n-scsa" if path == "fast" else f"yolov8n-scsa-{path}"
-            models[name] = _build_detection_model("yolov8n-scsa.yaml")
-            if path != "fast":
-                models[name].load_state_dict(models["yolov8n-scsa"].state_dict())
-            paths[name] = path
-
-        def on_paths() -> ExitStack:
-            stack = ExitStack()
-            for name, path in paths.items():
-                stack.enter_context(scsa_path(models[name], path))
-            return stack
+        models, paths = _comparison_models()
 
         image = torch.rand(1, 3, imgsz, imgsz)
         for model in models.values():
             model.eval()
-        with torch.no_grad(), on_paths():
+        with torch.no_grad(), _on_paths(models, paths):
             infer = timings({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
 
         batch = torch.rand(train_batch, 3, train_imgsz, train_imgsz)
@@ -253,15 +275,8 @@ def bench_model(
             _sum_outputs(model(batch)).backward()
             optimizer.step()
 
-        steps = {}
-        for name, model in models.items():
-            model.train()
-            for parameter in model.parameters():
-                parameter.requires_grad_(True)
-            optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
-            steps[name] = lambda m=model, o=optimizer: train_step(m, o)
-        with on_paths():
-            train = timings(steps, train_repeats, warmup=2)
+        with _on_paths(models, paths):
+            train = timings(_train_steps(models, train_step), train_repeats, warmup=2)
         return {
             "threads": torch.get_num_threads(),
             "infer": infer,
@@ -465,29 +480,16 @@ def bench_model_cuda(
     """
     with cuda_kernel_switched_on():
         torch.manual_seed(seed)
-        models = {"yolov8n": _build_detection_model("yolov8n.yaml")}
-        paths = {}
-        for path in SCSA_PATHS:
-            name = "yolov8n-scsa" if path == "fast" else f"yolov8n-scsa-{path}"
-            models[name] = _build_detection_model("yolov8n-scsa.yaml")
-            if path != "fast":
-                models[name].load_state_dict(models["yolov8n-scsa"].state_dict())
-            paths[name] = path
+        models, paths = _comparison_models()
         for model in models.values():
             model.to(device)
-
-        def on_paths() -> ExitStack:
-            stack = ExitStack()
-            for name, path in paths.items():
-                stack.enter_context(scsa_path(models[name], path))
-            return stack
 
         infer = {}
         for model in models.values():
             model.eval()
         for batch in infer_batches:
             images = torch.rand(batch, 3, imgsz, imgsz, device=device)
-            with torch.no_grad(), on_paths():
+            with torch.no_grad(), _on_paths(models, paths):
                 infer[batch] = timings(
                     {name: (lambda m=model, i=images: m(i)) for name, model in models.items()}, repeats, device=device
                 )
@@ -503,15 +505,8 @@ def bench_model_cuda(
             scaler.step(optimizer)
             scaler.update()
 
-        steps = {}
-        for name, model in models.items():
-            model.train()
-            for parameter in model.parameters():
-                parameter.requires_grad_(True)
-            optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
-            steps[name] = lambda m=model, o=optimizer: train_step(m, o)
-        with on_paths():
-            train = timings(steps, train_repeats, warmup=3, device=device)
+        with _on_paths(models, paths):
+            train = timings(_train_steps(models, train_step), train_repeats, warmup=3, device=device)
     return {"infer": infer, "train": train, "imgsz": imgsz, "train_batch": train_batch}
 
 

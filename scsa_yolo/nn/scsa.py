@@ -35,7 +35,11 @@ unchanged. ``max_pool`` mode multiplies by both gates before pooling, as pooling
 training (grad enabled, not tracing) the avg-pool path runs its three full-size steps as custom autograd Functions with
 hand-written backward passes that share one gradient buffer for the input: on CPU each fresh full-size buffer costs page
 faults comparable to the arithmetic, and autograd of the plain ops allocates about ten per step. Traced graphs
-(TorchScript, ONNX) and inference use the plain ops.
+(TorchScript, ONNX), inference, ``torch.func`` transforms and forward-mode AD use the plain ops (which, unlike those
+Functions and the op, also take double backward there).
+
+Submodules with hooks (FLOP counters, feature taps, pruning, weight norm) make ``forward`` run ``forward_reference``,
+the only formulation that calls them (the op and the fast path read their parameters directly).
 
 Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
@@ -317,8 +321,8 @@ class SCSA(nn.Module):
         """Whether ``forward(x)`` runs the registered op ``torch.ops.scsa_yolo.scsa`` (else the PyTorch-op path).
 
         The op takes the avg-pool sigmoid-gate configuration (every official config) without active attention
-        dropout, whole q/k/v biases or none, submodules without hooks or parametrizations (FLOP counters and pruning
-        see their modules run: the op never calls them), in eager mode or under ``torch.compile`` (not while
+        dropout, whole q/k/v biases or none, submodules without parametrizations (and without hooks: ``forward``
+        runs ``forward_reference`` then), in eager mode or under ``torch.compile`` (not while
         TorchScript traces or scripts, nor under ONNX or ``torch.export``, which record the PyTorch ops), where its
         device has a kernel in use for the dtypes (``scsa_fused.kernel_supports``).
         """
@@ -335,23 +339,27 @@ class SCSA(nn.Module):
             and self.gate_layer == "sigmoid"
             and not (self.training and self._modules["attn_drop"].p > 0)
             and self._plain_submodules()
+            and not self._hooked_submodules()
             and scsa_fused.kernel_supports(x, self._modules["q"]._parameters["weight"].dtype)
         )
 
     def _plain_submodules(self) -> bool:
-        """No hooks and no parametrizations on the submodules the op reads, and q/k/v biases all or none."""
-        for module in KERNEL_MODULES:
-            child = self._modules[module]
-            if (
-                child._forward_hooks
-                or child._forward_pre_hooks
-                or child._backward_hooks
-                or child._backward_pre_hooks
-                or "weight" not in child._parameters
-            ):
-                return False
+        """No parametrizations on the submodules the op reads, and q/k/v biases all or none."""
+        if any("weight" not in self._modules[module]._parameters for module in KERNEL_MODULES):
+            return False
         biases = [self._modules[name]._parameters.get("bias") is None for name in ("q", "k", "v")]
         return all(biases) or not any(biases)
+
+    def _hooked_submodules(self) -> bool:
+        """Whether a submodule has hooks (FLOP counters, feature taps, pruning masks, weight norm).
+
+        Hooks fire, and pruning or weight norm recompute ``weight``, only when their module is called, which only
+        ``forward_reference`` does: the op and the PyTorch-op path read the parameters directly.
+        """
+        return any(
+            child._forward_hooks or child._forward_pre_hooks or child._backward_hooks or child._backward_pre_hooks
+            for child in self._modules.values()
+        )
 
     def _kernel_parameters(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The parameters in the op's order; absent q/k/v biases are empty tensors.
@@ -377,6 +385,8 @@ class SCSA(nn.Module):
         """
         b, c, h, w = x.shape
         window_h, window_w = self._window(h, w)
+        if self._hooked_submodules():
+            return self.forward_reference(x)
         if self.uses_kernel(x):
             return scsa_fused.scsa(
                 x,
@@ -394,12 +404,12 @@ class SCSA(nn.Module):
             gated = x * row_gate.unsqueeze(3) * col_gate.unsqueeze(2)
             logits = self._channel_logits(F.max_pool2d(gated, (window_h, window_w)), 1)
             return self._gate(logits, 1).view(b, c, 1, 1) * gated
-        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+        if torch.is_grad_enabled() and not torch.jit.is_tracing() and not scsa_fused.autograd_transforms_active():
             return self._forward_train(x, window_h, window_w)
         row_gate, col_gate = self._spatial_gates(x)
         rows_gated = x * row_gate.unsqueeze(3)
         out_gate = self._out_gate(_window_row_sums(rows_gated, window_h), col_gate, window_h, window_w)
-        if torch.jit.is_tracing():  # a traced graph must not depend on the grad mode
+        if torch.jit.is_tracing() or torch.is_grad_enabled():  # traced: not on the grad mode; transforms: autograd
             return rows_gated * out_gate.unsqueeze(2)
         return rows_gated.mul_(out_gate.unsqueeze(2))  # eager inference: reuse the temporary, nothing needs it
 
@@ -527,6 +537,7 @@ class _GateOutput(torch.autograd.Function):
         The row-gate gradient of this step, sum_w grad * x * out_gate, is left to ``_WindowRowSums``, which sums
         ``x`` times the whole buffer, so this returns none for ``row_gate``.
         """
+        scsa_fused.refuse_double_backward("SCSA's training fast path")
         x, row_gate, out_gate = ctx.saved_tensors
         buffer = torch.mul(grad, x, out=torch.empty_like(x, memory_format=torch.contiguous_format))
         grad_out_gate = (row_gate.unsqueeze(2) @ buffer).squeeze(2)

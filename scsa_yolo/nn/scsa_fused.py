@@ -20,8 +20,8 @@ Which device runs the op (``kernel_supports``): on CPU, wherever the C++ kernel 
 switches it off; a failed build warns once, naming the reason, and SCSA runs its PyTorch ops), for float32/float64
 inputs with parameters of the same dtype, outside CPU autocast. On CUDA, only when ``SCSA_YOLO_CUDA_KERNEL=1``: the
 Triton kernel is tested against the reference under Triton's interpreter, but its GPU speed has not been measured,
-so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Forward-mode AD, ``torch.func``
-transforms and double backward are not supported by the kernels: run those inside ``fused_kernel_disabled()``.
+so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Under ``torch.func`` transforms
+and forward-mode AD (``autograd_transforms_active``) no kernel is used: SCSA runs plain PyTorch ops there.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+from torch.autograd import forward_ad
 
 from scsa_yolo.nn.kernels import PARAMETERS, STATISTICS, statistics_shapes
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
@@ -41,8 +42,10 @@ __all__ = [
     "CUDA_SWITCH",
     "PARAMETERS",
     "STATISTICS",
+    "autograd_transforms_active",
     "fused_kernel_disabled",
     "kernel_status",
+    "refuse_double_backward",
     "kernel_supports",
     "scsa",
     "scsa_op",
@@ -56,6 +59,8 @@ TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
 
+if "_LIBRARY" in globals():  # importlib.reload: drop this module's earlier registration (a namespace is defined once)
+    globals()["_LIBRARY"]._destroy()
 _LIBRARY = torch.library.Library("scsa_yolo", "DEF")
 _LIBRARY.define(
     "scsa(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
@@ -138,9 +143,9 @@ class _ScsaFunction(torch.autograd.Function):
         return tuple(outputs if settings[-1] else outputs[:1])
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor | None, *_: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         """Gradients of ``x`` and of every parameter (empty tensors for absent biases)."""
+        refuse_double_backward("scsa_yolo::scsa")
         x, *rest = ctx.saved_tensors
         params, statistics = rest[: ctx.param_count], rest[ctx.param_count :]
         window_h, window_w, heads, scaler = ctx.settings[:4]
@@ -150,6 +155,21 @@ class _ScsaFunction(torch.autograd.Function):
             grad, x, params, statistics, window_h, window_w, heads, scaler, ctx.needs_input_grad[0]
         )
         return (grad_x if ctx.needs_input_grad[0] else None, None, *grad_params)
+
+
+def refuse_double_backward(name: str) -> None:
+    """Raise inside a hand-written backward run with ``create_graph=True`` (grad mode is on only then).
+
+    Its gradients would carry no graph, so a gradient penalty or Hessian would silently miss the block.
+
+    Raises:
+        RuntimeError: Naming ``name`` and the way to higher-order gradients.
+    """
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"{name} has no double backward (backward with create_graph=True). For higher-order gradients of a model "
+            "with SCSA blocks use torch.func (grad, jacrev, hessian): under its transforms SCSA runs plain PyTorch ops."
+        )
 
 
 def _scsa_autograd(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, eps, keep_statistics):
@@ -206,14 +226,22 @@ def scsa(
 def fused_kernel_disabled() -> Iterator[None]:
     """Run SCSA blocks on their PyTorch-op path inside the context (this thread or task only).
 
-    For comparisons, and for what the kernels do not support: forward-mode AD, ``torch.func`` transforms and
-    double backward.
+    For comparisons of the two paths.
     """
     token = _disabled.set(_disabled.get() + 1)
     try:
         yield
     finally:
         _disabled.reset(token)
+
+
+def autograd_transforms_active() -> bool:
+    """Whether a ``torch.func`` transform (grad, vmap, jacrev, ...) or a forward-mode AD level is active.
+
+    The op has no batching rule or forward derivative, and the fast path's hand-written backward passes have no
+    ``setup_context`` or ``jvp``: SCSA runs plain PyTorch ops there, which every transform (and higher orders) takes.
+    """
+    return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
 
 
 def _cuda_kernel_enabled() -> bool:
@@ -225,9 +253,10 @@ def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
     """Whether the op has a kernel in use for ``x`` with parameters of ``param_dtype`` on this device.
 
     Checks the device-level conditions only (the caller checks the block's options): not switched off, the kernel
-    available on ``x``'s device, the dtypes it takes there, no autocast it would ignore.
+    available on ``x``'s device, the dtypes it takes there, no autocast it would ignore, no ``torch.func`` transform
+    or forward-mode AD.
     """
-    if _disabled.get():
+    if _disabled.get() or autograd_transforms_active():
         return False
     if x.device.type == "cpu":
         return (

@@ -1,10 +1,10 @@
 """Build and load the C++ CPU kernel of the SCSA op (``csrc/cpu/scsa_cpu.cpp``) on first use.
 
 It is compiled with ``torch.utils.cpp_extension`` (the C++ compiler torch finds, the ``ninja`` wheel) and cached in
-torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source, Python, torch version and
-CPU instruction set, so the first CPU forward in a new environment pauses for about a minute (logged;
-``scripts/setup.sh`` builds it up front). Where it cannot be built (no C++ compiler, no Python headers), ``load``
-warns once and returns None, and SCSA runs its PyTorch-op path, which computes the same thing.
+torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source (content and location),
+Python, torch version and CPU instruction set, so the first CPU forward in a new environment pauses for about a
+minute (logged; ``scripts/setup.sh`` builds it up front). Where it cannot be built (no C++ compiler, no Python
+headers), ``load`` warns once and returns None, and SCSA runs its PyTorch-op path, which computes the same thing.
 """
 
 from __future__ import annotations
@@ -85,10 +85,7 @@ def _build() -> ModuleType:
         from torch.utils import cpp_extension
 
     capability = torch.backends.cpu.get_cpu_capability()
-    digest = hashlib.sha1(SOURCE.read_bytes()).hexdigest()[:10]
-    # One build folder per kernel source, Python, torch version and instruction set: the cache may be shared by
-    # environments and machines, and a new version must not be mistaken for a finished build.
-    name = f"scsa_yolo_cpu_{re.sub(r'[^a-z0-9]', '_', capability.lower())}_{digest}"  # a C identifier ("NO AVX")
+    name = _build_name(SOURCE, capability)
     torch_tag = torch.__version__.replace(".", "_").replace("+", "_")
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     build_dir = root / f"{name}_{sys.implementation.cache_tag}_torch{torch_tag}"
@@ -104,6 +101,18 @@ def _build() -> ModuleType:
             build_directory=str(build_dir),
             verbose=False,
         )
+
+
+def _build_name(source: Path, capability: str) -> str:
+    """Module name of the build of ``source`` for an instruction set: one per source content, location and ISA.
+
+    With Python and torch versions in the folder name, the cache may be shared by environments, checkouts and
+    machines without a new version being mistaken for a finished build. The location counts because ninja rebuilds
+    when the compile command (which names the source path) changes: two checkouts sharing one folder rebuilt it at
+    every switch (about a minute each).
+    """
+    digest = hashlib.sha1(source.read_bytes() + str(source.resolve()).encode()).hexdigest()[:10]
+    return f"scsa_yolo_cpu_{re.sub(r'[^a-z0-9]', '_', capability.lower())}_{digest}"  # a C identifier ("NO AVX")
 
 
 @contextmanager

@@ -9,17 +9,22 @@ GroupNorms, the channel attention and their hand-written backward (the same form
 ``csrc/cpu/scsa_cpu.cpp``). The statistics it returns are those of ``STATISTICS``, in float32.
 
 Inputs may be float32, float16 or bfloat16 (AMP); the passes load in that dtype, compute in float32, and store the
-output and the input gradient in the input's dtype; parameter gradients come back in the parameters' dtype.
+output and the input gradient in the input's dtype; parameter gradients come back in the parameters' dtype. Both run
+with autocast off (its float16 would reach the small maths' tensor ops otherwise).
 Under Triton's interpreter (``TRITON_INTERPRET=1`` set before this module is imported) it runs on CPU tensors,
 which is how the tests check it on machines without a GPU.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+from triton.runtime.errors import OutOfResources
 
 from scsa_yolo.nn.kernels import GROUP_CONVS, PARAMETERS
 
@@ -35,6 +40,11 @@ scores live in registers."""
 MAX_ATTENTION_OPERAND = 128 * 128
 """Largest (d x N) q or k tile of that program (its ``tl.dot`` operands go through shared memory: two float32
 operands of this size are 128 KiB). Larger heads or maps run the attention as tensor ops."""
+INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+_out_of_resources: set[tuple[int, int]] = set()
+"""(BLOCK_D, BLOCK_N) tiles whose channel-attention programs did not fit this process' GPU (cards with less shared
+memory per block than the 128 KiB above allows for, e.g. 64 KiB on a T4): those run the attention as tensor ops."""
 
 
 # ---- full-size passes: one program per (sample, channel) plane -------------------------------------------------
@@ -650,7 +660,7 @@ def _channel_attention(
     """
     b, c, n = pooled.shape
     head_dim = c // heads
-    block_d, block_n = max(16, triton.next_power_of_2(head_dim)), max(16, triton.next_power_of_2(n))
+    block_d, block_n = _attention_blocks(head_dim, n)
     has_bias = params[_INDEX["q.bias"]].numel() > 0
     if _attention_in_program(head_dim, n):
         normed, rstd = torch.empty_like(pooled), pooled.new_empty(b)
@@ -658,13 +668,16 @@ def _channel_attention(
         mean_v, logits, gate = (pooled.new_empty(b, c) for _ in range(3))
         scales = [params[_INDEX[f"{name}.weight"]] for name in "qkv"]
         biases = [params[_INDEX[f"{name}.bias"]] if has_bias else scales[0] for name in "qkv"]  # unread stand-ins
-        _channel_attention_kernel[(b, heads)](
-            pooled, params[_INDEX["norm.weight"]], params[_INDEX["norm.bias"]], *scales, *biases,
-            normed, rstd, attention, mean_v, logits, gate, c, n, head_dim, scaler, eps,
-            HAS_BIAS=has_bias, BLOCK_C=max(1, min(triton.next_power_of_2(c), MAX_TILE // block_n)),
-            BLOCK_D=block_d, BLOCK_N=block_n, num_warps=8 if block_d >= 128 else 4,
-        )  # fmt: skip
-        return normed, rstd, attention, mean_v, logits, gate
+        try:
+            _channel_attention_kernel[(b, heads)](
+                pooled, params[_INDEX["norm.weight"]], params[_INDEX["norm.bias"]], *scales, *biases,
+                normed, rstd, attention, mean_v, logits, gate, c, n, head_dim, scaler, eps,
+                HAS_BIAS=has_bias, BLOCK_C=max(1, min(triton.next_power_of_2(c), MAX_TILE // block_n)),
+                BLOCK_D=block_d, BLOCK_N=block_n, num_warps=8 if block_d >= 128 else 4,
+            )  # fmt: skip
+            return normed, rstd, attention, mean_v, logits, gate
+        except OutOfResources:  # raised when compiled for this card, before it runs: tensor ops from now on
+            _out_of_resources.add((block_d, block_n))
     normed, rstd = _normalize(pooled, 1, eps)
     y, q, k, has_bias = _project(normed, params, heads)
     mean_v = params[_INDEX["v.weight"]].view(c) * y.mean(dim=-1)
@@ -701,16 +714,19 @@ def _channel_attention_backward(
         grad_normed, partials = torch.empty_like(pooled_normed), pooled_normed.new_empty(b, len(names), c)
         scales = [params[_INDEX[f"{name}.weight"]] for name in "qkv"]
         biases = [params[_INDEX[f"{name}.bias"]] if has_bias else scales[0] for name in "qk"]  # unread stand-ins
-        _channel_attention_backward_kernel[(b, heads)](
-            grad_channel_gate, channel_gate, attention, mean_v, logits, pooled_normed,
-            params[_INDEX["norm.weight"]], params[_INDEX["norm.bias"]], *scales, *biases, grad_normed, partials,
-            c, n, d, scaler, HAS_BIAS=has_bias, BLOCK_D=max(16, triton.next_power_of_2(d)),
-            BLOCK_N=max(16, triton.next_power_of_2(n)), num_warps=8 if d > 64 else 4,
-        )  # fmt: skip
-        summed = _batch_sum(partials)
-        absent = () if has_bias else ("q.bias", "k.bias", "v.bias")
-        grads.update({name: summed[i] for i, name in enumerate(names) if name not in absent})
-        return _normalize_backward(grad_normed, pooled_normed, pooled_rstd.view(b, 1)).contiguous()
+        block_d, block_n = _attention_blocks(d, n)
+        try:
+            _channel_attention_backward_kernel[(b, heads)](
+                grad_channel_gate, channel_gate, attention, mean_v, logits, pooled_normed,
+                params[_INDEX["norm.weight"]], params[_INDEX["norm.bias"]], *scales, *biases, grad_normed, partials,
+                c, n, d, scaler, HAS_BIAS=has_bias, BLOCK_D=block_d, BLOCK_N=block_n, num_warps=8 if d > 64 else 4,
+            )  # fmt: skip
+            summed = _batch_sum(partials)
+            absent = () if has_bias else ("q.bias", "k.bias", "v.bias")
+            grads.update({name: summed[i] for i, name in enumerate(names) if name not in absent})
+            return _normalize_backward(grad_normed, pooled_normed, pooled_rstd.view(b, 1)).contiguous()
+        except OutOfResources:  # as in _channel_attention
+            _out_of_resources.add((block_d, block_n))
     # cg = sigmoid(o), o = A mean_v, A = softmax(scaler q k^T); dS = A do (mean_v^T - o) scaler.
     grad_logits = (grad_channel_gate * channel_gate * (1 - channel_gate)).view(b, heads, d, 1)
     weighted = attention * grad_logits
@@ -735,10 +751,19 @@ def _channel_attention_backward(
     ).contiguous()
 
 
+def _attention_blocks(head_dim: int, pooled: int) -> tuple[int, int]:
+    """BLOCK_D and BLOCK_N of the channel-attention programs (``tl.dot`` takes sides of 16 and more)."""
+    return max(16, triton.next_power_of_2(head_dim)), max(16, triton.next_power_of_2(pooled))
+
+
 def _attention_in_program(head_dim: int, pooled: int) -> bool:
     """Whether a head of ``head_dim`` channels over ``pooled`` window means fits the channel-attention programs."""
-    block_d, block_n = max(16, triton.next_power_of_2(head_dim)), max(16, triton.next_power_of_2(pooled))
-    return block_d <= MAX_HEAD_DIM and block_d * block_n <= MAX_ATTENTION_OPERAND
+    block_d, block_n = _attention_blocks(head_dim, pooled)
+    return (
+        block_d <= MAX_HEAD_DIM
+        and block_d * block_n <= MAX_ATTENTION_OPERAND
+        and (block_d, block_n) not in _out_of_resources
+    )
 
 
 def _geometry(x: torch.Tensor, window_h: int, window_w: int) -> tuple[int, int, int, int, int, int]:
@@ -746,6 +771,23 @@ def _geometry(x: torch.Tensor, window_h: int, window_w: int) -> tuple[int, int, 
     return b, c, h, w, h // window_h, w // window_w
 
 
+def _outside_autocast(function: Callable[..., list[torch.Tensor]]) -> Callable[..., list[torch.Tensor]]:
+    """Run ``function`` with autocast off on its first argument's device.
+
+    Autocast has no rule for the op, so its kernel is called with autocast still on: the small maths' tensor ops
+    (matmuls, GroupNorm statistics) would drop to float16 under AMP, and the statistics would leave the float32
+    the fake promises.
+    """
+
+    @functools.wraps(function)
+    def run(*args):
+        with torch.autocast(args[0].device.type, enabled=False):
+            return function(*args)
+
+    return run
+
+
+@_outside_autocast
 def forward(
     x: torch.Tensor,
     params: list[torch.Tensor],
@@ -758,7 +800,14 @@ def forward(
     eps: float,
     keep_statistics: bool,
 ) -> list[torch.Tensor]:
-    """The op's forward on a CUDA tensor (or a CPU tensor under Triton's interpreter); see ``scsa_fused.scsa``."""
+    """The op's forward on a CUDA tensor (or a CPU tensor under Triton's interpreter); see ``scsa_fused.scsa``.
+
+    Raises:
+        TypeError: For inputs other than float32, float16 and bfloat16 (the fake promises float64 statistics for
+            float64 inputs, which these float32 passes do not give).
+    """
+    if x.dtype not in INPUT_DTYPES:
+        raise TypeError(f"scsa_yolo::scsa on CUDA takes float32, float16 or bfloat16 inputs, got {x.dtype}")
     x = x.contiguous()
     params = [p.float() for p in params]
     b, c, h, w, pooled_h, pooled_w = _geometry(x, window_h, window_w)
@@ -798,6 +847,7 @@ def forward(
     ]  # fmt: skip
 
 
+@_outside_autocast
 def backward(
     grad: torch.Tensor,
     x: torch.Tensor,
