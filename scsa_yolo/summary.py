@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 SCALES = "ns"
@@ -66,7 +67,8 @@ def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
         f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA MFLOPs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for plain_name, scsa_name in TQDM(pairs(scales), desc="Counting models"):
+    # progress on stderr: the table goes to stdout, often into a file (`scsa-yolo models > table.md`)
+    for plain_name, scsa_name in TQDM(pairs(scales), desc="Counting models", file=sys.stderr):
         plain, scsa = measure(plain_name, imgsz), measure(scsa_name, imgsz)
         lines.append(f"| {plain.name} | {plain.layers} | {plain.params:,} | {plain.gflops:.1f} | | |")
         lines.append(

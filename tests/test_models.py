@@ -228,11 +228,12 @@ def test_block_lists_in_the_docs_are_the_registered_blocks():
     assert checked == 4  # README twice, attention.md once, models.md once: a rewording must keep this test meaningful
 
 
-def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch):
+def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch, capsys):
     from scsa_yolo import summary
 
     monkeypatch.setattr(summary, "pairs", lambda scales: [("yolov8n.yaml", "yolov8n-scsa.yaml")])
     table = summary.model_table("n", imgsz=320).splitlines()
+    assert "Counting models" in capsys.readouterr().err  # the progress bar, kept off stdout, where the table goes
     assert table[0].endswith("| SCSA MFLOPs |")
     plain, scsa = summary.measure("yolov8n.yaml", 320), summary.measure("yolov8n-scsa.yaml", 320)
     cost = table[-1].rstrip(" |").rsplit("| ", 1)[1]
