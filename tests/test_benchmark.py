@@ -1,18 +1,28 @@
-"""The benchmark runner: well-formed outputs, finished runs not retrained, interrupted runs resumed.
+"""The benchmark runner: well-formed outputs, area APs, paired comparisons of real runs, finished runs not
+retrained, interrupted runs resumed and recorded as such, bad arguments refused before training.
 
-Training here is tiny (64 px, 1-2 epochs, a few 128-px deepforest tiles) and only checks the mechanics.
+Training here is tiny (64 px, 1-2 epochs, a few 128-px deepforest tiles and a 4-image box dataset) and only checks
+the mechanics; the statistics themselves are tested on synthetic records in test_benchmark_stats.py.
 """
 
 import csv
 import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import ultralytics
+from conftest import write_tiny_detection_dataset
 from ultralytics import YOLO
+from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils.callbacks import base as callbacks_base
 
 from scsa_yolo.benchmark import TrainSettings, resolve_models, run_benchmark
-from scsa_yolo.benchmark.report import RESULT_COLUMNS, markdown_table
+from scsa_yolo.benchmark.report import COMPARISON_COLUMNS, RESULT_COLUMNS, markdown_table
 from scsa_yolo.benchmark.runner import PRESETS, RUN_RECORD, SettingsMismatchError, _training_seconds
+from scsa_yolo.benchmark.stats import average_precision, load_image_stats
 from scsa_yolo.data import deepforest
 
 REQUIRED_COLUMNS = {
@@ -60,36 +70,144 @@ class TrainSpy:
         monkeypatch.setattr(YOLO, "train", train)
 
 
-def test_outputs_are_well_formed_and_finished_runs_are_not_retrained(tiny_data, tmp_path, monkeypatch):
-    models = ["yolov8n.yaml", "yolov8n-scsa.yaml"]
-    rows = run_benchmark(models, _settings(tiny_data), seeds=(0,), out=tmp_path, latency_repeats=3)
+@pytest.fixture(scope="module")
+def twin_yaml(tmp_path_factory):
+    """yolov8n under another file name: byte for byte Ultralytics' yolov8.yaml, scale n from the name."""
+    source = Path(ultralytics.__file__).parent / "cfg" / "models" / "v8" / "yolov8.yaml"
+    twin = tmp_path_factory.mktemp("twin") / "twin-yolov8n.yaml"
+    shutil.copyfile(source, twin)
+    return str(twin)
 
-    with open(tmp_path / "results.csv", newline="") as handle:
+
+@pytest.fixture(scope="module")
+def second_data(tmp_path_factory):
+    return str(write_tiny_detection_dataset(tmp_path_factory.mktemp("second") / "boxes", images=4, size=64))
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data, second_data, twin_yaml, tmp_path_factory):
+    """One benchmark on two datasets: yolov8n and its twin, seed 0, trained once for the whole module."""
+    out = tmp_path_factory.mktemp("bench")
+    models = ["yolov8n.yaml", twin_yaml]
+    rows = run_benchmark(
+        models, _settings(tiny_data), seeds=(0,), out=out, latency_repeats=3, datasets=[tiny_data, second_data]
+    )
+    return {"out": out, "models": models, "rows": rows, "datasets": [tiny_data, second_data]}
+
+
+def test_outputs_are_well_formed(finished):
+    out = finished["out"]
+    with open(out / "results.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         written = list(reader)
     assert REQUIRED_COLUMNS <= set(reader.fieldnames) and tuple(reader.fieldnames) == RESULT_COLUMNS
-    assert [row["model"] for row in written] == models
+    assert [(row["dataset"], row["model"]) for row in written] == [
+        ("deepforest", "yolov8n"),
+        ("deepforest", "twin-yolov8n"),
+        ("data", "yolov8n"),
+        ("data", "twin-yolov8n"),
+    ]
     for row in written:
         assert int(row["params"]) > 1_000_000 and float(row["gflops"]) > 0 and float(row["latency_ms"]) > 0
         assert all(0.0 <= float(row[key]) <= 1.0 for key in ("map50", "map50_95", "precision", "recall"))
-        assert float(row["train_s"]) > 0 and row["device"].startswith("cpu")
-    assert int(written[1]["params"]) > int(written[0]["params"])  # SCSA adds parameters
+        assert float(row["train_s"]) > 0 and row["device"].startswith("cpu") and row["resumed_at_epochs"] == ""
+        low, ratio, high = (float(row[key]) for key in ("latency_ratio_low", "latency_ratio", "latency_ratio_high"))
+        assert low <= ratio <= high
+    # 1 class on the tiles, 2 on the boxes: the head (and the parameter count) follows each dataset
+    assert int(written[0]["params"]) != int(written[2]["params"])
+    # no tree crown is larger than 96² px in the 128-px tiles: that size bin is NaN, not 0
+    assert all(math.isnan(float(row["ap_large"])) for row in written[:2])
 
-    table = (tmp_path / "results.md").read_text()
-    assert "| model | seeds | params (M) |" in table and "yolov8n-scsa.yaml" in table
-    assert "single seed" in table  # the table says one seed cannot separate a difference from noise
-    for plot in ("accuracy_vs_latency.png", "training_curves.png"):
-        assert (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
+    with open(out / "comparisons.csv", newline="") as handle:
+        comparisons = list(csv.DictReader(handle))
+    assert tuple(comparisons[0]) == ("dataset", *COMPARISON_COLUMNS)  # several datasets: a dataset column first
+    assert {(row["dataset"], row["metric"]) for row in comparisons} == {
+        (dataset, metric) for dataset in ("deepforest", "data") for metric in ("map50_95", "map50", "ap_small")
+    }
+    report = (out / "results.md").read_text()
+    assert "| dataset | model | seeds | params (M) |" in report and "twin-yolov8n" in report
+    assert "[data] twin-yolov8n vs yolov8n: ΔmAP50-95" in report
+    for plot in ("accuracy_vs_latency.png", "training_curves.png", "comparisons.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
-    stamps = {path: path.stat().st_mtime_ns for path in tmp_path.glob("runs/*/weights/last.pt")}
+
+def test_same_architecture_under_two_names_gives_zero_difference(finished):
+    with open(finished["out"] / "comparisons.csv", newline="") as handle:
+        comparisons = list(csv.DictReader(handle))
+    for row in comparisons:
+        assert row["model"] == "twin-yolov8n" and row["reference"] == "yolov8n" and row["seeds"] == "1"
+        if row["metric"] == "ap_small" and row["delta"] == "nan":
+            continue  # no small labels in that dataset
+        assert float(row["delta"]) == 0 and float(row["ci_low"]) <= 0 <= float(row["ci_high"]), row
+        assert row["p_value"] == ""  # one seed: no test over seeds
+    report = (finished["out"] / "results.md").read_text()
+    assert "not distinguishable from noise (one seed: the interval covers image sampling only" in report
+    assert "beyond the interval" not in report
+
+
+def test_area_aps_are_ultralytics_own_coco_evaluation(finished, tiny_data):
+    row = next(r for r in finished["rows"] if r["dataset"] == "deepforest" and r["model"] == "yolov8n.yaml")
+    weights = Path(row["run_dir"]) / "weights" / "last.pt"
+    model = YOLO(str(weights))
+    args = {**model.overrides, "rect": True, "data": tiny_data, "imgsz": 64, "batch": 8, "device": "cpu"}
+    args |= {"workers": 0, "plots": False, "save_json": True, "mode": "val"}
+    args |= {"project": str(finished["out"] / "check"), "name": "val"}
+    stats = DetectionValidator(args=args)(model=model.model)
+    for size in ("small", "medium", "large"):
+        theirs = stats[f"metrics/mAP_{size}(B)"]
+        ours = row[f"ap_{size}"]
+        assert (math.isnan(ours) and theirs == -1) or ours == pytest.approx(theirs, abs=5e-5), size
+    recomputed = average_precision(load_image_stats(Path(row["image_stats"]))["all"])
+    assert recomputed["map50_95"] == pytest.approx(row["map50_95"], abs=5e-5)
+
+
+def test_rerun_recomputes_comparisons_without_training(finished, monkeypatch):
+    out = finished["out"]
+    before = (out / "comparisons.csv").read_text()
+    stamps = {path: path.stat().st_mtime_ns for path in out.glob("runs/*/*/weights/last.pt")}
+    assert len(stamps) == 4
+    record_path = next(out.glob("runs/data/twin-yolov8n-seed0")) / RUN_RECORD
+    record = json.loads(record_path.read_text())
+    Path(record["image_stats"]).unlink()  # a lost statistics file is rebuilt by validating, not by training
     spy = TrainSpy(monkeypatch, forbid=True)
-    again = run_benchmark(models, _settings(tiny_data), seeds=(0,), out=tmp_path, latency_repeats=3)
-    assert spy.calls == []
-    assert [row["map50_95"] for row in again] == [row["map50_95"] for row in rows]
-    assert stamps == {path: path.stat().st_mtime_ns for path in tmp_path.glob("runs/*/weights/last.pt")}
+    again = run_benchmark(
+        finished["models"],
+        _settings(finished["datasets"][0]),
+        seeds=(0,),
+        out=out,
+        latency_repeats=3,
+        datasets=finished["datasets"],
+    )
+    assert spy.calls == [] and Path(record["image_stats"]).is_file()
+    assert [row["map50_95"] for row in again] == [row["map50_95"] for row in finished["rows"]]
+    assert (out / "comparisons.csv").read_text() == before  # same statistics, same bootstrap seed
+    assert stamps == {path: path.stat().st_mtime_ns for path in out.glob("runs/*/*/weights/last.pt")}
 
     with pytest.raises(SettingsMismatchError):  # same folder, other settings: refuse instead of mixing results
-        run_benchmark(models[:1], _settings(tiny_data, epochs=2), seeds=(0,), out=tmp_path, latency_repeats=3)
+        run_benchmark(
+            finished["models"][:1],
+            _settings(finished["datasets"][0], epochs=2),
+            seeds=(0,),
+            out=out,
+            datasets=finished["datasets"],
+        )
+
+
+def test_bad_model_dataset_or_option_fails_before_any_training(tiny_data, tmp_path, monkeypatch):
+    spy = TrainSpy(monkeypatch, forbid=True)
+    with pytest.raises(ValueError, match="'yolov8n-scsaa.yaml'"):
+        run_benchmark(["yolov8n.yaml", "yolov8n-scsaa.yaml"], _settings(tiny_data), out=tmp_path)
+    with pytest.raises(ValueError, match="no-such-data.yaml"):
+        run_benchmark(["yolov8n.yaml"], _settings(tiny_data), out=tmp_path, datasets=[tiny_data, "no-such-data.yaml"])
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        run_benchmark(["yolov8n.yaml", str(tmp_path / "missing.pt")], _settings(tiny_data), out=tmp_path)
+    with pytest.raises(ValueError, match="epochs"):
+        run_benchmark(["yolov8n.yaml"], _settings(tiny_data, epochs=0), out=tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        run_benchmark(["yolov8n.yaml"], _settings(tiny_data), seeds=(0, 0), out=tmp_path)
+    with pytest.raises(ValueError, match="device"):
+        run_benchmark(["yolov8n.yaml"], replace(_settings(tiny_data), device="cuda:7"), out=tmp_path)
+    assert spy.calls == [] and not (tmp_path / "runs").exists()
 
 
 class SimulatedCrash(Exception):
@@ -114,29 +232,38 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_data, tmp_path, monke
     with open(run_dir / "results.csv", newline="") as handle:
         epochs = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
     assert epochs == [1, 2]  # epoch 1 from the first process, epoch 2 from the resumed one
-    assert json.loads((run_dir / RUN_RECORD).read_text())["settings"]["epochs"] == 2
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    assert record["settings"]["epochs"] == 2 and record["resumed_at_epochs"] == [2]
+    assert "Resumed runs" in (tmp_path / "results.md").read_text()  # resumed runs are not bit-identical: say so
 
 
-def test_table_reports_spread_over_seeds_and_difference_to_first_model():
+def test_table_reports_spread_over_seeds_intervals_and_empty_size_bins():
     def row(model, seed, map50_95):
         return {
-            "model": model,
+            "dataset": "d",
+            "model": f"cfg/{model}.yaml",
             "seed": seed,
             "params": 3_000_000 if model == "a" else 3_300_000,
             "gflops": 2.0,
             "latency_ms": 10.0,
+            "latency_ratio": 1.0 if model == "a" else 1.1,
+            "latency_ratio_low": 1.0 if model == "a" else 1.05,
+            "latency_ratio_high": 1.0 if model == "a" else 1.2,
             "map50": 0.5,
             "map50_95": map50_95,
+            "ap_small": 0.1,
+            "ap_medium": 0.2,
+            "ap_large": math.nan,
             "train_s": 60.0,
         }
 
     rows = [row("a", 0, 0.30), row("b", 0, 0.34), row("a", 1, 0.32), row("b", 1, 0.36)]
     table = markdown_table(rows)
-    a_line = next(line for line in table.splitlines() if line.startswith("| a |"))
-    b_line = next(line for line in table.splitlines() if line.startswith("| b |"))
+    a_line = next(line for line in table.splitlines() if line.startswith("| d | a |"))  # file stems, not paths
+    b_line = next(line for line in table.splitlines() if line.startswith("| d | b |"))
     assert "0.310 ± 0.014 (0.300–0.320)" in a_line and "| 0,1 |" in a_line
-    assert "+10.0%" in b_line and "+0.040" in b_line
-    assert "not larger than twice" not in table  # 0.04 > 2 * 0.014: the note calls it larger
+    assert "+10.0%" in b_line and "+0.040" in b_line and "+10.0% [+5.0, +20.0]" in b_line
+    assert b_line.rstrip(" |").split(" | ")[-2] == "—"  # AP large: no labels of that size, not 0
 
 
 def test_training_time_adds_up_resumed_segments(tmp_path):

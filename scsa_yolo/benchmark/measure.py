@@ -71,8 +71,8 @@ def measure_latency(
     repeats: int,
     warmup: int = 5,
     cpu_threads: int = NUM_THREADS,
-) -> dict[str, float]:
-    """Median batch-1 forward latency per model, measured in interleaved rounds.
+) -> dict[str, list[float]]:
+    """Batch-1 forward latency per model, measured in interleaved rounds.
 
     The models take turns (one forward each per round) so that a load spike on a shared machine hits all of them
     alike instead of whichever model happened to be measured at that moment. Only the network's forward pass is
@@ -82,19 +82,24 @@ def measure_latency(
         models: Name to model; each is fused and copied to ``device`` first.
         imgsz: Square input size.
         device: Where to run.
-        repeats: Timed forwards per model; the median is reported.
+        repeats: Timed rounds; each round times every model once.
         warmup: Untimed forwards per model before timing.
         cpu_threads: Torch threads while timing on CPU; the default is the count Ultralytics itself sets for CPU
             work (``select_device``), so the number matches its predictor. Restored afterwards.
 
     Returns:
-        Name to median latency in milliseconds.
+        Name to its per-round milliseconds (round ``i`` of every model was timed back to back, so rounds pair up).
     """
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads)
     try:
-        return _interleaved_medians(models, imgsz, device, repeats, warmup)
+        prepared = {name: prepare_for_inference(model, device) for name, model in models.items()}
+        image = torch.rand(1, 3, imgsz, imgsz, device=device)
+        with torch.inference_mode():
+            return interleaved_samples(
+                {name: (lambda m=model: m(image)) for name, model in prepared.items()}, repeats, warmup, device
+            )
     finally:
         torch.set_num_threads(threads_before)
 
@@ -103,6 +108,24 @@ def time_interleaved(
     candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3, device: torch.device | None = None
 ) -> dict[str, float]:
     """Median wall time in milliseconds of each candidate, calling them in turns ``repeats`` times after ``warmup``.
+
+    Args:
+        candidates: Name to a no-argument function to time.
+        repeats: Timed rounds; each round calls every candidate once.
+        warmup: Untimed rounds first (allocator and kernel warm-up).
+        device: A CUDA device to synchronise around each call, so its asynchronous work is timed too.
+
+    Returns:
+        Name to median milliseconds, in the given order.
+    """
+    samples = interleaved_samples(candidates, repeats, warmup, device)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def interleaved_samples(
+    candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3, device: torch.device | None = None
+) -> dict[str, list[float]]:
+    """Wall time in milliseconds of each call, calling the candidates in turns ``repeats`` times after ``warmup``.
 
     Taking turns makes a load spike on a shared machine hit every candidate alike.
 
@@ -113,7 +136,7 @@ def time_interleaved(
         device: A CUDA device to synchronise around each call, so its asynchronous work is timed too.
 
     Returns:
-        Name to median milliseconds, in the given order.
+        Name to its per-round milliseconds, in the given order.
     """
 
     def synchronize() -> None:
@@ -131,17 +154,4 @@ def time_interleaved(
             run()
             synchronize()
             samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def _interleaved_medians(
-    models: dict[str, nn.Module], imgsz: int, device: torch.device, repeats: int, warmup: int
-) -> dict[str, float]:
-    """Time the models in turns and return each one's median forward latency in milliseconds."""
-    prepared = {name: prepare_for_inference(model, device) for name, model in models.items()}
-    image = torch.rand(1, 3, imgsz, imgsz, device=device)
-    with torch.inference_mode():
-        medians = time_interleaved(
-            {name: (lambda m=model: m(image)) for name, model in prepared.items()}, repeats, warmup, device
-        )
-    return {name: round(ms, 3) for name, ms in medians.items()}
+    return samples

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from scsa_yolo.benchmark.report import model_label
+
 # Columns of the results.csv that Ultralytics' detection trainer writes, one panel each.
 CURVE_COLUMNS = (
     ("train/box_loss", "train box loss"),
@@ -39,47 +41,119 @@ def read_training_curves(results_csv: Path) -> dict[str, list[float]]:
 
 
 def plot_accuracy_vs_latency(rows: Sequence[dict], path: Path) -> None:
-    """Scatter mAP50-95 against CPU latency: one small dot per run, one large marker per model mean.
+    """mAP50-95 against CPU latency, one marker per model with seed and timing error bars, one panel per dataset.
+
+    Both axes start at 0, so a difference is drawn in proportion to the values themselves: a 0.003 mAP gap between
+    two models at 0.07 looks as small as it is. Vertical bars span the seeds' min–max (dots: single seeds);
+    horizontal bars the 95 % interval of the latency ratio to the reference, drawn around that model's median.
 
     Args:
-        rows: Run results with ``model``, ``latency_ms``, ``map50_95``.
+        rows: Run results with ``dataset``, ``model``, ``latency_ms``, ``latency_ratio*`` and ``map50_95``.
         path: Output image.
     """
-    figure = Figure(figsize=(6, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    models = list(dict.fromkeys(row["model"] for row in rows))
-    for index, model in enumerate(models):
-        runs = [row for row in rows if row["model"] == model]
-        latencies = [float(row["latency_ms"]) for row in runs]
-        maps = [float(row["map50_95"]) for row in runs]
-        color = f"C{index}"
-        axes.scatter(latencies, maps, color=color, alpha=0.4, s=20)
-        axes.scatter([sum(latencies) / len(runs)], [sum(maps) / len(runs)], color=color, s=90, marker="D", label=model)
-    axes.set_xlabel("CPU latency, batch 1 (ms, median)")
-    axes.set_ylabel("val mAP50-95")
-    axes.set_title("Accuracy vs latency (dots: seeds, diamonds: mean)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
+    datasets = list(dict.fromkeys(row.get("dataset", "") for row in rows))
+    figure = Figure(figsize=(6 * len(datasets), 4.5), layout="constrained")
+    panels = figure.subplots(1, len(datasets), squeeze=False)[0]
+    for axes, dataset in zip(panels, datasets):
+        subset = [row for row in rows if row.get("dataset", "") == dataset]
+        models = list(dict.fromkeys(model_label(row["model"]) for row in subset))
+        top, right = 0.0, 0.0
+        for index, model in enumerate(models):
+            runs = [row for row in subset if model_label(row["model"]) == model]
+            maps = [float(row["map50_95"]) for row in runs]
+            latency = float(runs[0]["latency_ms"])
+            ratio, low, high = (
+                _float(runs[0].get(key)) for key in ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
+            )
+            mean = sum(maps) / len(maps)
+            x_error = (
+                [[latency * (1 - low / ratio)], [latency * (high / ratio - 1)]] if ratio == ratio and ratio else None
+            )
+            color = f"C{index}"
+            axes.scatter([latency] * len(maps), maps, color=color, alpha=0.4, s=16)
+            axes.errorbar(
+                [latency],
+                [mean],
+                yerr=[[mean - min(maps)], [max(maps) - mean]],
+                xerr=x_error,
+                fmt="D",
+                color=color,
+                markersize=8,
+                capsize=4,
+                label=f"{model} ({len(maps)} seed{'s' if len(maps) > 1 else ''})",
+            )
+            top, right = max(top, max(maps)), max(right, latency * (high / ratio if ratio == ratio and ratio else 1))
+        axes.set_ylim(0, max(top * 1.25, 1e-3))
+        axes.set_xlim(0, right * 1.25)
+        axes.set_xlabel("CPU latency, batch 1 (ms, median)")
+        axes.set_ylabel("val mAP50-95")
+        axes.set_title(f"{dataset}: accuracy vs latency" if dataset else "Accuracy vs latency")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small", loc="lower right")
     figure.savefig(path, dpi=120)
 
 
-def plot_training_curves(curves: dict[tuple[str, int], Path], path: Path) -> None:
-    """Overlay every run's training curves: colour per model, line style per seed.
+def plot_comparisons(comparisons: Sequence[tuple[str, object]], path: Path) -> None:
+    """Forest plot: each model's difference to the reference with its 95 % interval, one panel per metric.
 
     Args:
-        curves: ``(model, seed)`` to the run's Ultralytics ``results.csv``.
+        comparisons: ``(dataset, Comparison)`` pairs as the runner makes them.
+        path: Output image.
+    """
+    metrics = list(dict.fromkeys(c.metric for _, c in comparisons)) or ["map50_95"]
+    labels = list(dict.fromkeys(_forest_label(dataset, c, comparisons) for dataset, c in comparisons))
+    figure = Figure(figsize=(4.2 * len(metrics), 1.2 + 0.5 * max(len(labels), 1)), layout="constrained")
+    panels = figure.subplots(1, len(metrics), squeeze=False, sharey=True)[0]
+    for axes, metric in zip(panels, metrics):
+        axes.axvline(0, color="black", linewidth=1)
+        for dataset, c in comparisons:
+            if c.metric != metric:
+                continue
+            y = len(labels) - 1 - labels.index(_forest_label(dataset, c, comparisons))
+            color = "C3" if c.excludes_zero else "C0"
+            axes.errorbar(
+                [c.delta], [y], xerr=[[c.delta - c.ci_low], [c.ci_high - c.delta]], fmt="o", color=color, capsize=4
+            )
+        axes.set_yticks(range(len(labels)), labels[::-1])
+        axes.set_xlabel(f"{metric}: difference to reference")
+        axes.set_title(f"{metric} (95 % CI)")
+        axes.grid(axis="x", alpha=0.3)
+    if comparisons:
+        _, first = comparisons[0]
+        figure.suptitle(f"Paired bootstrap: {first.seeds} seed(s) x {first.images} images; red: interval excludes 0")
+    figure.savefig(path, dpi=120)
+
+
+def _forest_label(dataset: str, comparison, comparisons) -> str:
+    """Row label of the forest plot: the model vs its reference, prefixed by the dataset when there are several."""
+    several = len({d for d, _ in comparisons}) > 1
+    return (f"{dataset}: " if several else "") + f"{comparison.model} vs {comparison.reference}"
+
+
+def _float(value) -> float:
+    return float("nan") if value in (None, "") else float(value)
+
+
+def plot_training_curves(curves: dict[tuple[str, str, int], Path], path: Path) -> None:
+    """Overlay every run's training curves: colour per (dataset, model), line style per seed.
+
+    Args:
+        curves: ``(dataset, model, seed)`` to the run's Ultralytics ``results.csv``.
         path: Output image.
     """
     figure = Figure(figsize=(10, 7), layout="constrained")
     panels = figure.subplots(2, 2).ravel()
-    models = list(dict.fromkeys(model for model, _ in curves))
-    seeds = sorted({seed for _, seed in curves})
-    for (model, seed), results_csv in curves.items():
+    several = len({dataset for dataset, _, _ in curves}) > 1
+    groups = list(dict.fromkeys((dataset, model) for dataset, model, _ in curves))
+    seeds = sorted({seed for _, _, seed in curves})
+    for (dataset, model, seed), results_csv in curves.items():
         columns = read_training_curves(results_csv)
-        style = {"color": f"C{models.index(model)}", "linestyle": LINE_STYLES[seeds.index(seed) % len(LINE_STYLES)]}
+        color = f"C{groups.index((dataset, model)) % 10}"
+        style = {"color": color, "linestyle": LINE_STYLES[seeds.index(seed) % len(LINE_STYLES)]}
+        label = (f"{dataset}: " if several else "") + f"{model_label(model)} seed {seed}"
         for axes, (column, _) in zip(panels, CURVE_COLUMNS):
             if column in columns:
-                axes.plot(columns["epoch"], columns[column], label=f"{model} seed {seed}", **style)
+                axes.plot(columns["epoch"], columns[column], label=label, **style)
     for axes, (_, title) in zip(panels, CURVE_COLUMNS):
         axes.set_title(title)
         axes.set_xlabel("epoch")

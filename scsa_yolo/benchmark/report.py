@@ -1,32 +1,57 @@
-"""The benchmark's outputs as files: ``results.csv`` (one row per run) and ``results.md`` (per-model summary)."""
+"""The benchmark's outputs as files: ``results.csv``, ``comparisons.csv`` and ``results.md``.
+
+``results.csv`` has one row per run, ``comparisons.csv`` the paired differences with intervals, ``results.md`` the
+per-model summary, the verdicts and how to read them.
+"""
 
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-# One row per (model, seed). latency_* are per architecture (measured once, same process, interleaved), so all seeds
-# of a model share them; device is where training ran.
+from scsa_yolo.benchmark.stats import CONFIDENCE, Comparison
+
+# One row per (dataset, model, seed). latency_* are per architecture and dataset (measured once, same process,
+# interleaved), so all seeds of a model share them; device is where training ran. ap_* are COCO APs by box area
+# (NaN: no labels of that size); resumed_at_epochs lists the epochs at which an interrupted run was resumed.
 RESULT_COLUMNS = (
+    "dataset",
     "model",
     "seed",
     "params",
     "gflops",
     "latency_ms",
+    "latency_ratio",
+    "latency_ratio_low",
+    "latency_ratio_high",
     "map50",
     "map50_95",
+    "ap_small",
+    "ap_medium",
+    "ap_large",
     "precision",
     "recall",
+    "val_images",
     "train_s",
+    "resumed_at_epochs",
     "epochs",
     "imgsz",
     "device",
     "latency_device",
     "latency_gpu_ms",
     "latency_gpu_device",
+    "model_file",
 )
+COMPARISON_COLUMNS = ("model", "reference", "metric", "seeds", "images", "delta", "ci_low", "ci_high", "p_value")
+METRIC_LABELS = {"map50_95": "ΔmAP50-95", "map50": "ΔmAP50", "ap_small": "ΔAP_small"}
+
+
+def model_label(name: str) -> str:
+    """A model's display name: its file stem (``cfg/yolov8n-scsa.yaml`` -> ``yolov8n-scsa``)."""
+    return Path(str(name)).stem
 
 
 def write_results_csv(rows: Sequence[dict], path: Path) -> None:
@@ -40,7 +65,10 @@ def write_results_csv(rows: Sequence[dict], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({column: row.get(column, "") for column in RESULT_COLUMNS})
+            values = {column: row.get(column, "") for column in RESULT_COLUMNS}
+            values["model"], values["model_file"] = model_label(row["model"]), row["model"]
+            values["resumed_at_epochs"] = " ".join(map(str, row.get("resumed_at_epochs") or []))
+            writer.writerow(values)
 
 
 def read_results_csv(path: Path) -> list[dict]:
@@ -49,8 +77,74 @@ def read_results_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def write_comparisons_csv(comparisons: Sequence[tuple[str, Comparison]], path: Path, with_dataset: bool) -> None:
+    """Write one line per (model, metric) with :data:`COMPARISON_COLUMNS`.
+
+    A leading ``dataset`` column is added only when the benchmark ran on several datasets. ``p_value`` is empty
+    where undefined (one seed).
+    """
+    columns = (("dataset",) if with_dataset else ()) + COMPARISON_COLUMNS
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for dataset, comparison in comparisons:
+            row = [
+                comparison.model,
+                comparison.reference,
+                comparison.metric,
+                comparison.seeds,
+                comparison.images,
+                f"{comparison.delta:.6f}",
+                f"{comparison.ci_low:.6f}",
+                f"{comparison.ci_high:.6f}",
+                "" if comparison.p_value is None else f"{comparison.p_value:.4f}",
+            ]
+            writer.writerow(([dataset] if with_dataset else []) + row)
+
+
+def verdict(comparison: Comparison) -> str:
+    """One sentence a person can read about one comparison.
+
+    For example ``yolov8n-scsa vs yolov8n: ΔmAP50-95 +0.008 [-0.004, +0.019] (95 % CI, 3 seeds x 548 images,
+    sign-flip p = 0.25): not distinguishable from noise``.
+    """
+    c = comparison
+    details = f"{CONFIDENCE:.0%} CI, {c.seeds} seed{'s' if c.seeds > 1 else ''} x {c.images} images".replace("%", " %")
+    if c.p_value is not None:
+        details += f", sign-flip p = {c.p_value:.2f}"
+    text = (
+        f"{c.model} vs {c.reference}: {METRIC_LABELS.get(c.metric, c.metric)} {_signed(c.delta)} "
+        f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}] ({details}): "
+    )
+    if not math.isfinite(c.delta):
+        return text + "undefined (no labels of that size in the val split)"
+    if c.excludes_zero:
+        text += f"{'higher' if c.delta > 0 else 'lower'} than {c.reference} beyond the interval"
+    else:
+        text += "not distinguishable from noise"
+    if c.seeds == 1:
+        text += " (one seed: the interval covers image sampling only, not training-seed variation)"
+    return text
+
+
+def comparison_verdicts(comparisons: Sequence[tuple[str, Comparison]], multiple_datasets: bool) -> list[str]:
+    """The verdict lines for the ΔmAP50-95 comparisons (one per model and dataset)."""
+    lines = []
+    for dataset, comparison in comparisons:
+        if comparison.metric == "map50_95":
+            lines.append((f"[{dataset}] " if multiple_datasets else "") + verdict(comparison))
+    return lines
+
+
+def _signed(value: float, digits: int = 3) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:+.{digits}f}"
+
+
 def _mean_spread(values: Sequence[float], digits: int) -> str:
-    """Format ``mean ± std (min–max)`` over seeds, or the single value with its seed count."""
+    """Format ``mean ± std (min–max)`` over seeds, the single value with one seed, ``—`` for NaN (no labels)."""
+    values = [value for value in values if math.isfinite(value)]
+    if not values:
+        return "—"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     mean, std = statistics.mean(values), statistics.stdev(values)
@@ -64,70 +158,86 @@ def _relative(value: float, reference: float) -> str:
     return f"{(value - reference) / reference * 100:+.1f}%"
 
 
+def _number(value) -> float:
+    """A results value as float, NaN for empty cells."""
+    return math.nan if value in (None, "") else float(value)
+
+
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Group runs by model (first-seen order) and compute the numbers the table shows.
+    """Group runs by (dataset, model) in first-seen order and collect the numbers the table shows.
 
     Args:
-        rows: Run results with numeric values.
+        rows: Run results.
 
     Returns:
-        One dict per model with ``model``, ``seeds``, the per-seed value lists and the per-architecture costs.
+        One dict per (dataset, model) with the per-seed value lists and the per-architecture costs.
     """
-    groups: dict[str, dict] = {}
+    groups: dict[tuple, dict] = {}
     for row in rows:
+        key = (row.get("dataset", ""), model_label(row["model"]))
         group = groups.setdefault(
-            row["model"],
+            key,
             {
-                "model": row["model"],
+                "dataset": key[0],
+                "model": key[1],
                 "seeds": [],
-                "map50": [],
-                "map50_95": [],
-                "train_s": [],
-                "params": row["params"],
-                "gflops": row["gflops"],
-                "latency_ms": row["latency_ms"],
+                "params": _number(row["params"]),
+                "gflops": _number(row["gflops"]),
+                "latency_ms": _number(row["latency_ms"]),
+                "latency_ratio": [
+                    _number(row.get(k)) for k in ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
+                ],
                 "latency_gpu_ms": row.get("latency_gpu_ms"),
+                "resumed": [],
+                **{key: [] for key in ("map50", "map50_95", "ap_small", "ap_medium", "ap_large", "train_s")},
             },
         )
         group["seeds"].append(row["seed"])
-        for key in ("map50", "map50_95", "train_s"):
-            group[key].append(float(row[key]))
+        for metric in ("map50", "map50_95", "ap_small", "ap_medium", "ap_large", "train_s"):
+            group[metric].append(_number(row.get(metric)))
+        if row.get("resumed_at_epochs"):
+            group["resumed"].append(row["seed"])
     return list(groups.values())
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    """Render the per-model summary as a Markdown table followed by notes on how to read it.
+    """Render the per-model summary as a Markdown table (one block of rows per dataset).
 
-    The first model is the reference: the Δ columns compare every other model's cost (relative) and mean mAP50-95
-    (absolute points) against it. Spread is over seeds: mean ± sample std (min–max).
-
-    Args:
-        rows: Run results (as from the runner or :func:`read_results_csv` after conversion to numbers).
-
-    Returns:
-        Markdown text.
+    The first model of each dataset is the reference: Δ columns compare the others' costs (relative) and mean
+    mAP50-95 (absolute points) with it. Spread is over seeds: mean ± sample std (min–max). Latency ratios carry a
+    95 % interval over the paired timing rounds.
     """
     groups = summarize(rows)
     if not groups:
         return "No finished runs.\n"
-    reference = groups[0]
-    has_gpu = any(g["latency_gpu_ms"] not in (None, "") for g in groups)
-    header = ["model", "seeds", "params (M)", "Δparams", "GFLOPs", "ΔGFLOPs", "CPU ms", "ΔCPU ms"]
-    header += ["GPU ms"] if has_gpu else []
-    header += ["mAP50", "mAP50-95", "ΔmAP50-95", "train s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    reference_map = statistics.mean(reference["map50_95"])
+    references = {}
     for group in groups:
-        delta_map = statistics.mean(group["map50_95"]) - reference_map
+        references.setdefault(group["dataset"], group)
+    has_gpu = any(g["latency_gpu_ms"] not in (None, "") for g in groups)
+    header = ["dataset", "model", "seeds", "params (M)", "Δparams", "GFLOPs", "CPU ms", "ΔCPU ms [95 % CI]"]
+    header += ["GPU ms"] if has_gpu else []
+    header += ["mAP50", "mAP50-95", "ΔmAP50-95", "AP small", "AP medium", "AP large", "train s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group in groups:
+        reference = references[group["dataset"]]
+        is_reference = group is reference
+        ratio, low, high = group["latency_ratio"]
+        latency_delta = (
+            "—"
+            if is_reference or not math.isfinite(ratio)
+            else f"{(ratio - 1) * 100:+.1f}% [{(low - 1) * 100:+.1f}, {(high - 1) * 100:+.1f}]"
+        )
+        delta_map = statistics.mean(group["map50_95"]) - statistics.mean(reference["map50_95"])
         cells = [
+            group["dataset"],
             group["model"],
-            ",".join(str(seed) for seed in group["seeds"]),
+            ",".join(str(seed) for seed in group["seeds"])
+            + (" (resumed: " + ",".join(map(str, group["resumed"])) + ")" if group["resumed"] else ""),
             f"{group['params'] / 1e6:.3f}",
-            "—" if group is reference else _relative(group["params"], reference["params"]),
+            "—" if is_reference else _relative(group["params"], reference["params"]),
             f"{group['gflops']:.2f}",
-            "—" if group is reference else _relative(group["gflops"], reference["gflops"]),
             f"{group['latency_ms']:.1f}",
-            "—" if group is reference else _relative(group["latency_ms"], reference["latency_ms"]),
+            latency_delta,
         ]
         if has_gpu:
             gpu_ms = group["latency_gpu_ms"]
@@ -135,36 +245,82 @@ def markdown_table(rows: Sequence[dict]) -> str:
         cells += [
             _mean_spread(group["map50"], 3),
             _mean_spread(group["map50_95"], 3),
-            "—" if group is reference else f"{delta_map:+.3f}",
+            "—" if is_reference else f"{delta_map:+.3f}",
+            _mean_spread(group["ap_small"], 3),
+            _mean_spread(group["ap_medium"], 3),
+            _mean_spread(group["ap_large"], 3),
             f"{statistics.mean(group['train_s']):.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(_reading_note(groups))
     return "\n".join(lines) + "\n"
 
 
-def _reading_note(groups: list[dict]) -> str:
-    """Say, from the numbers themselves, whether the mAP differences can be told apart from seed noise."""
-    notes = [
-        "Δ columns compare with the first model (costs relative, mAP50-95 in absolute points). mAP is on the val "
-        "split with the final (last-epoch) weights; latency is the median batch-1 forward pass, measured per "
-        "architecture in one process with the models interleaved."
+READING_NOTE = (
+    "How to read the comparisons: each interval is a {confidence} paired bootstrap interval of the difference to the "
+    "reference, from {resamples} resamples of the validation images (the same resampled images for both models) and, "
+    "with several seeds, of the seeds first; the metrics are recomputed from each run's saved per-image matching, not "
+    "re-validated. An interval that contains 0 means this benchmark cannot tell the models apart; the sign-flip "
+    "p-value tests the per-seed differences (with 3 seeds it cannot go below 0.25)."
+)
+
+
+def markdown_report(
+    rows: Sequence[dict],
+    comparisons: Sequence[tuple[str, Comparison]],
+    plan,
+    comparison_seconds: float,
+    resamples: int,
+) -> str:
+    """The whole ``results.md``: settings, table, notes, verdicts and the comparisons table.
+
+    Args:
+        rows: Run results with costs.
+        comparisons: ``(dataset, Comparison)`` pairs.
+        plan: The :class:`scsa_yolo.benchmark.runner.BenchmarkPlan` that ran.
+        comparison_seconds: Time the comparisons took.
+        resamples: Bootstrap replicates used.
+
+    Returns:
+        Markdown text.
+    """
+    settings = plan.settings[0]
+    multiple = len(plan.datasets) > 1
+    lines = [
+        f"# Benchmark: {', '.join(model_label(m) for m in plan.models)}",
+        "",
+        "data " + ", ".join(f"`{d}`" for d in plan.datasets) + f"; {settings.epochs} epochs, imgsz {settings.imgsz}, "
+        f"batch {settings.batch}, seeds {', '.join(map(str, plan.seeds))}",
+        "",
+        markdown_table(rows),
+        "Δ columns compare with the first model of each dataset (costs relative, mAP50-95 in absolute points). mAP "
+        "is on the val split with the final (last-epoch) weights; AP small/medium/large are Ultralytics' COCO "
+        "evaluation (faster-coco-eval) by box area in original-image pixels (< 32², 32²–96², > 96²), — where the val "
+        "split has no labels of that size. Latency is the median batch-1 forward pass, measured per architecture in "
+        "one process with the models interleaved; its interval comes from the paired timing rounds.",
+        "",
     ]
-    seed_counts = {len(g["seeds"]) for g in groups}
-    if min(seed_counts) < 2:
-        notes.append(
-            "With a single seed there is no spread to compare against: a ΔmAP50-95 from one short run is not evidence "
-            "either way. Add seeds (--seeds 0,1,2) before reading anything into it."
-        )
-    else:
-        widest = max(statistics.stdev(g["map50_95"]) for g in groups)
-        reference_map = statistics.mean(groups[0]["map50_95"])
-        for group in groups[1:]:
-            delta = statistics.mean(group["map50_95"]) - reference_map
-            verdict = "larger" if abs(delta) > 2 * widest else "not larger"
-            notes.append(
-                f"{group['model']}: |ΔmAP50-95| = {abs(delta):.3f} is {verdict} than twice the largest seed std "
-                f"({widest:.3f}); with {min(seed_counts)} seeds that is a rough screen, not a significance test."
-            )
-    return "\n\n".join(notes)
+    resumed = [row for row in rows if row.get("resumed_at_epochs")]
+    if resumed:
+        lines += [
+            "Resumed runs (interrupted, then continued from last.pt; not bit-identical to an unbroken run): "
+            + ", ".join(
+                f"{model_label(r['model'])} seed {r['seed']} at epoch(s) {r['resumed_at_epochs']}" for r in resumed
+            ),
+            "",
+        ]
+    if comparisons:
+        lines += ["## Verdict", ""]
+        lines += [f"- {line}" for line in comparison_verdicts(comparisons, multiple)]
+        lines += [
+            "",
+            READING_NOTE.format(confidence=f"{CONFIDENCE:.0%}".replace("%", " %"), resamples=resamples),
+            "",
+            "| " + " | ".join((("dataset",) if multiple else ()) + COMPARISON_COLUMNS) + " |",
+            "|" + "---|" * (len(COMPARISON_COLUMNS) + multiple),
+        ]
+        for dataset, c in comparisons:
+            cells = [c.model, c.reference, c.metric, str(c.seeds), str(c.images), _signed(c.delta, 4)]
+            cells += [_signed(c.ci_low, 4), _signed(c.ci_high, 4), "" if c.p_value is None else f"{c.p_value:.2f}"]
+            lines.append("| " + " | ".join(([dataset] if multiple else []) + cells) + " |")
+        lines += ["", f"The comparisons took {comparison_seconds:.1f} s ({resamples} resamples)."]
+    return "\n".join(lines) + "\n"

@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(PRESETS),
         help=f"named model list (default {DEFAULT_PRESET}: {', '.join(PRESETS[DEFAULT_PRESET])})",
     )
-    parser.add_argument("--data", help="dataset YAML (default: the embedded deepforest tree-crown dataset)")
+    parser.add_argument(
+        "--data",
+        help="dataset YAML, or several comma-separated: one table, comparisons per dataset "
+        "(default: the embedded deepforest tree-crown dataset)",
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--imgsz", type=int, default=defaults.imgsz)
     parser.add_argument("--batch", type=int, default=defaults.batch)
@@ -67,17 +71,25 @@ def run(args: argparse.Namespace) -> int:
     """
     from scsa_yolo.benchmark import TrainSettings, resolve_models, run_benchmark
     from scsa_yolo.benchmark.engines import EngineOptionError, RayOptions, RunsFailedError
-    from scsa_yolo.benchmark.runner import SettingsMismatchError
+    from scsa_yolo.benchmark.runner import SettingsMismatchError, plan_benchmark
     from scsa_yolo.data.deepforest import MissingWheelError
 
+    datasets = [name.strip() for name in args.data.split(",") if name.strip()] if args.data else None
     settings = TrainSettings(
-        data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
+        epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
     )
     ray_options = RayOptions(address=args.ray_address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
-    models = resolve_models(args.models, args.preset)
+    try:  # every model, dataset and option is checked before the first run trains: these are the user's to fix
+        models = resolve_models(args.models, args.preset)
+        plan_benchmark(models, settings, args.seeds, args.out, datasets)
+    except (MissingWheelError, ValueError, FileNotFoundError, ModuleNotFoundError, SettingsMismatchError) as error:
+        print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
+        return 2
     try:
-        run_benchmark(models, settings, args.seeds, args.out, engine=args.engine, ray_options=ray_options)
-    except (MissingWheelError, ImportError, EngineOptionError, SettingsMismatchError) as error:  # nothing trained
+        run_benchmark(
+            models, settings, args.seeds, args.out, datasets=datasets, engine=args.engine, ray_options=ray_options
+        )
+    except (ImportError, EngineOptionError, SettingsMismatchError) as error:  # nothing trained
         print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
         return 2
     except RunsFailedError as error:

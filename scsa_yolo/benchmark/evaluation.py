@@ -1,0 +1,167 @@
+"""Validation of a finished run: Ultralytics' metrics, its COCO area APs, and per-image matching records.
+
+One pass of Ultralytics' own detection validator gives everything the benchmark reports for a run:
+
+- mAP50 / mAP50-95 / precision / recall (``metrics.box``);
+- AP by object size, ``ap_small`` / ``ap_medium`` / ``ap_large``: with ``save_json=True`` on a custom dataset the
+  validator builds COCO ground truth from the labels (areas in original-image pixels) and evaluates it with
+  faster-coco-eval (``DetectionValidator.coco_evaluate``). A size bin without ground truth is NaN (COCO's -1);
+- per image, the validator's own matching of predictions to labels at the 10 IoU thresholds (``_process_batch`` /
+  ``match_predictions``) with confidences and classes, for the whole image and restricted to COCO's "small" bin,
+  which :mod:`scsa_yolo.benchmark.stats` resamples for the paired bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from ultralytics import YOLO
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils import ops
+from ultralytics.utils.metrics import box_iou
+
+from scsa_yolo.benchmark.stats import AREA_RANGES, ImageStats, save_image_stats
+
+IMAGE_STATS_FILE = "image_stats.npz"
+SIZE_BINS = ("small",)  # bins kept per image for the bootstrap (comparisons.csv compares ap_small)
+
+
+class ImageStatsValidator(DetectionValidator):
+    """Ultralytics' detection validator that also keeps each image's matching results.
+
+    The matching itself is the parent's ``_process_batch``; this class only records its output per image together
+    with the image's confidences, classes and box areas, and repeats the same matching against the labels of each
+    size bin.
+    """
+
+    def init_metrics(self, model: torch.nn.Module) -> None:
+        """Start the per-image records along with the parent's metrics."""
+        super().init_metrics(model)
+        self.image_names: list[str] = []
+        self.labels_per_area = dict.fromkeys(AREA_RANGES, 0)
+        self.image_records: dict[str, list[dict]] = {"all": [], **{name: [] for name in SIZE_BINS}}
+
+    def _process_batch(self, preds: dict[str, torch.Tensor], batch: dict) -> dict[str, np.ndarray]:
+        """Match one image's predictions (the parent's result is returned unchanged) and record them."""
+        result = super()._process_batch(preds, batch)
+        conf = preds["conf"].cpu().numpy().astype(np.float32)
+        pred_cls = preds["cls"].cpu().numpy()
+        target_cls = batch["cls"].cpu().numpy()
+        self.image_names.append(Path(batch["im_file"]).name)
+        target_area = _areas(batch["bboxes"], batch)
+        for name, (low, high) in AREA_RANGES.items():
+            self.labels_per_area[name] += int(((target_area >= low) & (target_area <= high)).sum())
+        self.image_records["all"].append(
+            {
+                "tp": result["tp"],
+                "counted": np.ones_like(result["tp"]),
+                "conf": conf,
+                "pred_cls": pred_cls,
+                "target_cls": target_cls,
+            }
+        )
+        for name in SIZE_BINS:
+            self.image_records[name].append({**self._size_bin(preds, batch, AREA_RANGES[name]), "conf": conf})
+        return result
+
+    def _size_bin(self, preds: dict[str, torch.Tensor], batch: dict, area_range: tuple[float, float]) -> dict:
+        """Match against the labels inside one COCO area range, with COCO's ignore rule for everything else.
+
+        Areas are in original-image pixels, as in the COCO ground truth the parent builds. A prediction is counted at
+        a threshold when it matches a label of the bin there, or when it matches nothing of the image there and its
+        own box lies in the bin (then it is a false positive); otherwise it is ignored, as COCOeval ignores
+        detections matched to out-of-range labels and unmatched detections outside the range.
+        """
+        n_pred, n_iou = preds["cls"].shape[0], self.niou
+        target_area = _areas(batch["bboxes"], batch)
+        inside = (target_area >= area_range[0]) & (target_area <= area_range[1])
+        pred_area = _areas(preds["bboxes"], batch)
+        pred_inside = (pred_area >= area_range[0]) & (pred_area <= area_range[1])
+        tp = np.zeros((n_pred, n_iou), bool)
+        matches_outside = np.zeros((n_pred, n_iou), bool)
+        if n_pred and inside.any():
+            mask = torch.from_numpy(inside).to(batch["cls"].device)
+            iou = box_iou(batch["bboxes"][mask], preds["bboxes"])
+            tp = self.match_predictions(preds["cls"], batch["cls"][mask], iou).cpu().numpy()
+        if n_pred and (~inside).any():
+            mask = torch.from_numpy(~inside).to(batch["cls"].device)
+            iou = box_iou(batch["bboxes"][mask], preds["bboxes"])
+            matches_outside = self.match_predictions(preds["cls"], batch["cls"][mask], iou).cpu().numpy()
+        counted = tp | (~matches_outside & pred_inside[:, None])
+        return {
+            "tp": tp,
+            "counted": counted,
+            "pred_cls": preds["cls"].cpu().numpy(),
+            "target_cls": batch["cls"].cpu().numpy()[inside],
+        }
+
+    def image_stats(self) -> dict[str, ImageStats]:
+        """The records of the last validation, per size bin (``"all"`` = every label)."""
+        return {name: ImageStats.from_images(self.image_names, records) for name, records in self.image_records.items()}
+
+
+def _areas(boxes: torch.Tensor, batch: dict) -> np.ndarray:
+    """Areas of xyxy boxes given in the letterboxed image, measured in the original image's pixels."""
+    if not boxes.shape[0]:
+        return np.zeros(0)
+    native = ops.scale_boxes(batch["imgsz"], boxes.clone(), batch["ori_shape"], ratio_pad=batch["ratio_pad"])
+    return ((native[:, 2] - native[:, 0]) * (native[:, 3] - native[:, 1])).cpu().numpy()
+
+
+def validate_run(weights: Path, data: str, imgsz: int, batch: int, device: str, workers: int, run_dir: Path) -> dict:
+    """Validate ``weights`` on the val split once, write its per-image statistics, and return its metrics.
+
+    Args:
+        weights: Checkpoint to validate.
+        data: Dataset YAML.
+        imgsz: Validation size.
+        batch: Batch size.
+        device: Device as Ultralytics takes it.
+        workers: Dataloader workers.
+        run_dir: Run folder; the validator writes into ``run_dir/final_val`` and the statistics go to
+            ``run_dir/final_val/image_stats.npz``.
+
+    Returns:
+        ``map50``, ``map50_95``, ``precision``, ``recall``, ``ap_small``, ``ap_medium``, ``ap_large`` (NaN for a size
+        bin without labels), ``val_images`` and ``image_stats`` (the file's path).
+    """
+    model = YOLO(str(weights))
+    args = {
+        **model.overrides,
+        "rect": True,  # what YOLO.val uses by default
+        "data": data,
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": device,
+        "workers": workers,
+        "plots": False,
+        "save_json": True,  # Ultralytics' COCO evaluation of the custom dataset: the area APs
+        "project": str(run_dir),
+        "name": "final_val",
+        "exist_ok": True,
+        "mode": "val",
+    }
+    validator = ImageStatsValidator(args=args, _callbacks=model.callbacks)
+    results = validator(model=model.model)
+    box = validator.metrics.box
+    stats_path = Path(validator.save_dir) / IMAGE_STATS_FILE
+    bins = validator.image_stats()
+    save_image_stats(stats_path, bins)
+    record = {
+        "map50": float(box.map50),
+        "map50_95": float(box.map),
+        "precision": float(box.mp),
+        "recall": float(box.mr),
+    }
+    for name in AREA_RANGES:
+        value = results.get(f"metrics/mAP_{name}(B)")
+        if value is None:
+            raise RuntimeError(f"Ultralytics' COCO evaluation gave no mAP_{name}(B) for {weights}")
+        empty = value < 0 or not validator.labels_per_area[name]  # COCO's -1; or no COCO run: no predictions at all
+        record[f"ap_{name}"] = math.nan if empty else float(value)
+    record["val_images"] = len(bins["all"].images)
+    record["image_stats"] = str(stats_path)
+    return record

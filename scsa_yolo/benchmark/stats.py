@@ -1,0 +1,455 @@
+"""Paired bootstrap comparisons of detectors from per-image matching results, and intervals for latency ratios.
+
+The validation of each run keeps, per image, Ultralytics' own matching of its predictions to the ground truth at the
+10 IoU thresholds (see :mod:`scsa_yolo.benchmark.evaluation`). Resampling the validation *images* with replacement
+then only needs the AP to be recomputed from those records, never a new validation. The same resampled image sets are
+used for every model (paired), so image difficulty cancels out of the differences. With several training seeds the
+seeds are resampled first, then the images (Bouthillier et al., MLSys 2021, "Accounting for variance in machine
+learning benchmarks"); a sign-flip test over the per-seed differences gives a p-value.
+
+AP on a resampled set follows Ultralytics' ``ap_per_class`` / ``compute_ap`` exactly (101-point interpolation of the
+precision envelope, mean over classes that have labels in the set); a duplicated image contributes its predictions
+and labels twice, as if it were in the validation set twice. :func:`average_precision` with every weight 1 equals
+Ultralytics' ``metrics.box.map`` / ``map50`` (the tests check this).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+# COCO's area ranges in original-image pixels (pycocotools / faster-coco-eval ``Params``): bounds inclusive.
+AREA_RANGES: dict[str, tuple[float, float]] = {
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e10),
+}
+# Metric names of comparisons.csv, and which per-image statistics each one is recomputed from.
+COMPARED_METRICS = ("map50_95", "map50", "ap_small")
+_METRIC_SOURCE = {"map50_95": ("all", "map50_95"), "map50": ("all", "map50"), "ap_small": ("small", "map50_95")}
+_AP_X = np.linspace(0, 1, 101)  # Ultralytics' 101-point interpolation grid
+DEFAULT_RESAMPLES = 1000
+DEFAULT_BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)
+
+
+@dataclass
+class ImageStats:
+    """Matching results of one validation run, image by image, for one size bin.
+
+    Predictions are stored concatenated over images with ``pred_image`` naming each one's image; labels likewise.
+
+    Attributes:
+        images: Image file names, in validation order (index = image id used below).
+        tp: (P, 10) bool, prediction correct at IoU 0.50:0.05:0.95 (Ultralytics' ``match_predictions``).
+        counted: (P, 10) bool, prediction takes part in the AP at that threshold (all True for the "all" bin; for a
+            size bin, COCO's rule: a prediction matched to a label outside the bin, or unmatched and itself outside
+            the bin, is ignored).
+        conf: (P,) confidences.
+        pred_cls: (P,) predicted classes.
+        pred_image: (P,) image index of each prediction.
+        target_cls: (L,) label classes.
+        target_image: (L,) image index of each label.
+    """
+
+    images: list[str]
+    tp: np.ndarray
+    counted: np.ndarray
+    conf: np.ndarray
+    pred_cls: np.ndarray
+    pred_image: np.ndarray
+    target_cls: np.ndarray
+    target_image: np.ndarray
+
+    @classmethod
+    def from_images(cls, images: list[str], records: Sequence[dict]) -> ImageStats:
+        """Concatenate per-image dicts with keys ``tp``, ``counted``, ``conf``, ``pred_cls``, ``target_cls``."""
+        n_iou = records[0]["tp"].shape[1] if records else 10
+        pred_counts = [len(record["conf"]) for record in records]
+        target_counts = [len(record["target_cls"]) for record in records]
+
+        def stack(key, shape, dtype):
+            parts = [np.asarray(record[key], dtype=dtype).reshape(shape) for record in records]
+            return np.concatenate(parts) if parts else np.zeros((0, *shape[1:]), dtype)
+
+        return cls(
+            images=list(images),
+            tp=stack("tp", (-1, n_iou), bool),
+            counted=stack("counted", (-1, n_iou), bool),
+            conf=stack("conf", (-1,), np.float32),
+            pred_cls=stack("pred_cls", (-1,), np.int32),
+            pred_image=np.repeat(np.arange(len(records)), pred_counts).astype(np.int32),
+            target_cls=stack("target_cls", (-1,), np.int32),
+            target_image=np.repeat(np.arange(len(records)), target_counts).astype(np.int32),
+        )
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The arrays under ``prefix/`` names, for one ``np.savez`` file holding several bins."""
+        return {f"{prefix}/{key}": getattr(self, key) for key in ImageStats.__dataclass_fields__ if key != "images"}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str, images: list[str]) -> ImageStats:
+        """Inverse of :meth:`arrays`."""
+        fields = {key: arrays[f"{prefix}/{key}"] for key in cls.__dataclass_fields__ if key != "images"}
+        return cls(images=images, **fields)
+
+
+def save_image_stats(path: Path, bins: dict[str, ImageStats]) -> None:
+    """Write the per-image statistics of several size bins (same images) into one ``.npz`` file."""
+    images = next(iter(bins.values())).images
+    arrays = {"images": np.array(images, dtype=str)}
+    for name, stats in bins.items():
+        arrays.update(stats.arrays(name))
+    with open(path, "wb") as handle:  # np.savez would append .npz to a name without it
+        np.savez_compressed(handle, **arrays)
+
+
+def load_image_stats(path: Path) -> dict[str, ImageStats]:
+    """Read a file written by :func:`save_image_stats`."""
+    with np.load(path) as arrays:
+        images = [str(name) for name in arrays["images"]]
+        bins = sorted({key.split("/")[0] for key in arrays.files if "/" in key})
+        return {name: ImageStats.from_arrays(arrays, name, images) for name in bins}
+
+
+class _Curves:
+    """One run's predictions of one size bin, arranged once for repeated AP evaluation on resampled image sets.
+
+    Only what the AP can depend on is evaluated per resample. In Ultralytics' ``compute_ap`` a wrong prediction never
+    raises the precision envelope of an earlier point, and between two correct predictions only whether any wrong
+    one came between them (and the last such one) changes the interpolated curve; predictions after a class's last
+    correct one change nothing. So each resample builds, per (class, IoU threshold), the points of its correct
+    predictions plus one point per run of wrong ones, with the counts a concatenation of the drawn images would give,
+    and evaluates ``compute_ap``'s envelope, ``np.interp`` and trapezoid rule on all of them at once.
+    """
+
+    def __init__(self, stats: ImageStats):
+        order = np.argsort(-stats.conf)  # the very call ap_per_class makes, so ties break alike
+        self.n_images = len(stats.images)
+        self.n_iou = stats.tp.shape[1]
+        classes = np.unique(stats.target_cls)
+        self.n_classes = len(classes)
+        # labels per (class, image): a resample's label count per class is weights @ this
+        self.label_counts = np.zeros((len(classes), self.n_images), np.int64)
+        for index, c in enumerate(classes):
+            self.label_counts[index] = np.bincount(stats.target_image[stats.target_cls == c], minlength=self.n_images)
+        rows = [order[stats.pred_cls[order] == c] for c in classes]  # class-major, descending confidence
+        self.class_start = np.cumsum([0] + [len(r) for r in rows])[:-1].astype(np.int64)
+        rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        row_image = stats.pred_image[rows]
+        counted = stats.counted[rows]
+        hits = stats.tp[rows] & counted
+        columns, column_of_iou = np.unique(counted.T, axis=0, return_inverse=True)
+        row_class = np.repeat(np.arange(len(classes)), np.diff(np.append(self.class_start, len(rows))))
+        # correct predictions, IoU-major, then class, then confidence: segment = iou * n_classes + class
+        per_iou = [np.flatnonzero(hits[:, t]) for t in range(self.n_iou)]
+        self.hit_row = np.concatenate(per_iou).astype(np.int64)
+        self.hit_iou = np.repeat(np.arange(self.n_iou), [len(h) for h in per_iou])
+        self.hit_class = row_class[self.hit_row]
+        self.hit_segment = self.hit_iou * self.n_classes + self.hit_class
+        self.segments = self.n_iou * self.n_classes
+        self.segment_class = np.tile(np.arange(self.n_classes), self.n_iou)
+        first = np.r_[True, self.hit_segment[1:] != self.hit_segment[:-1]][: len(self.hit_row)]
+        self.hit_segment_first = np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
+        self.hit_image = row_image[self.hit_row]
+        # Counted predictions ranked above each correct one, as per-image counts: every prediction is assigned to
+        # the next correct one (any threshold) of its class, so a resample needs one sparse product, not a pass over
+        # all predictions. anchors: rows correct at some threshold; interval k = rows in [anchor k-1, anchor k).
+        anchors = np.unique(self.hit_row)
+        self.hit_anchor = np.searchsorted(anchors, self.hit_row)
+        interval = np.searchsorted(anchors, np.arange(len(rows)), side="right")
+        inside = interval < len(anchors)
+        inside[inside] &= row_class[inside] == row_class[anchors[interval[inside]]]
+        self.anchor_class_first = np.searchsorted(anchors, self.class_start)  # first anchor index of each class
+        self.anchor_class = row_class[anchors]
+        self.before_counts = [
+            sparse.csr_matrix(
+                (column[inside].astype(np.int64), (interval[inside], row_image[inside])),
+                shape=(len(anchors), self.n_images),
+            )
+            for column in columns
+        ]
+        self.hit_column = np.asarray(column_of_iou).ravel()[self.hit_iou] if len(rows) else self.hit_iou
+
+    def average_precision(self, image_weights: np.ndarray) -> np.ndarray:
+        """AP per IoU threshold, averaged over the classes with labels in each set.
+
+        Args:
+            image_weights: (B, n_images) how many times each image is in each evaluated set.
+
+        Returns:
+            (B, n_iou) mean AP; NaN for a set without labels.
+        """
+        weights = np.asarray(image_weights, np.int64).reshape(-1, self.n_images)
+        n_labels = weights @ self.label_counts.T  # (B, C)
+        ap = self._segment_ap(weights, n_labels) if len(self.hit_row) else np.zeros((len(weights), self.segments))
+        ap = ap.reshape(len(weights), self.n_iou, self.n_classes)
+        present = n_labels > 0
+        with np.errstate(invalid="ignore"):
+            return (ap * present[:, None, :]).sum(2) / present.sum(1)[:, None]
+
+    def _segment_ap(self, weights: np.ndarray, n_labels: np.ndarray) -> np.ndarray:
+        """(B, n_iou * n_classes) AP of every (set, IoU threshold, class)."""
+        n_sets = len(weights)
+        hit_weight = weights[:, self.hit_image]  # (B, M)
+        # counted predictions ranked above each correct one within its class (per counted pattern of its threshold)
+        before = np.zeros_like(hit_weight)
+        for column_index, counts in enumerate(self.before_counts):
+            per_anchor = np.cumsum(counts @ weights.T, 0)  # (anchors, B), running over all classes
+            start = np.r_[np.zeros((1, n_sets), np.int64), per_anchor][self.anchor_class_first]  # (C, B)
+            at = self.hit_column == column_index
+            anchor = self.hit_anchor[at]
+            before[:, at] = (per_anchor[anchor] - start[self.anchor_class[anchor]]).T
+        hits_before = np.cumsum(hit_weight, 1) - hit_weight
+        hits_before -= hits_before[:, self.hit_segment_first]
+        wrong_before = before - hits_before
+
+        # one point per drawn copy of a correct prediction; segments now span (set, IoU threshold, class)
+        copies = np.repeat(np.arange(hit_weight.size), hit_weight.ravel())
+        if not len(copies):
+            return np.zeros((n_sets, self.segments))
+        point_set = np.repeat(np.arange(n_sets), hit_weight.sum(1))
+        point_hit = copies - point_set * hit_weight.shape[1]
+        segment = point_set * self.segments + self.hit_segment[point_hit]
+        wrong = wrong_before.ravel()[copies]
+        new_segment = np.r_[True, segment[1:] != segment[:-1]]
+        segment_start = np.flatnonzero(new_segment)
+        rank = np.cumsum(new_segment) - 1
+        true_pos = np.arange(len(copies)) - segment_start[rank] + 1
+        first_copy = np.r_[True, copies[1:] != copies[:-1]]
+        wrong_prev = np.where(new_segment, 0, np.r_[0, wrong[:-1]])
+        gap = first_copy & (wrong > wrong_prev)  # wrong predictions ranked between this hit and the previous one
+        labels = (n_labels[:, self.segment_class] + 1e-16).ravel()[segment]  # labels of each point's class
+        recall = true_pos / labels
+        precision = true_pos / (true_pos + wrong)
+
+        # compute_ap's arrays per segment: [0, (gap point,) hit point, ..., last recall, 1] and [1, ..., 0, 0]
+        n_segments = len(segment_start)
+        slots = 1 + gap.astype(np.int64)
+        hit_slot = np.cumsum(slots) + 3 * rank
+        size = int(slots.sum()) + 3 * n_segments
+        mrec, mpre = np.empty(size), np.empty(size)
+        lead = hit_slot[segment_start] - slots[segment_start]
+        last = np.r_[segment_start[1:], len(copies)] - 1
+        mrec[lead], mpre[lead] = 0.0, 1.0
+        mrec[hit_slot], mpre[hit_slot] = recall, precision
+        gap_slot = hit_slot[gap] - 1
+        mrec[gap_slot] = (true_pos[gap] - 1) / labels[gap]
+        mpre[gap_slot] = (true_pos[gap] - 1) / (true_pos[gap] - 1 + wrong[gap])
+        mrec[hit_slot[last] + 1], mpre[hit_slot[last] + 1] = recall[last], 0.0
+        mrec[hit_slot[last] + 2], mpre[hit_slot[last] + 2] = 1.0, 0.0
+        entry_rank = np.repeat(np.arange(n_segments), np.diff(np.r_[lead, size]))
+        # precision envelope per segment: running max from the right, segments kept apart by offsets
+        lift = 2.0 * (n_segments - 1 - entry_rank)
+        mpre = np.flip(np.maximum.accumulate(np.flip(mpre + lift))) - lift
+        # np.interp(_AP_X, mrec, mpre) per segment, as numpy evaluates it (last xp <= x, exact hits taken as is)
+        keys = mrec + 2.0 * entry_rank
+        queries = _AP_X[None, :] + 2.0 * np.arange(n_segments)[:, None]
+        j = np.searchsorted(keys, queries.ravel(), side="right").reshape(queries.shape) - 1
+        j_next = np.minimum(j + 1, size - 1)
+        x = np.broadcast_to(_AP_X, queries.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (mpre[j_next] - mpre[j]) / (mrec[j_next] - mrec[j])
+            values = np.where(mrec[j] == x, mpre[j], slope * (x - mrec[j]) + mpre[j])
+        area = (np.diff(_AP_X) * (values[:, 1:] + values[:, :-1]) / 2.0).sum(1)
+        ap = np.zeros(n_sets * self.segments)
+        ap[segment[segment_start]] = area
+        return ap.reshape(n_sets, self.segments)
+
+
+def summary_metrics(ap: np.ndarray) -> dict[str, float]:
+    """``map50`` and ``map50_95`` from per-threshold AP."""
+    return {"map50": float(ap[0]), "map50_95": float(np.mean(ap))}
+
+
+def average_precision(stats: ImageStats, image_weights: np.ndarray | None = None) -> dict[str, float]:
+    """mAP50 and mAP50-95 of one run on its validation images (each weight = times the image is counted).
+
+    Args:
+        stats: The run's per-image statistics for one size bin.
+        image_weights: (n_images,) integer counts; all ones (the validation set itself) when ``None``.
+
+    Returns:
+        ``{"map50": ..., "map50_95": ...}``; NaN when the set holds no labels.
+    """
+    curves = _Curves(stats)
+    weights = np.ones(curves.n_images, np.int64) if image_weights is None else np.asarray(image_weights, np.int64)
+    return summary_metrics(curves.average_precision(weights[None])[0])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of comparisons.csv."""
+
+    model: str
+    reference: str
+    metric: str
+    seeds: int
+    images: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float | None
+
+    @property
+    def excludes_zero(self) -> bool:
+        """The interval lies entirely on one side of zero."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def sign_flip_p_value(differences: Sequence[float]) -> float | None:
+    """Two-sided exact sign-flip test of "mean difference = 0" over paired per-seed differences.
+
+    Every one of the ``2**n`` sign patterns is enumerated (n <= 16), so with 3 seeds the smallest possible p-value is
+    2/8 = 0.25: three seeds can never reach p < 0.05.
+
+    Returns:
+        The p-value, or ``None`` with fewer than two differences (undefined).
+    """
+    values = np.asarray(differences, float)
+    if len(values) < 2 or len(values) > 16:
+        return None
+    observed = abs(values.mean()) - 1e-12
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(values))))
+    return float(np.mean(np.abs(signs @ values / len(values)) >= observed))
+
+
+def image_resamples(n_images: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n_images) counts: how often each image is drawn in each bootstrap set (multinomial, n draws)."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(resamples, n_images))
+    return np.stack([np.bincount(row, minlength=n_images) for row in draws])
+
+
+def resampled_metrics(
+    runs: dict[str, Sequence[dict[str, ImageStats]]], weights: np.ndarray, metrics: Sequence[str] = COMPARED_METRICS
+) -> dict[str, np.ndarray]:
+    """Each metric of each run on the full set and on every resampled image set.
+
+    Args:
+        runs: Model name to its runs' per-image statistics (one dict of size bins per seed, seeds in the same order
+            for every model).
+        weights: (B, n_images) image counts from :func:`image_resamples`.
+        metrics: Metric names from :data:`COMPARED_METRICS`.
+
+    Returns:
+        ``"<model>/<metric>"`` to an array of shape (seeds, 1 + B): column 0 the full set, then the resamples.
+    """
+    bins_needed = sorted({_METRIC_SOURCE[metric][0] for metric in metrics})
+    sets = np.concatenate([np.ones((1, weights.shape[1]), np.int64), weights])
+    chunks = np.array_split(sets, -(-len(sets) // RESAMPLES_PER_CHUNK))
+
+    def evaluate(task: tuple[str, int, str]) -> np.ndarray:
+        model, seed_index, bin_name = task
+        curves = _Curves(runs[model][seed_index][bin_name])
+        return np.concatenate([curves.average_precision(chunk) for chunk in chunks])  # (1 + B, n_iou)
+
+    tasks = [(model, s, name) for model, seeds in runs.items() for s in range(len(seeds)) for name in bins_needed]
+    # numpy releases the GIL in its array loops, so the runs are evaluated on all cores; each is independent
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        ap = dict(zip(tasks, pool.map(evaluate, tasks)))
+    result = {}
+    for model, seeds in runs.items():
+        for metric in metrics:
+            source_bin, key = _METRIC_SOURCE[metric]
+            rows = [ap[(model, s, source_bin)] for s in range(len(seeds))]
+            result[f"{model}/{metric}"] = np.stack([row[:, 0] if key == "map50" else row.mean(1) for row in rows])
+    return result
+
+
+def paired_comparisons(
+    runs: dict[str, Sequence[dict[str, ImageStats]]],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+    metrics: Sequence[str] = COMPARED_METRICS,
+) -> list[Comparison]:
+    """Compare every model with the first one on the same validation images, with 95 % percentile intervals.
+
+    Each bootstrap replicate draws the seeds with replacement (when there are several), then the images with
+    replacement, the same images for both models, and averages the per-seed differences of the metric recomputed on
+    those images. The point estimate is the mean per-seed difference on the full set.
+
+    Args:
+        runs: Model name (reference first) to one dict of size-bin statistics per seed; every model has the same seeds
+            in the same order and the same validation images.
+        resamples: Bootstrap replicates (at least 1000 for a 95 % interval worth reading).
+        seed: Seed of the resampling; the same seed gives the same interval.
+        metrics: Metrics to compare.
+
+    Returns:
+        One :class:`Comparison` per (model other than the reference, metric).
+
+    Raises:
+        ValueError: When the runs do not share seeds count and validation images.
+    """
+    names = list(runs)
+    reference = names[0]
+    first = runs[reference][0]["all"]
+    n_seeds = len(runs[reference])
+    for name in names:
+        if len(runs[name]) != n_seeds or any(bins["all"].images != first.images for bins in runs[name]):
+            raise ValueError(f"{name} was not validated on the same images with the same seeds as {reference}")
+    weights = image_resamples(len(first.images), resamples, seed)
+    values = resampled_metrics(runs, weights, metrics)
+    seed_draws = np.random.default_rng(seed + 1).integers(0, n_seeds, size=(resamples, n_seeds))
+    comparisons = []
+    for name in names[1:]:
+        for metric in metrics:
+            diff = values[f"{name}/{metric}"] - values[f"{reference}/{metric}"]  # (seeds, 1 + B)
+            per_seed = diff[:, 0]
+            if n_seeds > 1:  # seeds, then images: replicate b averages the drawn seeds' differences on image set b
+                replicates = np.take_along_axis(diff[:, 1:], seed_draws.T, axis=0).mean(0)
+            else:
+                replicates = diff[0, 1:]
+            finite = replicates[np.isfinite(replicates)]
+            low, high = (
+                np.quantile(finite, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]) if len(finite) else (math.nan,) * 2
+            )
+            comparisons.append(
+                Comparison(
+                    model=name,
+                    reference=reference,
+                    metric=metric,
+                    seeds=n_seeds,
+                    images=len(first.images),
+                    delta=float(np.mean(per_seed)),
+                    ci_low=float(low),
+                    ci_high=float(high),
+                    p_value=sign_flip_p_value(per_seed) if np.isfinite(per_seed).all() else None,
+                )
+            )
+    return comparisons
+
+
+def ratio_interval(
+    samples: Sequence[float], reference: Sequence[float], resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """Median-latency ratio of a model to the reference, with a 95 % interval over the interleaved timing rounds.
+
+    The rounds are paired (round i timed both models back to back), so the bootstrap resamples rounds, not single
+    timings: a load spike that slowed both stays in both.
+
+    Args:
+        samples: The model's per-round times.
+        reference: The reference's per-round times, same rounds.
+        resamples: Bootstrap replicates.
+        seed: Resampling seed.
+
+    Returns:
+        ``(ratio, low, high)`` of median(samples) / median(reference).
+    """
+    model, ref = np.asarray(samples, float), np.asarray(reference, float)
+    rng = np.random.default_rng(seed)
+    rounds = rng.integers(0, len(model), size=(resamples, len(model)))
+    replicates = np.median(model[rounds], axis=1) / np.median(ref[rounds], axis=1)
+    low, high = np.quantile(replicates, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    return float(np.median(model) / np.median(ref)), float(low), float(high)
