@@ -187,7 +187,10 @@ def test_verdict_claims_a_difference_only_as_far_as_seeds_and_interval_allow():
     assert sign_flip_p_value([-0.01, -0.02, -0.03, -0.02, -0.01, -0.04]) == six_seeds.p_value
     assert verdict(six_seeds).endswith("lower than a beyond the interval")
     mixed = Comparison(**{**six_seeds.__dict__, "p_value": 0.3})
-    assert "not confirmed across seeds (sign-flip p = 0.30)" in verdict(mixed) and "cannot give" not in verdict(mixed)
+    assert (
+        "sign-flip p = 0.30): lower than a beyond the interval, but not confirmed across seeds (p > 0.05)"
+        in verdict(mixed)
+    )
     outside = Comparison(**row, seeds=1, delta=0.001, ci_low=0.002, ci_high=0.01, p_value=None)
     assert "estimate lies outside its bootstrap interval" in verdict(outside) and "image sampling only" in verdict(
         outside

@@ -123,10 +123,10 @@ def verdict(comparison: Comparison) -> str:
         if c.p_value is not None and c.p_value > 1 - CONFIDENCE:
             # a bootstrap over a few seeds underestimates their spread; the exact test over the seeds is the check
             smallest = smallest_sign_flip_p_value(c.seeds)
-            text += f", but not confirmed across seeds (sign-flip p = {c.p_value:.2f}" + (
-                f"; {c.seeds} seeds cannot give p below {smallest:.2f}, use more seeds)"
+            text += ", but not confirmed across seeds " + (
+                f"({c.seeds} seeds cannot give p below {smallest:.2f}; use more seeds)"
                 if smallest > 1 - CONFIDENCE
-                else ")"
+                else f"(p > {1 - CONFIDENCE:.2f})"
             )
     else:
         text += "not distinguishable from noise"
