@@ -128,9 +128,10 @@ class _Curves:
     Only what the AP can depend on is evaluated per resample. In Ultralytics' ``compute_ap`` a wrong prediction never
     raises the precision envelope of an earlier point, and between two correct predictions only whether any wrong
     one came between them (and the last such one) changes the interpolated curve; predictions after a class's last
-    correct one change nothing. So each resample builds, per (class, IoU threshold), the points of its correct
-    predictions plus one point per run of wrong ones, with the counts a concatenation of the drawn images would give,
-    and evaluates ``compute_ap``'s envelope, ``np.interp`` and trapezoid rule on all of them at once.
+    correct one change nothing; along a run of correct ones with no wrong one between them the envelope is flat, so
+    the run's first and last points define it. So each resample builds, per (class, IoU threshold), those two points
+    per run of correct predictions plus one point per run of wrong ones, with the counts a concatenation of the drawn
+    images would give, and evaluates ``compute_ap``'s envelope, ``np.interp`` and trapezoid rule on all of them at once.
     """
 
     def __init__(self, stats: ImageStats):
