@@ -6,10 +6,10 @@ model code is imported.
 """
 
 from scsa_yolo.integration import register
-from scsa_yolo.models import model_names, model_yaml
+from scsa_yolo.models import model_yaml
 from scsa_yolo.nn import BLOCKS, SCSA, create_block
 
 __version__ = "0.1.0"
-__all__ = ["BLOCKS", "SCSA", "create_block", "model_names", "model_yaml", "register"]
+__all__ = ["BLOCKS", "SCSA", "create_block", "model_yaml", "register"]
 
 register()

@@ -200,16 +200,12 @@ def _wrap_check_yaml(check_yaml):
         found = check_yaml(file, suffix=suffix, hard=False)
         if found:
             return found
-        # Ultralytics looks up the scaled name softly, then the scale-free one: a local file of the scale-free name
-        # must win over a derived one, so derive on the second lookup.
-        if Path(str(file)).name == str(file) and (hard or models.scale_free(file) == str(file)):
-            try:
-                derived = models.model_yaml(str(file))
-            except models.UnknownModel:
-                if hard:
-                    raise
-                derived = None
-            if derived:
+        # Ultralytics looks up the scaled name softly, then the scale-free one (local files, its own configs). A local
+        # file of the scale-free name wins over a derived one; otherwise derive on the first lookup, so that an error
+        # quotes the name as typed, scale letter included.
+        name = str(file)
+        if Path(name).name == name and (hard or not check_yaml(models.scale_free(name), suffix=suffix, hard=False)):
+            if derived := models.model_yaml(name):
                 return str(derived)
         return check_yaml(file, suffix=suffix, hard=hard)
 

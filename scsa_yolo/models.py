@@ -30,6 +30,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from ultralytics.utils import LOGGER
 
 from scsa_yolo.nn import BLOCKS
 from scsa_yolo.nn.csp import CSP_LAYERS, csp_row_name
@@ -110,30 +111,6 @@ def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def task_of(stock: str) -> str:
-    """The task ('detect', 'segment', 'pose', 'obb') of a stock config, from its head."""
-    return HEADS[_load(stock_configs()[stock])["head"][-1][2]]
-
-
-def model_names(blocks: tuple[str, ...] | None = None, placements: tuple[str, ...] = PLACEMENTS) -> list[str]:
-    """Every derived scale-free model name, e.g. 'yolo26-seg-scsa-both.yaml'.
-
-    Args:
-        blocks (tuple[str, ...] | None): Registered block names to include (default: all).
-        placements (tuple[str, ...]): Placements to include.
-
-    Returns:
-        (list[str]): File names (scale-free; add the scale letter after the version number to pick a scale).
-    """
-    blocks = tuple(BLOCKS) if blocks is None else blocks
-    return [
-        f"{ModelName(stock, block, placement).stem}.yaml"
-        for stock in stock_configs()
-        for block in blocks
-        for placement in placements
-    ]
-
-
 def _listing() -> str:
     families = {prefix: [s for s in stock_configs() if s.startswith(prefix)] for prefix in FAMILIES}
     stocks = "; ".join(", ".join(stems) for stems in families.values())
@@ -177,7 +154,8 @@ def parse_name(name: str) -> ModelName | None:
     if parts[-1] not in blocks:
         if family is None and placement == "neck":
             return None
-        raise UnknownModel(f"model '{name}': '{parts[-1]}' is not a block name. Available: {_listing()}")
+        hint = f" (block names are lower case: '{parts[-1].lower()}')" if parts[-1].lower() in blocks else ""
+        raise UnknownModel(f"model '{name}': '{parts[-1]}' is not a block name{hint}. Available: {_listing()}")
     stock = "-".join(parts[:-1])
     if stock not in stock_configs():
         if family is None:
@@ -213,7 +191,7 @@ def derive(model: ModelName) -> dict:
                 row[2], renamed = csp_row_name(row[2], model.block), renamed + 1
         if not renamed:
             raise UnknownModel(
-                f"model '{model.stem}': the backbone of {model.stock} has no {' / '.join(CSP_LAYERS)} layer to place "
+                f"the backbone of {model.stock} has no {' / '.join(CSP_LAYERS)} layer to place "
                 f"{model.block} in; use the neck placement ({model.stock}-{model.block.lower()}.yaml)"
             )
     return d
@@ -290,12 +268,35 @@ def model_yaml(name: str) -> Path | None:
     model = parse_name(name)
     if model is None:
         return None
-    text = yaml_text(model)
-    path = cache_dir() / f"{model.stem}.yaml"
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # write-then-rename: DDP workers may resolve the same name at the same time
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-            f.write(text)
-        os.replace(f.name, path)
+    try:
+        text = yaml_text(model)
+    except UnknownModel as error:
+        raise UnknownModel(f"model '{name}': {error}") from None
+    try:
+        return _written(cache_dir() / f"{model.stem}.yaml", text)
+    except OSError as error:  # a read-only config folder (shared installs, containers): a private temp folder
+        path = _written(_private_temp_dir() / f"{model.stem}.yaml", text)
+        LOGGER.warning(f"scsa_yolo: cannot write derived model YAMLs to {cache_dir()} ({error}); using {path.parent}")
+        return path
+
+
+@cache
+def _private_temp_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="scsa_yolo-models-"))
+
+
+def _written(path: Path, text: str) -> Path:
+    """Return ``path`` holding ``text``, written only when it differs."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write-then-rename: DDP workers may resolve the same name at the same time
+    temporary = tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8")
+    try:
+        with temporary:
+            temporary.write(text)
+        os.replace(temporary.name, path)
+    except OSError:
+        Path(temporary.name).unlink(missing_ok=True)  # a full disk must not leave a partial file behind
+        raise
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 SCALES = "ns"
@@ -57,20 +58,22 @@ def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
         imgsz (int): Image size for GFLOPs.
 
     Returns:
-        (str): The table.
+        (str): The table. SCSA's cost is given in MFLOPs: the blocks add a few MFLOPs, which would print as
+            +0.00 or +0.01 GFLOPs.
     """
     from ultralytics.utils import TQDM
 
     lines = [
-        f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA GFLOPs |",
+        f"| model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA MFLOPs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for plain_name, scsa_name in TQDM(pairs(scales), desc="Counting models"):
+    # progress on stderr: the table goes to stdout, often into a file (`scsa-yolo models > table.md`)
+    for plain_name, scsa_name in TQDM(pairs(scales), desc="Counting models", file=sys.stderr):
         plain, scsa = measure(plain_name, imgsz), measure(scsa_name, imgsz)
         lines.append(f"| {plain.name} | {plain.layers} | {plain.params:,} | {plain.gflops:.1f} | | |")
         lines.append(
             f"| {scsa.name} | {scsa.layers} | {scsa.params:,} | {scsa.gflops:.1f} | "
             f"+{scsa.params - plain.params:,} (+{100 * (scsa.params / plain.params - 1):.2f}%) | "
-            f"+{scsa.gflops - plain.gflops:.2f} |"
+            f"+{1e3 * (scsa.gflops - plain.gflops):.1f} |"
         )
     return "\n".join(lines)

@@ -12,7 +12,9 @@ from ultralytics.utils.metrics import ap_per_class
 
 from scsa_yolo.benchmark.report import verdict
 from scsa_yolo.benchmark.stats import (
+    Comparison,
     ImageStats,
+    _Curves,
     average_precision,
     image_resamples,
     load_image_stats,
@@ -141,6 +143,10 @@ def test_known_large_difference_excludes_zero_and_intervals_hold_their_estimate(
         assert worse[metric].ci_high < 0 and worse[metric].excludes_zero, worse[metric]
     assert worse["map50_95"].p_value == 0.25  # 3 seeds, all worse: the smallest p a sign-flip test can give
     assert "lower than reference" in verdict(worse["map50_95"])
+    # the bootstrap interval excludes 0, but 3 seeds cannot make the exact test over seeds significant: say so
+    assert "not confirmed across seeds" in verdict(worse["map50_95"]) and "cannot give p below 0.25" in verdict(
+        worse["map50_95"]
+    )
     assert worse["map50_95"].seeds == 3 and worse["map50_95"].images == 30
 
 
@@ -173,3 +179,31 @@ def test_sign_flip_p_value_and_latency_ratio_interval():
     noisy = reference * (1 + 0.2 * rng.standard_normal(30))
     ratio, low, high = ratio_interval(noisy, reference)
     assert low < ratio < high and high - low > 0.02
+
+
+def test_verdict_claims_a_difference_only_as_far_as_seeds_and_interval_allow():
+    row = {"model": "b", "reference": "a", "metric": "map50_95", "images": 548}
+    six_seeds = Comparison(**row, seeds=6, delta=-0.02, ci_low=-0.03, ci_high=-0.01, p_value=2 / 2**6)
+    assert sign_flip_p_value([-0.01, -0.02, -0.03, -0.02, -0.01, -0.04]) == six_seeds.p_value
+    assert verdict(six_seeds).endswith("lower than a beyond the interval")
+    mixed = Comparison(**{**six_seeds.__dict__, "p_value": 0.3})
+    assert (
+        "sign-flip p = 0.30): lower than a beyond the interval, but not confirmed across seeds (p > 0.05)"
+        in verdict(mixed)
+    )
+    outside = Comparison(**row, seeds=1, delta=0.001, ci_low=0.002, ci_high=0.01, p_value=None)
+    assert "estimate lies outside its bootstrap interval" in verdict(outside) and "image sampling only" in verdict(
+        outside
+    )
+
+
+def test_resample_chunk_evaluated_at_once_equals_ultralytics_per_set():
+    """Many image sets in one vectorised pass (sets side by side in one array) give each set's own AP."""
+    stats = synthetic_stats(4, images=20, preds=30, labels=6)
+    weights = image_resamples(len(stats.images), 12, seed=11)
+    weights[0] = 0
+    weights[0, :3] = (4, 0, 2)  # heavy duplication: runs of copies of the same correct predictions
+    ap = _Curves(stats).average_precision(weights)
+    for counts, row in zip(weights, ap):
+        expected = ultralytics_map(stats, *drawn(stats, counts))
+        assert (row[0], row.mean()) == pytest.approx(expected, abs=1e-12)

@@ -18,6 +18,7 @@ import scsa_yolo
 from scsa_yolo import integration
 from scsa_yolo.models import model_yaml
 from scsa_yolo.nn import SCSA
+from scsa_yolo.nn.kernels.cpu import ENV_SWITCH
 
 REPO = Path(__file__).resolve().parents[1]
 SCALES = {"n": (0.25, 1024), "s": (0.50, 1024), "m": (0.75, 768), "l": (1.00, 512), "x": (1.25, 512)}
@@ -191,7 +192,7 @@ def test_startup_hook_is_lazy_and_registers_on_ultralytics_import():
     assert run_python(probe, SCSA_YOLO_AUTOLOAD="0").strip() == "False"
 
 
-def test_wheel_install_ships_hook_and_configs(tmp_path):
+def test_wheel_install_ships_the_hook_and_builds_derived_models(tmp_path):
     pytest.importorskip("hatchling", reason="the dev extra installs hatchling to build the wheel offline")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path, REPO],
@@ -215,8 +216,11 @@ def test_wheel_install_ships_hook_and_configs(tmp_path):
         "from ultralytics import YOLO; import scsa_yolo;"
         "m = YOLO('yolov8m-scsa.yaml'); print(scsa_yolo.__file__); print(m.model.yaml['scale'])"
     )
+    # A checkout on PYTHONPATH would shadow the wheel; the kernel stays off, since building it from the wheel's copy
+    # of the source costs a minute and rebuilds the shared extension folder for the checkout after it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {ENV_SWITCH: "0"}
     out = subprocess.run(
-        [sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+        [sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True, env=env
     ).stdout.split()
     assert out[-2].startswith(str(target)) and out[-1] == "m"
 

@@ -5,21 +5,24 @@ Structure checks build on the meta device (no weight memory, no initialisation);
 runs forward and takes a stock checkpoint.
 """
 
+import re
+import tempfile
 from copy import deepcopy
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from torch import nn
 from ultralytics import YOLO
-from ultralytics.nn.tasks import parse_model, yaml_model_load
+from ultralytics.nn.tasks import guess_model_task, parse_model, yaml_model_load
 
 from scsa_yolo import models, transfer
 from scsa_yolo.nn import BLOCKS, SCSA
 from scsa_yolo.nn.csp import AttentionBottleneck
 
 STOCK = list(models.stock_configs())
-HEAD_TASKS = {stock: models.task_of(stock) for stock in STOCK}
+HEAD_TASKS = {stock: guess_model_task(yaml_model_load(path)) for stock, path in models.stock_configs().items()}
 PLAIN_STOCK = [s for s in STOCK if "ghost" not in s]  # the ghost variants have no C2f / C3k2 in the backbone
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -150,7 +153,8 @@ def test_stock_checkpoint_loads_into_every_stock_tensor_and_runs(stock, placemen
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("yolo26n-foo.yaml", r"'foo' is not a block name.*blocks: scsa, se, cbam"),
+        ("yolo26n-foo.yaml", rf"'foo' is not a block name.*blocks: {', '.join(map(str.lower, BLOCKS))};"),
+        ("yolo26n-seg-SCSA.yaml", r"'SCSA' is not a block name \(block names are lower case: 'scsa'\)"),
         ("yolo27n-scsa.yaml", r"'yolo27' is not a config of the supported families.*yolo26-seg"),
         ("yolo26n-cls-scsa.yaml", r"'yolo26-cls' has a Classify head.*detect, obb, pose, segment"),
         ("yolo11n-sge-scsa.yaml", r"'yolo11-sge' is not an Ultralytics config.*yolo11-seg"),
@@ -159,8 +163,9 @@ def test_stock_checkpoint_loads_into_every_stock_tensor_and_runs(stock, placemen
 )
 def test_unknown_names_list_what_exists(name, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(models.UnknownModel, match=message):
+    with pytest.raises(models.UnknownModel, match=message) as error:
         YOLO(name)
+    assert str(error.value).startswith(f"model '{name}'")  # the name as typed, not Ultralytics' scale-free retry
 
 
 def test_names_that_are_not_ours_are_left_to_ultralytics():
@@ -180,6 +185,20 @@ def test_generated_file_is_readable_yaml_with_its_origin(tmp_path, monkeypatch):
     assert models.model_yaml("yolo11s-seg-scsa.yaml").read_text() == text  # stable: rewritten only when it differs
 
 
+def test_unwritable_config_folder_falls_back_to_a_private_temp_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the folder would go: mkdir fails even for root")
+    monkeypatch.setattr(models, "cache_dir", lambda: blocker / "models")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    models._private_temp_dir.cache_clear()
+    try:
+        path = models.model_yaml("yolo26n-scsa.yaml")
+        assert path.parent.parent == tmp_path and path.name == "yolo26-scsa.yaml"
+        assert YOLO("yolo26n-scsa.yaml").model.yaml["head"] == yaml.safe_load(path.read_text())["head"]
+    finally:
+        models._private_temp_dir.cache_clear()
+
+
 def test_every_preset_and_table_name_resolves():
     from ultralytics.nn import tasks
 
@@ -192,3 +211,31 @@ def test_every_preset_and_table_name_resolves():
     assert {"yolo11n-scsa.yaml", "yolo26n-scsa-both.yaml", "yolo26n-ela.yaml"} <= names
     assert ("yolo26s-pose.yaml", "yolo26s-pose-scsa.yaml") in pairs("ns")
     assert models.scaled_name("yolo26-seg-scsa", "s") == "yolo26s-seg-scsa.yaml"
+
+
+def test_block_lists_in_the_docs_are_the_registered_blocks():
+    """The docs name the blocks for readers; they must say what ``BLOCKS`` holds, in its order."""
+    others = ",".join(name.lower() for name in BLOCKS if name != "SCSA")
+    root, checked = Path(__file__).resolve().parents[1], 0
+    for page in ("README.md", "docs/models.md", "docs/attention.md"):
+        text = (root / page).read_text(encoding="utf-8")
+        for listed in re.findall(r"-\{([a-z,]+)\}\.yaml", text):
+            assert listed == others, page
+            checked += 1
+        for listed in re.findall(r"lower-cased: ([a-z, ]+)\.", text):
+            assert listed.replace(" ", "") == f"scsa,{others}", page
+            checked += 1
+    assert checked == 4  # README twice, attention.md once, models.md once: a rewording must keep this test meaningful
+
+
+def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch, capsys):
+    from scsa_yolo import summary
+
+    monkeypatch.setattr(summary, "pairs", lambda scales: [("yolov8n.yaml", "yolov8n-scsa.yaml")])
+    table = summary.model_table("n", imgsz=320).splitlines()
+    assert "Counting models" in capsys.readouterr().err  # the progress bar, kept off stdout, where the table goes
+    assert table[0].endswith("| SCSA MFLOPs |")
+    plain, scsa = summary.measure("yolov8n.yaml", 320), summary.measure("yolov8n-scsa.yaml", 320)
+    cost = table[-1].rstrip(" |").rsplit("| ", 1)[1]
+    assert cost == f"+{1e3 * (scsa.gflops - plain.gflops):.1f}" and float(cost) > 0
+

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from scsa_yolo.benchmark.stats import CONFIDENCE, Comparison
+from scsa_yolo.benchmark.stats import CONFIDENCE, Comparison, smallest_sign_flip_p_value
 
 # One row per (dataset, model, seed). latency_* are per architecture and dataset (measured once, same process,
 # interleaved), so all seeds of a model share them; device is where training ran. ap_* are COCO APs by box area
@@ -120,10 +120,21 @@ def verdict(comparison: Comparison) -> str:
         return text + "undefined (no labels of that size in the val split)"
     if c.excludes_zero:
         text += f"{'higher' if c.delta > 0 else 'lower'} than {c.reference} beyond the interval"
+        if c.p_value is not None and c.p_value > 1 - CONFIDENCE:
+            # a bootstrap over a few seeds underestimates their spread; the exact test over the seeds is the check
+            smallest = smallest_sign_flip_p_value(c.seeds)
+            text += ", but not confirmed across seeds " + (
+                f"({c.seeds} seeds cannot give p below {smallest:.2f}; use more seeds)"
+                if smallest > 1 - CONFIDENCE
+                else f"(p > {1 - CONFIDENCE:.2f})"
+            )
     else:
         text += "not distinguishable from noise"
     if c.seeds == 1:
         text += " (one seed: the interval covers image sampling only, not training-seed variation)"
+    if math.isfinite(c.ci_low) and not c.ci_low <= c.delta <= c.ci_high:
+        # a percentile interval need not hold its estimate: AP recomputed on resampled images is biased
+        text += "; the estimate lies outside its bootstrap interval, so the interval is unreliable here"
     return text
 
 

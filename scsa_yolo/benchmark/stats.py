@@ -39,6 +39,7 @@ _AP_X = np.linspace(0, 1, 101)  # Ultralytics' 101-point interpolation grid
 DEFAULT_RESAMPLES = 1000
 DEFAULT_BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
+MAX_SIGN_FLIP_SEEDS = 16  # every sign pattern is enumerated
 RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)
 
 
@@ -127,9 +128,10 @@ class _Curves:
     Only what the AP can depend on is evaluated per resample. In Ultralytics' ``compute_ap`` a wrong prediction never
     raises the precision envelope of an earlier point, and between two correct predictions only whether any wrong
     one came between them (and the last such one) changes the interpolated curve; predictions after a class's last
-    correct one change nothing. So each resample builds, per (class, IoU threshold), the points of its correct
-    predictions plus one point per run of wrong ones, with the counts a concatenation of the drawn images would give,
-    and evaluates ``compute_ap``'s envelope, ``np.interp`` and trapezoid rule on all of them at once.
+    correct one change nothing; along a run of correct ones with no wrong one between them the envelope is flat, so
+    the run's first and last points define it. So each resample builds, per (class, IoU threshold), those two points
+    per run of correct predictions plus one point per run of wrong ones, with the counts a concatenation of the drawn
+    images would give, and evaluates ``compute_ap``'s envelope, ``np.interp`` and trapezoid rule on all of them at once.
     """
 
     def __init__(self, stats: ImageStats):
@@ -148,7 +150,12 @@ class _Curves:
         row_image = stats.pred_image[rows]
         counted = stats.counted[rows]
         hits = stats.tp[rows] & counted
-        columns, column_of_iou = np.unique(counted.T, axis=0, return_inverse=True)
+        # distinct counted patterns over the thresholds (np.unique(axis=0) on P-long rows is slow: a dict of bytes)
+        patterns: dict[bytes, int] = {}
+        column_of_iou = np.array(
+            [patterns.setdefault(counted[:, t].tobytes(), len(patterns)) for t in range(self.n_iou)], np.int64
+        )
+        columns = [counted[:, int(np.argmax(column_of_iou == k))] for k in range(len(patterns))]
         row_class = np.repeat(np.arange(len(classes)), np.diff(np.append(self.class_start, len(rows))))
         # correct predictions, IoU-major, then class, then confidence: segment = iou * n_classes + class
         per_iou = [np.flatnonzero(hits[:, t]) for t in range(self.n_iou)]
@@ -173,12 +180,12 @@ class _Curves:
         self.anchor_class = row_class[anchors]
         self.before_counts = [
             sparse.csr_matrix(
-                (column[inside].astype(np.int64), (interval[inside], row_image[inside])),
+                (column[inside].astype(np.int32), (interval[inside], row_image[inside])),
                 shape=(len(anchors), self.n_images),
             )
             for column in columns
         ]
-        self.hit_column = np.asarray(column_of_iou).ravel()[self.hit_iou] if len(rows) else self.hit_iou
+        self.hit_column = column_of_iou[self.hit_iou]
 
     def average_precision(self, image_weights: np.ndarray) -> np.ndarray:
         """AP per IoU threshold, averaged over the classes with labels in each set.
@@ -200,53 +207,65 @@ class _Curves:
     def _segment_ap(self, weights: np.ndarray, n_labels: np.ndarray) -> np.ndarray:
         """(B, n_iou * n_classes) AP of every (set, IoU threshold, class)."""
         n_sets = len(weights)
+        weights = weights.astype(np.int32)  # counts of a few million at most; half the memory traffic of int64
         hit_weight = weights[:, self.hit_image]  # (B, M)
         # counted predictions ranked above each correct one within its class (per counted pattern of its threshold)
         before = np.zeros_like(hit_weight)
         for column_index, counts in enumerate(self.before_counts):
-            per_anchor = np.cumsum(counts @ weights.T, 0)  # (anchors, B), running over all classes
-            start = np.r_[np.zeros((1, n_sets), np.int64), per_anchor][self.anchor_class_first]  # (C, B)
+            per_anchor = np.cumsum(counts @ weights.T, 0, dtype=np.int32)  # (anchors, B), running over all classes
+            start = np.r_[np.zeros((1, n_sets), np.int32), per_anchor][self.anchor_class_first]  # (C, B)
             at = self.hit_column == column_index
             anchor = self.hit_anchor[at]
             before[:, at] = (per_anchor[anchor] - start[self.anchor_class[anchor]]).T
-        hits_before = np.cumsum(hit_weight, 1) - hit_weight
+        hits_before = np.cumsum(hit_weight, 1, dtype=np.int32) - hit_weight
         hits_before -= hits_before[:, self.hit_segment_first]
         wrong_before = before - hits_before
 
-        # one point per drawn copy of a correct prediction; segments now span (set, IoU threshold, class)
-        copies = np.repeat(np.arange(hit_weight.size), hit_weight.ravel())
-        if not len(copies):
+        # One point per run of drawn correct predictions with no wrong one between them, not one per drawn copy: in a
+        # run the precision rises, so compute_ap's envelope is flat across it and its first and last points give the
+        # same interpolated curve as all of them. Work is per drawn (set, correct prediction) pair, then per run.
+        drawn = np.flatnonzero(hit_weight)
+        if not len(drawn):
             return np.zeros((n_sets, self.segments))
-        point_set = np.repeat(np.arange(n_sets), hit_weight.sum(1))
-        point_hit = copies - point_set * hit_weight.shape[1]
-        segment = point_set * self.segments + self.hit_segment[point_hit]
-        wrong = wrong_before.ravel()[copies]
+        n_hits = hit_weight.shape[1]
+        point_set = np.repeat(np.arange(n_sets), np.count_nonzero(hit_weight, 1))
+        segment = point_set * self.segments + self.hit_segment[drawn - point_set * n_hits]
+        count = hit_weight.ravel()[drawn]
+        tp_before = hits_before.ravel()[drawn]
+        wrong = wrong_before.ravel()[drawn]
         new_segment = np.r_[True, segment[1:] != segment[:-1]]
+        rises = wrong > np.where(new_segment, 0, np.r_[0, wrong[:-1]])  # wrong predictions ranked just above
+        run_first = np.flatnonzero(new_segment | rises)
+        run_last = np.r_[run_first[1:], len(drawn)] - 1
+        tp_first = tp_before[run_first] + 1
+        tp_last = tp_before[run_last] + count[run_last]
+        wrong = wrong[run_first]
+        gap = rises[run_first]
+        several = tp_last > tp_first
+        segment = segment[run_first]
+        new_segment = new_segment[run_first]
         segment_start = np.flatnonzero(new_segment)
         rank = np.cumsum(new_segment) - 1
-        true_pos = np.arange(len(copies)) - segment_start[rank] + 1
-        first_copy = np.r_[True, copies[1:] != copies[:-1]]
-        wrong_prev = np.where(new_segment, 0, np.r_[0, wrong[:-1]])
-        gap = first_copy & (wrong > wrong_prev)  # wrong predictions ranked between this hit and the previous one
-        labels = (n_labels[:, self.segment_class] + 1e-16).ravel()[segment]  # labels of each point's class
-        recall = true_pos / labels
-        precision = true_pos / (true_pos + wrong)
+        labels = (n_labels[:, self.segment_class] + 1e-16).ravel()[segment]  # labels of each run's class
 
-        # compute_ap's arrays per segment: [0, (gap point,) hit point, ..., last recall, 1] and [1, ..., 0, 0]
+        # compute_ap's arrays per segment: [0, (gap point, first, last point) per run, last recall, 1], [1, ..., 0, 0]
         n_segments = len(segment_start)
-        slots = 1 + gap.astype(np.int64)
-        hit_slot = np.cumsum(slots) + 3 * rank
+        slots = 1 + gap.astype(np.int64) + several
+        last_slot = np.cumsum(slots) + 3 * rank
+        first_slot = last_slot - several
         size = int(slots.sum()) + 3 * n_segments
         mrec, mpre = np.empty(size), np.empty(size)
-        lead = hit_slot[segment_start] - slots[segment_start]
-        last = np.r_[segment_start[1:], len(copies)] - 1
+        lead = first_slot[segment_start] - 1 - gap[segment_start]
+        segment_last = np.r_[segment_start[1:], len(run_first)] - 1
         mrec[lead], mpre[lead] = 0.0, 1.0
-        mrec[hit_slot], mpre[hit_slot] = recall, precision
-        gap_slot = hit_slot[gap] - 1
-        mrec[gap_slot] = (true_pos[gap] - 1) / labels[gap]
-        mpre[gap_slot] = (true_pos[gap] - 1) / (true_pos[gap] - 1 + wrong[gap])
-        mrec[hit_slot[last] + 1], mpre[hit_slot[last] + 1] = recall[last], 0.0
-        mrec[hit_slot[last] + 2], mpre[hit_slot[last] + 2] = 1.0, 0.0
+        mrec[first_slot], mpre[first_slot] = tp_first / labels, tp_first / (tp_first + wrong)
+        mrec[last_slot], mpre[last_slot] = tp_last / labels, tp_last / (tp_last + wrong)
+        gap_slot = first_slot[gap] - 1
+        mrec[gap_slot] = (tp_first[gap] - 1) / labels[gap]
+        mpre[gap_slot] = (tp_first[gap] - 1) / (tp_first[gap] - 1 + wrong[gap])
+        tail = last_slot[segment_last]
+        mrec[tail + 1], mpre[tail + 1] = tp_last[segment_last] / labels[segment_last], 0.0
+        mrec[tail + 2], mpre[tail + 2] = 1.0, 0.0
         entry_rank = np.repeat(np.arange(n_segments), np.diff(np.r_[lead, size]))
         # precision envelope per segment: running max from the right, segments kept apart by offsets
         lift = 2.0 * (n_segments - 1 - entry_rank)
@@ -306,6 +325,11 @@ class Comparison:
         return self.ci_low > 0 or self.ci_high < 0
 
 
+def smallest_sign_flip_p_value(seeds: int) -> float:
+    """The smallest two-sided p-value :func:`sign_flip_p_value` can give with ``seeds`` differences (2 / 2**seeds)."""
+    return 2.0 / 2.0**seeds
+
+
 def sign_flip_p_value(differences: Sequence[float]) -> float | None:
     """Two-sided exact sign-flip test of "mean difference = 0" over paired per-seed differences.
 
@@ -316,7 +340,7 @@ def sign_flip_p_value(differences: Sequence[float]) -> float | None:
         The p-value, or ``None`` with fewer than two differences (undefined).
     """
     values = np.asarray(differences, float)
-    if len(values) < 2 or len(values) > 16:
+    if len(values) < 2 or len(values) > MAX_SIGN_FLIP_SEEDS:
         return None
     observed = abs(values.mean()) - 1e-12
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(values))))
