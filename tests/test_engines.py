@@ -62,3 +62,10 @@ def test_unreachable_ray_address_is_an_option_error(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.8:6379")
     with pytest.raises(EngineOptionError, match=r"^RAY_ADDRESS 10\.0\.0\.8:6379: "):
         run_with_ray([task], RayOptions())
+
+
+def test_ray_flags_with_the_sequential_engine_are_refused_before_any_work(tmp_path):
+    options = RayOptions(address="10.0.0.9:6379", gpus_per_run=2)
+    with pytest.raises(EngineOptionError, match="--ray-address, --gpus-per-run only apply to --engine ray"):
+        run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, ray_options=options)
+    assert list(tmp_path.iterdir()) == []

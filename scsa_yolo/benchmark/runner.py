@@ -31,6 +31,7 @@ from ultralytics.utils.torch_utils import select_device
 import scsa_yolo  # noqa: F401  (registers SCSA so its model YAMLs and checkpoints load)
 from scsa_yolo.benchmark.engines import (
     RAY_RESULTS_DIR,
+    EngineOptionError,
     RayOptions,
     RunTask,
     import_ray,
@@ -340,6 +341,11 @@ def run_benchmark(
         raise ValueError(f"Unknown engine {engine!r}; choose from {sorted(ENGINES)}")
     if engine == "ray":
         import_ray()  # says how to install it, before any work
+    elif ray_options is not None and ray_options != RayOptions():
+        flag_of = {"address": "--ray-address", "gpus_per_run": "--gpus-per-run", "cpus_per_run": "--cpus-per-run"}
+        given = [name for name, value in vars(ray_options).items() if value is not None]
+        flags = ", ".join(flag_of.get(name, name) for name in given)
+        raise EngineOptionError(f"{flags} only apply to --engine ray (the sequential engine would ignore them)")
     plan = plan_benchmark(models, settings, seeds, out, datasets)
     tasks = []
     for index, model, seed, run_dir in plan.runs():
