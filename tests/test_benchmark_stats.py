@@ -5,12 +5,13 @@ images, duplicates included.
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from ultralytics.utils.metrics import ap_per_class
 
-from scsa_yolo.benchmark.report import verdict
+from scsa_yolo.benchmark.report import dropped_resample_notes, markdown_report, verdict
 from scsa_yolo.benchmark.stats import (
     Comparison,
     ImageStats,
@@ -207,3 +208,53 @@ def test_resample_chunk_evaluated_at_once_equals_ultralytics_per_set():
     for counts, row in zip(weights, ap):
         expected = ultralytics_map(stats, *drawn(stats, counts))
         assert (row[0], row.mean()) == pytest.approx(expected, abs=1e-12)
+
+
+def test_resamples_without_small_objects_are_counted_and_make_the_interval_unreliable():
+    """Small objects in 2 of 30 images: about 1 resample in 8 draws neither, its AP_small is undefined and left out."""
+    stats = synthetic_stats(5)
+    small_images = 2
+    keep = stats.target_image < small_images
+    small = ImageStats(
+        **{
+            **stats.__dict__,
+            "tp": stats.tp & (stats.pred_image < small_images)[:, None],  # no labels, no correct predictions
+            "target_cls": stats.target_cls[keep],
+            "target_image": stats.target_image[keep],
+        }
+    )
+    runs = {
+        "reference": [{"all": stats, "small": small}],
+        "worse": [{"all": degraded(stats), "small": degraded(small)}],
+    }
+    resamples, seed = 200, 3
+    comparisons = {c.metric: c for c in paired_comparisons(runs, resamples=resamples, seed=seed)}
+    without_small = int((image_resamples(len(stats.images), resamples, seed)[:, :small_images].sum(1) == 0).sum())
+    assert without_small > 0.1 * resamples  # the case under test: more than the allowed fraction
+    ap_small = comparisons["ap_small"]
+    assert (ap_small.dropped, ap_small.resamples) == (without_small, resamples)
+    assert math.isfinite(ap_small.ci_low) and not ap_small.interval_reliable
+    assert comparisons["map50_95"].dropped == 0 and comparisons["map50_95"].interval_reliable
+    assert "so the interval is unreliable" in verdict(ap_small)
+    assert "left out" not in verdict(comparisons["map50_95"])
+    notes = dropped_resample_notes([("d", c) for c in comparisons.values()], multiple_datasets=False)
+    assert notes == [
+        f"worse vs reference, ap_small: {without_small} of {resamples} resamples had no small objects and were left "
+        "out (more than 10 %, so the interval is unreliable)"
+    ]
+    plan = SimpleNamespace(
+        models=["reference", "worse"],
+        datasets=["d"],
+        seeds=[0],
+        settings=[SimpleNamespace(epochs=1, imgsz=64, batch=2)],
+    )
+    costs = {"params": 1, "gflops": 1, "latency_ms": 1, "train_s": 1}
+    rows = [{"model": name, "seed": 0, "map50": 0.5, "map50_95": 0.3, **costs} for name in plan.models]
+    report = markdown_report(rows, [("d", c) for c in comparisons.values()], plan, 1.0, resamples)
+    assert "| ap_small (CI unreliable) |" in report and f"- {notes[0]}" in report
+    # below the fraction the count is still reported, and the interval is not called unreliable
+    few = Comparison(**{**ap_small.__dict__, "dropped": 5})
+    assert few.interval_reliable and "unreliable" not in verdict(few)
+    assert dropped_resample_notes([("d", few)], False) == [
+        f"worse vs reference, ap_small: 5 of {resamples} resamples had no small objects and were left out"
+    ]

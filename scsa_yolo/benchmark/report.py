@@ -12,7 +12,13 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from scsa_yolo.benchmark.stats import CONFIDENCE, Comparison, smallest_sign_flip_p_value
+from scsa_yolo.benchmark.stats import (
+    CONFIDENCE,
+    MAX_DROPPED_FRACTION,
+    Comparison,
+    metric_size_bin,
+    smallest_sign_flip_p_value,
+)
 
 # One row per (dataset, model, seed). latency_* are per architecture and dataset (measured once, same process,
 # interleaved), so all seeds of a model share them; device is where training ran. ap_* are COCO APs by box area
@@ -135,7 +141,32 @@ def verdict(comparison: Comparison) -> str:
     if math.isfinite(c.ci_low) and not c.ci_low <= c.delta <= c.ci_high:
         # a percentile interval need not hold its estimate: AP recomputed on resampled images is biased
         text += "; the estimate lies outside its bootstrap interval, so the interval is unreliable here"
+    if not c.interval_reliable:
+        text += f"; {_dropped_sentence(c)}"
     return text
+
+
+def _dropped_sentence(c: Comparison) -> str:
+    """How many resamples had no labels of the metric's size bin, and whether that makes the interval unreliable."""
+    size_bin = metric_size_bin(c.metric)
+    text = f"{c.dropped} of {c.resamples} resamples had no {'labels' if size_bin == 'all' else size_bin + ' objects'}"
+    text += " and were left out"
+    if not c.interval_reliable:
+        text += f" (more than {MAX_DROPPED_FRACTION:.0%}, so the interval is unreliable)".replace("%", " %")
+    return text
+
+
+def dropped_resample_notes(comparisons: Sequence[tuple[str, Comparison]], multiple_datasets: bool) -> list[str]:
+    """One line per comparison whose interval left out resamples without labels of its size bin (none: no lines).
+
+    A comparison undefined on the full split (no labels of that size at all) is left to its ``nan`` delta.
+    """
+    lines = []
+    for dataset, c in comparisons:
+        if c.dropped and math.isfinite(c.delta):
+            prefix = (f"[{dataset}] " if multiple_datasets else "") + f"{c.model} vs {c.reference}, {c.metric}: "
+            lines.append(prefix + _dropped_sentence(c))
+    return lines
 
 
 def comparison_verdicts(comparisons: Sequence[tuple[str, Comparison]], multiple_datasets: bool) -> list[str]:
@@ -330,8 +361,10 @@ def markdown_report(
             "|" + "---|" * (len(COMPARISON_COLUMNS) + multiple),
         ]
         for dataset, c in comparisons:
-            cells = [c.model, c.reference, c.metric, str(c.seeds), str(c.images), _signed(c.delta, 4)]
+            metric = c.metric if c.interval_reliable or not math.isfinite(c.delta) else f"{c.metric} (CI unreliable)"
+            cells = [c.model, c.reference, metric, str(c.seeds), str(c.images), _signed(c.delta, 4)]
             cells += [_signed(c.ci_low, 4), _signed(c.ci_high, 4), "" if c.p_value is None else f"{c.p_value:.2f}"]
             lines.append("| " + " | ".join(([dataset] if multiple else []) + cells) + " |")
+        lines += [""] + [f"- {note}" for note in dropped_resample_notes(comparisons, multiple)]
         lines += ["", f"The comparisons took {comparison_seconds:.1f} s ({resamples} resamples)."]
     return "\n".join(lines) + "\n"

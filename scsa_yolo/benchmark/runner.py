@@ -48,6 +48,7 @@ from scsa_yolo.benchmark.plots import (
 )
 from scsa_yolo.benchmark.report import (
     comparison_verdicts,
+    dropped_resample_notes,
     markdown_report,
     write_comparisons_csv,
     write_results_csv,
@@ -387,7 +388,10 @@ def run_benchmark(
         {(r["dataset"], r["model"], r["seed"]): Path(r["run_dir"]) / "results.csv" for r in records},
         plan.out / "training_curves.png",
     )
-    verdicts = "\n".join(comparison_verdicts(comparisons, multiple_datasets=len(plan.datasets) > 1))
+    multiple_datasets = len(plan.datasets) > 1
+    verdicts = "\n".join(
+        comparison_verdicts(comparisons, multiple_datasets) + dropped_resample_notes(comparisons, multiple_datasets)
+    )
     LOGGER.info(f"\n{report}\nResults in {plan.out}\n\n{verdicts}")
     return rows
 

@@ -41,6 +41,9 @@ DEFAULT_BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 MAX_SIGN_FLIP_SEEDS = 16  # every sign pattern is enumerated
 RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)
+# Resamples without labels of a metric's size bin have no AP and are left out of its interval; past this fraction the
+# interval describes a different population of image sets (those that happen to hold such labels) and is unreliable.
+MAX_DROPPED_FRACTION = 0.10
 
 
 @dataclass
@@ -285,6 +288,11 @@ class _Curves:
         return ap.reshape(n_sets, self.segments)
 
 
+def metric_size_bin(metric: str) -> str:
+    """The size bin (``"all"``, ``"small"``) whose per-image statistics a compared metric is recomputed from."""
+    return _METRIC_SOURCE[metric][0]
+
+
 def summary_metrics(ap: np.ndarray) -> dict[str, float]:
     """``map50`` and ``map50_95`` from per-threshold AP."""
     return {"map50": float(ap[0]), "map50_95": float(np.mean(ap))}
@@ -307,7 +315,11 @@ def average_precision(stats: ImageStats, image_weights: np.ndarray | None = None
 
 @dataclass(frozen=True)
 class Comparison:
-    """One row of comparisons.csv."""
+    """One row of comparisons.csv, with how many resamples its interval rests on (reported, not a csv column).
+
+    ``dropped`` counts the bootstrap replicates left out of the interval because a resampled image set held no labels
+    of the metric's size bin (its AP is undefined there).
+    """
 
     model: str
     reference: str
@@ -318,11 +330,18 @@ class Comparison:
     ci_low: float
     ci_high: float
     p_value: float | None
+    resamples: int = 0
+    dropped: int = 0
 
     @property
     def excludes_zero(self) -> bool:
         """The interval lies entirely on one side of zero."""
         return self.ci_low > 0 or self.ci_high < 0
+
+    @property
+    def interval_reliable(self) -> bool:
+        """At most :data:`MAX_DROPPED_FRACTION` of the resamples were left out of the interval."""
+        return self.dropped <= MAX_DROPPED_FRACTION * self.resamples
 
 
 def smallest_sign_flip_p_value(seeds: int) -> float:
@@ -400,7 +419,8 @@ def paired_comparisons(
 
     Each bootstrap replicate draws the seeds with replacement (when there are several), then the images with
     replacement, the same images for both models, and averages the per-seed differences of the metric recomputed on
-    those images. The point estimate is the mean per-seed difference on the full set.
+    those images. The point estimate is the mean per-seed difference on the full set. Replicates whose image set holds
+    no labels of the metric's size bin are left out of the interval and counted in ``Comparison.dropped``.
 
     Args:
         runs: Model name (reference first) to one dict of size-bin statistics per seed; every model has the same seeds
@@ -449,6 +469,8 @@ def paired_comparisons(
                     ci_low=float(low),
                     ci_high=float(high),
                     p_value=sign_flip_p_value(per_seed) if np.isfinite(per_seed).all() else None,
+                    resamples=resamples,
+                    dropped=resamples - len(finite),
                 )
             )
     return comparisons
