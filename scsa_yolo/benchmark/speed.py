@@ -94,6 +94,19 @@ def _precision_context(precision: str) -> ExitStack:
     return stack
 
 
+def _spread_block(channels: int, seed: int) -> SCSA:
+    """An SCSA block whose parameters are spread away from their initial values, seeded.
+
+    The official-style initialisation leaves the GroupNorms at identity, which would time a special case.
+    """
+    torch.manual_seed(seed)
+    block = SCSA(channels)
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    return block
+
+
 def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int = 200, seed: int = 0) -> list[dict]:
     """Time SCSA's reference, PyTorch-op and default paths, forward (no grad) and forward + backward, one thread.
 
@@ -113,11 +126,7 @@ def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int
     rows = []
     try:
         for channels, side in shapes:
-            torch.manual_seed(seed)
-            block = SCSA(channels)
-            with torch.no_grad():  # official-style init leaves GroupNorm at identity; spread the values out
-                for parameter in block.parameters():
-                    parameter.add_(torch.randn_like(parameter) * 0.1)
+            block = _spread_block(channels, seed)
             x = torch.randn(1, channels, side, side)
             ops_forward = fused_kernel_disabled()(block)  # the context manager as a decorator
             with torch.no_grad():
@@ -411,11 +420,7 @@ def bench_module_cuda(
     rows = []
     with cuda_kernel_switched_on():
         for channels, side in shapes:
-            torch.manual_seed(seed)
-            block = SCSA(channels)
-            with torch.no_grad():  # official-style init leaves GroupNorm at identity; spread the values out
-                for parameter in block.parameters():
-                    parameter.add_(torch.randn_like(parameter) * 0.1)
+            block = _spread_block(channels, seed)
             block.to(device)
             ops_forward = fused_kernel_disabled()(block)
             for batch in batches:
