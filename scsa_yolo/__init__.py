@@ -9,7 +9,7 @@ from scsa_yolo.integration import register
 from scsa_yolo.models import model_yaml
 from scsa_yolo.nn import BLOCKS, SCSA, create_block
 
-__version__ = "0.1.0"
+from scsa_yolo.version import __version__
 __all__ = ["BLOCKS", "SCSA", "create_block", "model_yaml", "register"]
 
 register()

@@ -2,7 +2,12 @@
 
 Every subcommand module defines ``add_arguments(parser)`` (its flags) and ``run(args) -> int`` (the work, exit status
 returned). :data:`SUBCOMMANDS` is the name-to-module table the parser is built from; ``scripts/*.py`` call
-:func:`main` with their subcommand's name, so the command and the scripts share one parser each.
+:func:`main` with their subcommand's name, so the command and the scripts share one parser each. Only the chosen
+subcommand's module is imported (the others are listed by their first docstring line, read without importing them),
+and a subcommand imports torch and Ultralytics only inside ``run``, so ``--help`` stays fast.
+
+Errors (see :mod:`scsa_yolo.errors`): a :class:`~scsa_yolo.errors.UsageError` raised anywhere below ``run`` is printed
+as one line and exits 2; any other exception is a bug, printed with its traceback and a request to report it.
 
 The command is launched through the top-level ``scsa_yolo_command`` module, which sets the offline environment before
 this package (and with it Ultralytics) is imported.
@@ -11,32 +16,58 @@ this package (and with it Ultralytics) is imported.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
+import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
-from scsa_yolo.cli import benchmark, cam, demo_data, models, prepare, profile, speed
+from scsa_yolo.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
-SUBCOMMANDS: dict[str, ModuleType] = {
-    "benchmark": benchmark,
-    "prepare": prepare,
-    "profile": profile,
-    "cam": cam,
-    "speed": speed,
-    "models": models,
-    "demo-data": demo_data,
+# Subcommand name -> module name in this package.
+SUBCOMMANDS: dict[str, str] = {
+    "benchmark": "benchmark",
+    "prepare": "prepare",
+    "profile": "profile",
+    "cam": "cam",
+    "speed": "speed",
+    "models": "models",
+    "demo-data": "demo_data",
 }
 
 
-def build_parser(prog: str = "scsa-yolo") -> argparse.ArgumentParser:
+def load_subcommand(name: str) -> ModuleType:
+    """Import the module of subcommand ``name``.
+
+    Args:
+        name (str): A key of :data:`SUBCOMMANDS`.
+
+    Returns:
+        (ModuleType): The module, with ``add_arguments`` and ``run``.
+    """
+    return importlib.import_module(f"{__name__}.{SUBCOMMANDS[name]}")
+
+
+def subcommand_doc(name: str) -> str:
+    """Docstring of subcommand ``name``'s module, read from its source without importing it."""
+    source = Path(__file__).with_name(f"{SUBCOMMANDS[name]}.py").read_text(encoding="utf-8")
+    return (ast.get_docstring(ast.parse(source)) or "").strip()
+
+
+def build_parser(prog: str = "scsa-yolo", chosen: str | None = None) -> argparse.ArgumentParser:
     """Build the parser of the whole command, one subparser per entry of :data:`SUBCOMMANDS`.
 
     Args:
         prog (str): Program name shown in usage lines.
+        chosen (str | None): The subcommand about to run: only its module is imported and its flags added.
+            None imports every subcommand module (for tests and documentation).
 
     Returns:
         (argparse.ArgumentParser): Parser whose result carries the chosen module as ``args.subcommand_module``.
     """
-    from scsa_yolo import __version__
+    from scsa_yolo.version import __version__
 
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -45,16 +76,19 @@ def build_parser(prog: str = "scsa-yolo") -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND", required=True)
-    for name, module in SUBCOMMANDS.items():
-        doc = (module.__doc__ or "").strip()
+    for name in SUBCOMMANDS:
+        doc = subcommand_doc(name)
         subparser = subparsers.add_parser(
             name,
             help=doc.splitlines()[0] if doc else None,
             description=doc,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(subparser)
-        subparser.set_defaults(subcommand_module=module)
+        subparser.set_defaults(subcommand_name=name)
+        if chosen is None or name == chosen:
+            module = load_subcommand(name)
+            module.add_arguments(subparser)
+            subparser.set_defaults(subcommand_module=module)
     return parser
 
 
@@ -67,5 +101,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         (int): Exit status of the subcommand.
     """
-    args = build_parser().parse_args(argv)
-    return args.subcommand_module.run(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    chosen = chosen if chosen in SUBCOMMANDS else None
+    parser = build_parser(chosen=chosen or "")
+    args = parser.parse_args(argv)
+    prefix = f"{parser.prog} {args.subcommand_name}"
+    try:
+        return args.subcommand_module.run(args)
+    except UsageError as error:
+        print(f"{prefix}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        from scsa_yolo.version import __version__
+
+        traceback.print_exc()
+        print(
+            f"{prefix}: internal error (a bug in scsa-yolo {__version__}, not in your input): please report it with "
+            "the command line and the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
