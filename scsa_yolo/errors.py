@@ -35,7 +35,9 @@ class MissingExtraError(UsageError):
     def __init__(self, feature: str, extra: str, module: str):
         """Build the one-line message naming the extra and the pip command."""
         self.feature, self.extra, self.module = feature, extra, module
-        super().__init__(f"{feature} needs the '{extra}' extra ({module} is not installed): pip install 'scsa-yolo[{extra}]'")
+        super().__init__(
+            f"{feature} needs the '{extra}' extra ({module} is not installed): pip install 'scsa-yolo[{extra}]'"
+        )
 
 
 def require_extra(module: str, feature: str, extra: str):
