@@ -306,7 +306,7 @@ def test_real_exdark_split_file_gives_the_official_split():
     from collections import Counter
 
     from scsa_yolo.data.converters.bbgt import read_split_file
-    from scsa_yolo.data.converters.common import ConversionReport
+    from scsa_yolo.data.converters.report import ConversionReport
 
     report = ConversionReport("ExDark")
     splits = read_split_file(REAL_SAMPLES / "exdark" / "imageclasslist.txt", report)

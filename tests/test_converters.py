@@ -17,10 +17,9 @@ from scsa_yolo.data.converters import (
     MANIFEST_NAME,
     REPORT_NAME,
     ConversionError,
-    ConvertOptions,
     convert_dataset,
 )
-from scsa_yolo.data.converters.common import stored_to_displayed
+from scsa_yolo.data.images import stored_to_displayed
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (64, 48)  # width, height of fixture images
@@ -321,7 +320,7 @@ def test_visdrone_ignored_regions_and_others_never_drop_an_image(tmp_path):
     from ultralytics.data.utils import verify_image_label
 
     dest = tmp_path / "out"
-    convert_dataset("visdrone", [build_visdrone(tmp_path / "src")], dest, ConvertOptions(fill_ignored=True))
+    convert_dataset("visdrone", [build_visdrone(tmp_path / "src")], dest, fill_ignored=True)
     report = load_report(dest)
     assert_balanced(report)
     train = report["splits"]["train"]

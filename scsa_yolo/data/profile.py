@@ -24,7 +24,9 @@ from ultralytics.utils.ops import segments2boxes
 from ultralytics.utils.patches import imread
 from ultralytics.utils.plotting import Annotator, colors
 
-from .converters.common import IMAGE_ERRORS, MANIFEST_NAME, check_image_signature, iter_text_lines, record_written
+from .converters.sources import iter_text_lines
+from .images import IMAGE_ERRORS, check_image_signature
+from .manifest import MANIFEST_NAME, record_written
 
 SMALL_AREA = 32**2  # COCO object-size buckets, in pixels
 LARGE_AREA = 96**2

@@ -14,18 +14,11 @@ from pathlib import Path
 
 from ultralytics.data.utils import IMG_FORMATS
 
-from .common import (
-    UNASSIGNED,
-    ConversionError,
-    ConversionReport,
-    DatasetSpec,
-    RawBox,
-    Sample,
-    find_files,
-    find_images,
-    index_by_name,
-    iter_text_lines,
-)
+from ..errors import ConversionError
+from .options import ConvertOptions, ExDarkOptions
+from .records import UNASSIGNED, DatasetSpec, Parsed, RawBox, Sample
+from .report import ConversionReport
+from .sources import SourceTree, index_by_name, iter_text_lines
 
 EXDARK = DatasetSpec(
     key="exdark",
@@ -98,34 +91,28 @@ def parse_bbgt(path: Path, report: ConversionReport, split: str) -> list[RawBox]
 def _image_for_annotation(
     annotation: Path, by_name: dict[str, list[Path]], by_stem: dict[str, list[Path]]
 ) -> Path | None:
-    """Find the image of ``<name>.<ext>.txt``: same name ignoring case, else an image with the same stem."""
-    name = annotation.name[: -len(".txt")].lower()
-    candidates = by_name.get(name) or by_stem.get(name.rsplit(".", 1)[0]) or []
-    if len(candidates) > 1:  # same name in two class folders: prefer the folder named like the annotation's folder
-        candidates = [p for p in candidates if p.parent.name.lower() == annotation.parent.name.lower()] or candidates
-    return candidates[0] if candidates else None
+    """Find the image of ``<Class>/<name>.<ext>.txt`` in a folder named like the annotation's class folder.
 
-
-def check_exdark_options(split_file: Path | str | None = None, **_: object) -> None:
-    """Check an explicit split file before any work starts.
-
-    Raises:
-        ConversionError: If ``split_file`` is given and is no file.
+    The same name ignoring case wins, else the same stem; an image of another class folder with that stem is another
+    picture and is never paired.
     """
-    if split_file is not None and not Path(split_file).is_file():
-        raise ConversionError(f"--split-file {split_file} does not exist")
+    name = annotation.name[: -len(".txt")].lower()
+    folder = annotation.parent.name.lower()
+    for candidates in (by_name.get(name, []), by_stem.get(name.rsplit(".", 1)[0], [])):
+        same_class = [p for p in candidates if p.parent.name.lower() == folder]
+        if same_class:
+            return same_class[0]
+    return None
 
 
-def parse_exdark(
-    roots: list[Path], dest: Path, report: ConversionReport, split_file: Path | None = None, **_: object
-) -> tuple[list[Sample], None]:
+def parse_exdark(tree: SourceTree, report: ConversionReport, options: ExDarkOptions, shared: ConvertOptions) -> Parsed:
     """Collect ExDark samples with the official split.
 
     Args:
-        roots: Folders to search (images, annotations and the split file may lie in different ones).
-        dest: Output folder, excluded from the search.
+        tree: Files below --source (images, annotations and the split file may lie in different sources).
         report: Receives parse problems.
-        split_file: Explicit ``imageclasslist.txt``; otherwise searched for below ``roots``.
+        options: ``split_file``: explicit ``imageclasslist.txt``; otherwise searched for below the sources.
+        shared: Not used by this format.
 
     Returns:
         Samples and no split lists (the split is official).
@@ -133,29 +120,28 @@ def parse_exdark(
     Raises:
         ConversionError: If the split file is missing.
     """
+    split_file = options.split_file
+    texts = tree.with_suffixes({"txt"})
     if split_file is None:
-        found = [p for p in find_files(roots, {"txt"}, dest) if p.name.lower() == SPLIT_FILE_NAME]
+        found = [p for p in texts if p.name.lower() == SPLIT_FILE_NAME]
         if not found:
             raise ConversionError(
                 f"{SPLIT_FILE_NAME} (ExDark's official split) not found under --source; pass it with --split-file"
             )
         split_file = found[0]
-    check_exdark_options(split_file)
     split_of = read_split_file(Path(split_file), report)
     stem_split = {name.rsplit(".", 1)[0]: split for name, split in split_of.items()}
 
-    images = find_images(roots, dest)
+    images = tree.images()
     by_name = index_by_name(images)
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for image in images:
-        by_stem[image.stem.lower()].append(image)
-    annotations = [
-        p for p in find_files(roots, {"txt"}, dest) if p.name[: -len(".txt")].rsplit(".", 1)[-1].lower() in IMG_FORMATS
-    ]
+        by_stem[image.name.rpartition(".")[0].lower()].append(image)
+    annotations = [p for p in texts if p.name[: -len(".txt")].rsplit(".", 1)[-1].lower() in IMG_FORMATS]
 
     def split_for(image: Path) -> str | None:
         # The list and the files disagree in extension case (and sometimes extension) in the official release
-        return split_of.get(image.name.lower()) or stem_split.get(image.stem.lower())
+        return split_of.get(image.name.lower()) or stem_split.get(image.name.rpartition(".")[0].lower())
 
     annotation_of: dict[Path, Path] = {}
     duplicates: list[tuple[Path, Path]] = []
@@ -189,8 +175,8 @@ def parse_exdark(
         else:
             report.issue("duplicate_annotation", where)
 
-    found_names = {image.name.lower() for image in images} | {image.stem.lower() for image in images}
+    found_names = {image.name.lower() for image in images} | set(by_stem)
     for name in sorted(split_of):
         if name not in found_names and name.rsplit(".", 1)[0] not in found_names:
             report.issue("listed_image_missing", f"{split_file}: {name} ({split_of[name]})")
-    return samples, None
+    return Parsed(samples)

@@ -3,7 +3,7 @@
 ``ultralytics.data.converter.convert_coco`` is not used: it maps ``category_id - 1`` (ids must be 1-based and
 contiguous, which these releases do not promise), normalises by the JSON's width/height without EXIF handling or
 clipping, and leaves copying images to the caller. Here categories are mapped by *name* to the official order and the
-boxes go through the shared checks in :mod:`.common`.
+boxes go through the shared checks in :mod:`.write`.
 
 Splits come from the JSON file name (``instances_train.json`` -> train, ``instances_val2017.json`` -> val). DUO and
 RUOD ship only train and test; the test set is written as ``val`` (it is what papers report on, and Ultralytics needs
@@ -26,20 +26,11 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .common import (
-    UNASSIGNED,
-    UNDERWATER_ALIASES,
-    ConversionError,
-    ConversionReport,
-    DatasetSpec,
-    RawBox,
-    Sample,
-    find_files,
-    find_images,
-    index_by_name,
-    normalise_name,
-    split_from_name,
-)
+from ..errors import ConversionError
+from .options import ConvertOptions, DuoOptions, RuodOptions, Utdac2020Options
+from .records import UNASSIGNED, UNDERWATER_ALIASES, DatasetSpec, Parsed, RawBox, Sample, normalise_name
+from .report import ConversionReport
+from .sources import SourceTree, index_by_name, pick_by_name, split_from_name
 
 DUO = DatasetSpec(
     key="duo",
@@ -119,13 +110,20 @@ def _load_coco(path: Path) -> dict | None:
 
 
 def _image_folder(
-    file_names: list[str], by_name: dict[str, list[Path]], split: str, word: str | None = None
+    file_names: list[str], by_name: dict[str, list[Path]], split: str, native: str | None, word: str | None = None
 ) -> Path | None:
     """Pick the folder holding most of a JSON's images (DUO's train and test folders may reuse file names).
 
-    Ties go to a folder named after ``word`` (a subset such as RUOD's ``light``), then to one named after the split.
+    A folder named after another split than the JSON's own (``native``, from its file name) is never chosen: without
+    ``images/train`` the train file names all exist in ``images/test``, and those are other pictures. Ties go to a
+    folder named after ``word`` (a subset such as RUOD's ``light``), then to one named after the split.
     """
-    votes = Counter(p.parent for name in file_names for p in by_name.get(Path(name).name.lower(), []))
+    votes = Counter(
+        p.parent
+        for name in file_names
+        for p in by_name.get(Path(name).name.lower(), [])
+        if native is None or split_from_name(p.parent.name) in (None, native)
+    )
     if not votes:
         return None
     best = max(votes.values())
@@ -246,13 +244,16 @@ def parse_coco_file(
     for image_id, entry in images_by_id.items():
         file_name = str(entry.get("file_name", ""))
         candidates = by_name.get(Path(file_name).name.lower(), [])
-        image = next((p for p in candidates if p.parent == folder), None) or (
-            candidates[0] if len(candidates) == 1 else None
-        )
+        image = pick_by_name([p for p in candidates if p.parent == folder], Path(file_name).name)
         boxes = boxes_by_image.get(image_id, [])
         if image is None or image in used:
             if candidates:  # missing images are counted by write_dataset; here say why an existing one was not used
-                report.issue("ambiguous_image", f"{path}: images[id={image_id!r}] file_name {file_name!r}")
+                elsewhere = ", ".join(str(p) for p in candidates[:2])
+                report.issue(
+                    "image_not_in_split_folder",
+                    f"{path}: images[id={image_id!r}] file_name {file_name!r} is not in {folder} (only {elsewhere}: "
+                    "another picture, or a case-only twin; not used)",
+                )
             samples.append(Sample(split, None, path, boxes))
             continue
         used.add(image)
@@ -264,19 +265,16 @@ def parse_coco_file(
 
 
 def parse_coco(
-    roots: list[Path],
-    dest: Path,
+    tree: SourceTree,
     report: ConversionReport,
     subsets: dict[str, str] | None = None,
     use_waterweeds: bool | None = None,
     test_subset: str | None = None,
-    **_: object,
-) -> tuple[list[Sample], None]:
-    """Collect samples from every COCO detection JSON below ``roots``.
+) -> Parsed:
+    """Collect samples from every COCO detection JSON of the sources.
 
     Args:
-        roots: Folders to search.
-        dest: Output folder, excluded from the search.
+        tree: Files below --source.
         report: Receives parse problems and notes on the files not converted.
         subsets: Extra annotation files the release ships, by normalised file stem without ``instances`` and digits
             (e.g. ``{"light": "RUOD environment subset ..."}``): reported with their image counts, not converted.
@@ -293,11 +291,11 @@ def parse_coco(
     """
     if test_subset is not None and test_subset not in (subsets or {}):
         raise ConversionError(f"unknown subset {test_subset!r}; this dataset has: {', '.join(subsets or {}) or 'none'}")
-    images = find_images(roots, dest)
+    images = tree.images()
     test_file = None
     by_name = index_by_name(images)
     files = {}
-    for path in find_files(roots, {"json"}, dest):
+    for path in tree.with_suffixes({"json"}):
         data = _load_coco(path)
         if data is None:
             report.note(f"{path} skipped: not COCO detection JSON (needs images, annotations, categories)")
@@ -344,8 +342,11 @@ def parse_coco(
             [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)],
             by_name,
             split,
+            split_from_name(path.stem),
             test_subset if split == "test" else None,
         )
+        if folder is None and data["images"]:
+            report.note(f"{path}: none of its images was found in a folder for its split; all counted as missing")
         split_samples, split_used = parse_coco_file(path, data, split, folder, by_name, report)
         samples += split_samples
         used |= split_used
@@ -362,32 +363,25 @@ def parse_coco(
         report.note(f"{folder}: {len(folder_images)} images that no converted annotation file lists; left out")
         for image in folder_images:
             report.skip_image(UNASSIGNED, "not_in_any_annotation_file", str(image))
-    return samples, None
+    return Parsed(samples)
 
 
-def check_ruod_options(environment: str | None = None, **_: object) -> None:
-    """Check ``environment`` before any work starts.
-
-    Raises:
-        ConversionError: If it names no RUOD environment subset.
-    """
-    if environment is not None and environment not in RUOD_SUBSETS:
-        raise ConversionError(f"unknown RUOD environment subset {environment!r}; choose from {', '.join(RUOD_SUBSETS)}")
+def parse_duo(tree: SourceTree, report: ConversionReport, options: DuoOptions, shared: ConvertOptions) -> Parsed:
+    """DUO: ``annotations/instances_{train,test}.json`` and ``images/{train,test}`` (test written as val)."""
+    return parse_coco(tree, report)
 
 
-def parse_ruod(
-    roots: list[Path], dest: Path, report: ConversionReport, environment: str | None = None, **options: object
-) -> tuple[list[Sample], None]:
+def parse_ruod(tree: SourceTree, report: ConversionReport, options: RuodOptions, shared: ConvertOptions) -> Parsed:
     """RUOD from its extracted root: ``RUOD_ANN/instances_{train,test}.json`` (test written as val).
 
     The environment subsets (``Environmet_ANN/instances_{light,color,blur}.json``) are reported and skipped, except
-    ``environment``, which is written as the ``test`` split (``yolo val split=test`` evaluates on it).
+    ``options.environment``, which is written as the ``test`` split (``yolo val split=test`` evaluates on it).
     """
-    return parse_coco(roots, dest, report, subsets=RUOD_SUBSETS, test_subset=environment or None, **options)
+    return parse_coco(tree, report, subsets=RUOD_SUBSETS, test_subset=options.environment)
 
 
 def parse_utdac2020(
-    roots: list[Path], dest: Path, report: ConversionReport, waterweeds: bool = False, **options: object
-) -> tuple[list[Sample], None]:
+    tree: SourceTree, report: ConversionReport, options: Utdac2020Options, shared: ConvertOptions
+) -> Parsed:
     """UTDAC2020's COCO release: train2017/val2017 (four or, with ``waterweeds``, five classes); testA/B reported."""
-    return parse_coco(roots, dest, report, subsets=UTDAC2020_SUBSETS, use_waterweeds=bool(waterweeds), **options)
+    return parse_coco(tree, report, subsets=UTDAC2020_SUBSETS, use_waterweeds=options.waterweeds)

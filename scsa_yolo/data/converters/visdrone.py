@@ -14,19 +14,15 @@ teach the model "background". The image is always kept.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
-from .common import (
-    ConversionError,
-    ConversionReport,
-    DatasetSpec,
-    RawBox,
-    Sample,
-    find_files,
-    find_images,
-    iter_text_lines,
-)
+from ..errors import ConversionError
+from .options import ConvertOptions, VisDroneOptions
+from .records import DatasetSpec, Parsed, RawBox, Sample
+from .report import ConversionReport
+from .sources import SourceTree, iter_text_lines
 
 VISDRONE = DatasetSpec(
     key="visdrone",
@@ -57,19 +53,25 @@ def parse_visdrone_file(path: Path, report: ConversionReport, split: str) -> tup
     for number, line in iter_text_lines(path):
         if not line:
             continue
+        where = f"{path}:{number}"
         fields = [f.strip() for f in line.rstrip(",").split(",")]  # some files end rows with a comma
         try:
-            left, top, width, height, score, category = (int(float(v)) for v in fields[:6])
-        except (ValueError, OverflowError):  # "nan" raises ValueError, "inf" OverflowError: both malformed
-            fields = []
-        where = f"{path}:{number}"
-        if len(fields) < 6:
+            values = [float(v) for v in fields[:6]]
+        except ValueError:  # also "nan"; "inf" is caught below
+            values = []
+        if len(values) < 6 or not all(math.isfinite(v) for v in values):
             report.drop_box(split, "malformed_line", f"{where}: {line!r}")
             continue
+        if not all(v.is_integer() for v in values):  # 4.7 is no category, 10.9 no pixel: never rounded or cut
+            report.drop_box(split, "malformed_line", f"{where}: {line!r} (the first six columns are integers)")
+            continue
+        left, top, width, height, score, category = (int(v) for v in values)
         xyxy = (float(left), float(top), float(left) + width, float(top) + height)  # float: huge sums become inf
         if category == IGNORED_CATEGORY or score == 0:  # VisDrone: score 0 = "ignored in evaluation"
             ignored.append(RawBox("ignored", xyxy, where))
             report.drop_box(split, "ignored_region", where)
+        elif width < 0 or height < 0:  # which corner the numbers start from cannot be told
+            report.drop_box(split, "negative_size", f"{where}: {line!r}")
         elif 1 <= category <= len(VISDRONE.names):
             boxes.append(RawBox(VISDRONE.names[category - 1], xyxy, where))
         elif category == OTHERS_CATEGORY:
@@ -90,13 +92,16 @@ def _split_of_folder(folder: Path) -> str | None:
     return None
 
 
-def parse_visdrone(roots: list[Path], dest: Path, report: ConversionReport, **_: object) -> tuple[list[Sample], None]:
-    """Collect VisDrone samples from every ``<split>/images`` folder below ``roots``.
+def parse_visdrone(
+    tree: SourceTree, report: ConversionReport, options: VisDroneOptions, shared: ConvertOptions
+) -> Parsed:
+    """Collect VisDrone samples from every ``<split>/images`` folder of the sources.
 
     Args:
-        roots: Folders to search.
-        dest: Output folder, excluded from the search.
+        tree: Files below --source.
         report: Receives parse problems and skipped folders.
+        options: ``fill_ignored`` attaches the ignored regions to be painted.
+        shared: Not used by this format.
 
     Returns:
         Samples and no split lists (the split is official).
@@ -104,8 +109,8 @@ def parse_visdrone(roots: list[Path], dest: Path, report: ConversionReport, **_:
     Raises:
         ConversionError: If an ``images`` folder's parent does not say its split.
     """
-    images = find_images(roots, dest)
-    texts = find_files(roots, {"txt"}, dest)
+    images = tree.images()
+    texts = tree.with_suffixes({"txt"})
     split_folders = sorted({p.parent.parent for p in images if p.parent.name.lower() == "images"})
     samples = []
     for folder in split_folders:
@@ -120,14 +125,18 @@ def parse_visdrone(roots: list[Path], dest: Path, report: ConversionReport, **_:
         folder_images: dict[str, list[Path]] = defaultdict(list)
         for image in images:
             if image.parent.parent == folder and image.parent.name.lower() == "images":
-                folder_images[image.stem].append(image)
-        annotations = {p.stem: p for p in texts if p.parent.parent == folder and p.parent.name.lower() == "annotations"}
+                folder_images[image.name.rpartition(".")[0]].append(image)
+        annotations = {
+            p.name.rpartition(".")[0]: p
+            for p in texts
+            if p.parent.parent == folder and p.parent.name.lower() == "annotations"
+        }
         for stem in sorted(folder_images.keys() | annotations.keys()):
             annotation = annotations.get(stem)
             boxes, ignored = parse_visdrone_file(annotation, report, split) if annotation else ([], [])
             first, *others = folder_images.get(stem) or [None]
-            samples.append(Sample(split, first, annotation, boxes, ignored))
+            samples.append(Sample(split, first, annotation, boxes, ignored if options.fill_ignored else []))
             for image in others:  # "a.jpg" and "a.png" share "a.txt": it belongs to one of them at most
                 report.issue("ambiguous_annotation", f"{annotation} also matches {image}; that image has no annotation")
                 samples.append(Sample(split, image))
-    return samples, None
+    return Parsed(samples)

@@ -15,7 +15,7 @@ Pixel coordinates are 1-based as in the VOC devkit: like Ultralytics' own VOC co
 -1 pixel. URPC's XML fits this reading: boxes end at ``ymax = 1081`` on 1080-pixel-high images. ``difficult`` objects
 are dropped (counted) as that converter does.
 
-Images without an XML are handled by :func:`.common.leave_out_unlabelled` *before* the split, so a folder of
+Images without an XML are handled by :func:`.write.leave_out_unlabelled` *before* the split, so a folder of
 unlabelled test images (URPC's ``test-B-image/``) is reported and never takes a val slot. The split is made here: a
 seeded shuffle of the sorted list of images to write, ``round(n * val_fraction)`` to val, recorded in
 ``splits/{train,val}.txt``.
@@ -29,19 +29,14 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from .common import (
-    UNASSIGNED,
-    UNDERWATER_ALIASES,
-    ConversionReport,
-    DatasetSpec,
-    RawBox,
-    Sample,
-    find_files,
-    find_images,
-    leave_out_unlabelled,
-    split_from_name,
-)
+from ..errors import ConversionError
+from .options import ConvertOptions, Urpc2020Options
+from .records import UNASSIGNED, UNDERWATER_ALIASES, DatasetSpec, Parsed, RawBox, Sample
+from .report import ConversionReport
+from .sources import SourceTree, split_from_name
+from .write import leave_out_unlabelled
 
 VOC_PIXEL_OFFSET = 1.0  # VOC devkit pixel indices start at 1
 
@@ -81,24 +76,26 @@ class VocAnnotation:
     drops: list[tuple[str, str]]
 
 
-def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None:
-    """Parse one VOC XML.
+def read_voc(source: Path | IO[bytes], where: str, pixel_offset: float = VOC_PIXEL_OFFSET) -> VocAnnotation:
+    """Read one VOC XML (a file or an open binary stream, e.g. a member of a zip).
 
     Args:
-        path: XML file.
-        report: Receives files that are not well-formed XML.
+        source: The XML.
+        where: Name used for the file in the origins of its boxes (its path).
+        pixel_offset: Subtracted from every corner: 1 for the VOC devkit's 1-based pixels; 0 for tools that write
+            0-based corners (deepforest).
 
     Returns:
-        The parsed content, or None when the file is unreadable (counted) or not VOC (e.g. some other XML).
+        The content; objects with a missing name or corner are in ``drops`` as ``malformed_line``, ``difficult`` ones
+        as ``difficult``, and ones whose max corner lies before the min corner as ``swapped_corners``.
+
+    Raises:
+        ET.ParseError: If it is not well-formed XML.
+        ValueError: If its root element is not ``<annotation>``.
     """
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as e:
-        report.issue("unreadable_annotation", f"{path}: {e}")
-        return None
+    root = ET.parse(source).getroot()
     if root.tag != "annotation":
-        report.issue("not_voc_xml", f"{path}: root element <{root.tag}>")
-        return None
+        raise ValueError(f"root element <{root.tag}>, not <annotation>")
     try:
         size = root.find("size")
         declared = (int(_number(size, "width")), int(_number(size, "height")))
@@ -107,7 +104,7 @@ def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None
         declared = None
     boxes, drops = [], []
     for number, obj in enumerate(root.iter("object"), 1):
-        where = f"{path}:object[{number}]"
+        origin = f"{where}:object[{number}]"
         name = (obj.findtext("name") or "").strip()
         try:
             bndbox = obj.find("bndbox")
@@ -115,13 +112,25 @@ def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None
         except (AttributeError, TypeError, ValueError):
             xyxy = None
         if not name or xyxy is None:
-            drops.append(("malformed_line", where))
-            continue
-        if (obj.findtext("difficult") or "0").strip() == "1":
-            drops.append(("difficult", where))
-            continue
-        boxes.append(RawBox(name, tuple(v - VOC_PIXEL_OFFSET for v in xyxy), where))
-    return VocAnnotation(path, boxes, declared, (root.findtext("filename") or "").strip(), drops)
+            drops.append(("malformed_line", origin))
+        elif (obj.findtext("difficult") or "0").strip() == "1":
+            drops.append(("difficult", origin))
+        elif xyxy[2] < xyxy[0] or xyxy[3] < xyxy[1]:
+            drops.append(("swapped_corners", f"{origin}: xmin/ymin {xyxy[:2]} beyond xmax/ymax {xyxy[2:]}"))
+        else:
+            boxes.append(RawBox(name, tuple(v - pixel_offset for v in xyxy), origin))
+    return VocAnnotation(Path(where), boxes, declared, (root.findtext("filename") or "").strip(), drops)
+
+
+def parse_voc_file(path: Path, report: ConversionReport) -> VocAnnotation | None:
+    """Read one VOC XML file; one that is not well-formed or not VOC is counted and gives None."""
+    try:
+        return read_voc(path, str(path))
+    except ET.ParseError as e:
+        report.issue("unreadable_annotation", f"{path}: {e}")
+    except ValueError as e:
+        report.issue("not_voc_xml", f"{path}: {e}")
+    return None
 
 
 def _nearest(candidates: list[Path], anchor: Path) -> Path:
@@ -148,61 +157,46 @@ def _may_pair(xml_folder: Path, image_folder: Path, image_folders: set[Path]) ->
     return len(splits - {None}) < 2  # "train" vs "test" is another split, not an image folder
 
 
-def check_voc_options(val_fraction: float = 0.2, seed: int = 0, **_: object) -> None:
-    """Check the split options before any work starts.
-
-    Raises:
-        ValueError: If ``val_fraction`` is not a number in [0, 1) or ``seed`` is not an integer.
-    """
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-        raise ValueError(f"--val-fraction must be a number in [0, 1), got {val_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"--seed must be an integer, got {seed!r}")
-
-
-def parse_voc(
-    roots: list[Path],
-    dest: Path,
-    report: ConversionReport,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    unlabelled_backgrounds: bool = False,
-    **_: object,
-) -> tuple[list[Sample], dict[str, list[str]]]:
+def parse_urpc2020(
+    tree: SourceTree, report: ConversionReport, options: Urpc2020Options, shared: ConvertOptions
+) -> Parsed:
     """Collect URPC2020 samples and split them into train/val deterministically.
 
     Args:
-        roots: Folders to search.
-        dest: Output folder, excluded from the search.
+        tree: Files below --source.
         report: Receives parse problems.
-        val_fraction: Share of images written to val (0-1).
-        seed: Seed of the shuffle.
-        unlabelled_backgrounds: Keep lone images without XML (in folders of labelled images) as backgrounds.
+        options: ``val_fraction`` (share of images written to val) and ``seed`` (of the shuffle).
+        shared: ``unlabelled_backgrounds`` keeps lone images without XML (in folders of labelled images).
 
     Returns:
         Samples, and the source image paths per split (written to ``splits/``).
 
     Raises:
-        ValueError: See :func:`check_voc_options`.
+        ConversionError: If ``val_fraction`` leaves no image for train.
     """
-    check_voc_options(val_fraction, seed)
-    images = find_images(roots, dest)
+    images = tree.images()
     by_stem: dict[str, list[Path]] = defaultdict(list)
     by_name: dict[str, list[Path]] = defaultdict(list)
     for image in images:
-        by_stem[image.stem.lower()].append(image)
+        by_stem[image.name.rpartition(".")[0].lower()].append(image)
         by_name[image.name.lower()].append(image)
     image_folders = {image.parent for image in images}
 
     annotation_of: dict[Path, VocAnnotation] = {}
     orphans = []
-    for xml in find_files(roots, {"xml"}, dest):
+    for xml in tree.with_suffixes({"xml"}):
         parsed = parse_voc_file(xml, report)
         if parsed is None:
             continue
-        same_stem = by_stem.get(xml.stem.lower()) or by_name.get(Path(parsed.file_name).name.lower()) or []
-        candidates = [p for p in same_stem if _may_pair(xml.parent, p.parent, image_folders)]
-        image = _nearest(candidates, xml) if candidates else None
+        named = by_name.get(Path(parsed.file_name).name.lower(), []) if parsed.file_name else []
+        same_stem = by_stem.get(xml.name.rpartition(".")[0].lower(), [])
+        image = None
+        for group in (named, same_stem):  # <filename> first: d.xml naming d.png is not about d.jpg
+            candidates = [p for p in group if _may_pair(xml.parent, p.parent, image_folders)]
+            if candidates:
+                image = _nearest(candidates, xml)
+                break
+        same_stem = named or same_stem
         if image is None and same_stem:
             shown = ", ".join(str(p) for p in same_stem[:3])
             report.issue("unpaired_annotation", f"{xml}: no image in its own or a parallel folder (only {shown})")
@@ -214,12 +208,18 @@ def parse_voc(
     candidates = [
         Sample(UNASSIGNED, image, annotation_of[image].path if image in annotation_of else None) for image in images
     ]
-    kept = [s.image for s in leave_out_unlabelled(candidates, report, unlabelled_backgrounds)]
+    kept = [s.image for s in leave_out_unlabelled(candidates, report, shared.unlabelled_backgrounds)]
 
     # Split by image, on the sorted list, so the split depends on the file set and the seed only
     order = sorted(kept, key=lambda p: str(p))
-    random.Random(seed).shuffle(order)
-    n_val = round(len(order) * val_fraction)
+    random.Random(options.seed).shuffle(order)
+    n_val = round(len(order) * options.val_fraction)
+    if order and n_val >= len(order):
+        most = (len(order) - 0.5) / len(order)
+        raise ConversionError(
+            f"--val-fraction {options.val_fraction} puts all {len(order)} images in val and none in train; use a value "
+            f"below {most:.3f} (or add images)"
+        )
     split_of = {image: ("val" if i < n_val else "train") for i, image in enumerate(order)}
 
     samples = []
@@ -236,11 +236,9 @@ def parse_voc(
             report.drop_box(UNASSIGNED, reason, where)
         samples.append(Sample(UNASSIGNED, None, parsed.path, parsed.boxes))
 
-    roots_sorted = sorted(roots, key=lambda r: len(str(r)), reverse=True)
-
     def relative(image: Path) -> str:
-        root = next((r for r in roots_sorted if image.is_relative_to(r)), None)
+        root = tree.root_of(image)
         return image.relative_to(root).as_posix() if root else image.as_posix()
 
     lists = {split: sorted(relative(i) for i, s in split_of.items() if s == split) for split in ("train", "val")}
-    return samples, {split: files for split, files in lists.items() if files}
+    return Parsed(samples, {split: files for split, files in lists.items() if files})
