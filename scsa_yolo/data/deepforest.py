@@ -49,12 +49,14 @@ import json
 import os
 import shutil
 import tempfile
-import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image
+
+from .errors import DatasetError
+from .layout import save_data_yaml, to_yolo_line, write_label_file
 
 # Bump when the output layout or the tiling rules change, so that old caches are rebuilt.
 BUILD_FORMAT_VERSION = 1
@@ -79,8 +81,16 @@ SOURCE_IMAGES: dict[str, str] = {
 DATA_PREFIX = "deepforest/data/"
 
 
-class MissingWheelError(FileNotFoundError):
+class MissingWheelError(DatasetError, FileNotFoundError):
     """The deepforest wheel that holds the demo images is not where it was looked for."""
+
+
+class DemoParameterError(DatasetError, ValueError):
+    """A tiling parameter or image name outside its range (one line from `scsa-yolo demo-data`, exit 2)."""
+
+
+class ForeignFolderError(DatasetError, FileExistsError):
+    """The output folder holds files this builder did not write; it is never overwritten."""
 
 
 @dataclass(frozen=True)
@@ -195,22 +205,20 @@ def download_command(cache_dir: Path | str = DEFAULT_CACHE_DIR) -> str:
     return f"python -m pip download --no-deps deepforest=={DEEPFOREST_VERSION} -d {cache_dir}"
 
 
-def read_voc_boxes(xml_bytes: bytes) -> list[Box]:
-    """Read the boxes of a Pascal VOC annotation.
+def read_voc_boxes(xml_bytes: bytes, name: str = "annotation.xml") -> list[Box]:
+    """Read the boxes of a Pascal VOC annotation with the converters' VOC reader.
 
     Args:
         xml_bytes: Content of the XML file.
+        name: Its name, for messages.
 
     Returns:
-        One box per ``<object>``, in file order (VOC pixel coordinates are used as-is as a half-open box).
+        One box per usable ``<object>``, in file order. deepforest writes 0-based corners, used as-is as a half-open
+        box (no VOC devkit 1-pixel shift).
     """
-    root = ET.fromstring(xml_bytes)
-    boxes = []
-    for obj in root.iter("object"):
-        bndbox = obj.find("bndbox")
-        x0, y0, x1, y1 = (float(bndbox.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax"))
-        boxes.append(Box(x0, y0, x1, y1))
-    return boxes
+    from .converters.voc import read_voc  # the converters need Ultralytics: imported only when a build runs
+
+    return [Box(*box.xyxy) for box in read_voc(io.BytesIO(xml_bytes), name, pixel_offset=0).boxes]
 
 
 def plan_windows(source: str, width: int, height: int, tile_size: int, val_fraction: float) -> list[TileWindow]:
@@ -269,25 +277,19 @@ def assign_boxes(
 
 
 def _yolo_label_lines(pieces: list[Box], window: Box, tile_size: int) -> list[str]:
-    """Format boxes as YOLO ``class cx cy w h`` lines, normalised by the padded tile size."""
-    lines = []
-    for piece in pieces:
-        cx = ((piece.x0 + piece.x1) / 2 - window.x0) / tile_size
-        cy = ((piece.y0 + piece.y1) / 2 - window.y0) / tile_size
-        lines.append(
-            f"0 {cx:.6f} {cy:.6f} {(piece.x1 - piece.x0) / tile_size:.6f} {(piece.y1 - piece.y0) / tile_size:.6f}"
+    """Format boxes as YOLO rows relative to the window, normalised by the padded tile size."""
+    return [
+        to_yolo_line(
+            0, (p.x0 - window.x0, p.y0 - window.y0, p.x1 - window.x0, p.y1 - window.y0), (tile_size, tile_size)
         )
-    return lines
+        for p in pieces
+    ]
 
 
-def _write_yaml(folder: Path, dataset_root: Path) -> None:
-    """Write the Ultralytics dataset YAML into ``folder``, with ``dataset_root`` as its absolute ``path``."""
-    names = "\n".join(f"  {index}: {name}" for index, name in enumerate(CLASS_NAMES))
-    (folder / YAML_NAME).write_text(
-        "# Real NEON aerial RGB tiles with tree-crown boxes, cut from the deepforest wheel's data/ folder\n"
-        "# by scsa_yolo.data.deepforest (see build_report.json for the counts).\n"
-        f"path: {dataset_root.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
-    )
+YAML_HEADER = (
+    "# Real NEON aerial RGB tiles with tree-crown boxes, cut from the deepforest wheel's data/ folder\n"
+    "# by scsa_yolo.data.deepforest (see build_report.json for the counts).\n"
+)
 
 
 def _load_cached(out_dir: Path, params: dict) -> BuildReport | None:
@@ -328,14 +330,19 @@ def build_deepforest_dataset(
         FileExistsError: If ``out_dir`` exists but is not a dataset built by this function.
         ValueError: For parameters outside their range or unknown image names.
     """
-    if not 0.0 < val_fraction < 1.0 or not 0.0 < min_visible <= 1.0 or tile_size < 32:
-        raise ValueError(
-            f"Need 0<val_fraction<1, 0<min_visible<=1, tile_size>=32; got {val_fraction=}, {min_visible=}, {tile_size=}"
-        )
+    problems = [
+        f"--tile-size {tile_size!r} (an integer >= 32)"
+        * (isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 32),
+        f"--val-fraction {val_fraction!r} (a number between 0 and 1, both excluded)" * (not 0.0 < val_fraction < 1.0),
+        f"--min-visible {min_visible!r} (a number in (0, 1])" * (not 0.0 < min_visible <= 1.0),
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise DemoParameterError(f"bad demo-data parameter(s): {'; '.join(problems)}")
     images = tuple(images) if images else tuple(SOURCE_IMAGES)
     unknown = set(images) - set(SOURCE_IMAGES)
     if unknown:
-        raise ValueError(f"Unknown images {sorted(unknown)}; choose from {list(SOURCE_IMAGES)}")
+        raise DemoParameterError(f"unknown images {sorted(unknown)}; choose from {list(SOURCE_IMAGES)}")
     wheel = Path(wheel) if wheel else find_wheel()
     if not wheel.is_file():
         raise MissingWheelError(f"No deepforest wheel at {wheel}; see find_wheel() for how to get it.")
@@ -353,7 +360,7 @@ def build_deepforest_dataset(
     if cached:
         return cached
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / REPORT_NAME).is_file():
-        raise FileExistsError(f"{out_dir} exists and is not a deepforest build; choose another folder.")
+        raise ForeignFolderError(f"--out {out_dir} exists and is not a deepforest build; choose another folder")
 
     # Build next to the target and swap it in at the end, so an interrupted build never looks complete.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -381,7 +388,7 @@ def _build_into(staging: Path, out_dir: Path, wheel: Path, params: dict, images:
     manifest_rows = []
     with zipfile.ZipFile(wheel) as archive:
         for image_name in images:
-            boxes = read_voc_boxes(archive.read(DATA_PREFIX + SOURCE_IMAGES[image_name]))
+            boxes = read_voc_boxes(archive.read(DATA_PREFIX + SOURCE_IMAGES[image_name]), SOURCE_IMAGES[image_name])
             with Image.open(io.BytesIO(archive.read(DATA_PREFIX + image_name))) as opened:
                 image = opened.convert("RGB")
             windows = plan_windows(image_name, image.width, image.height, tile_size, params["val_fraction"])
@@ -394,7 +401,7 @@ def _build_into(staging: Path, out_dir: Path, wheel: Path, params: dict, images:
                 canvas.paste(image.crop((int(w.x0), int(w.y0), int(w.x1), int(w.y1))), (0, 0))
                 canvas.save(staging / "images" / tile.split / f"{tile.file_stem}.png", compress_level=1)
                 lines = _yolo_label_lines(pieces[index], w, tile_size)
-                (staging / "labels" / tile.split / f"{tile.file_stem}.txt").write_text("".join(f"{x}\n" for x in lines))
+                write_label_file(staging / "labels" / tile.split / f"{tile.file_stem}.txt", lines)
                 tiles[tile.split] += 1
                 labels[tile.split] += len(lines)
                 manifest_rows.append(
@@ -407,7 +414,10 @@ def _build_into(staging: Path, out_dir: Path, wheel: Path, params: dict, images:
         writer = csv.writer(handle)
         writer.writerow(["file", "split", "source", "x0", "y0", "x1", "y1", "labels"])
         writer.writerows(manifest_rows)
-    _write_yaml(staging, dataset_root=out_dir)  # the YAML points at the final folder, not the staging one
+    # the YAML points at the final folder, not the staging one
+    save_data_yaml(
+        staging / YAML_NAME, {"train": "images/train", "val": "images/val"}, CLASS_NAMES, YAML_HEADER, out_dir
+    )
     report = BuildReport(str(out_dir.resolve() / YAML_NAME), params, total, per_image, tiles, labels)
     (staging / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2))
     return report

@@ -226,6 +226,8 @@ class DestSession:
     def __exit__(self, *exc) -> None:
         """Discard an uncommitted staging folder, remove a ``dest`` this run created and left empty, unlock."""
         try:
+            if self._lock is None:  # refused or never locked: the folder belongs to whoever holds it
+                return
             if os.path.isdir(self.work) and not self.committed and _owned_work_folder(self.work):
                 _roll_back(self.work, self.dest)
             if self.created and self.dest.is_dir() and not any(self.dest.iterdir()):

@@ -11,6 +11,7 @@ the boxes sit on the objects.
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from ultralytics.utils.patches import imread
 from ultralytics.utils.plotting import Annotator, colors
 
 from .converters.sources import iter_text_lines
+from .dest import DestLock, make_folder
+from .errors import DestError, ProfileError
 from .images import IMAGE_ERRORS, check_image_signature
 from .manifest import MANIFEST_NAME, record_written
 
@@ -316,22 +319,50 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
     Returns:
         Summary numbers per split (see :meth:`SplitProfile.summary`) and the class counts.
     """
-    data = check_det_dataset(str(data_yaml), autodownload=False)
+    data = read_dataset_yaml(data_yaml)
     names_by_id = {int(k): str(v) for k, v in data["names"].items()}
     names = [names_by_id[i] for i in sorted(names_by_id)]
-    out_dir = Path(out_dir) if out_dir else Path(data["path"]) / "profile"
-
+    root = Path(os.path.abspath(data["path"]))
+    out_dir = Path(os.path.abspath(out_dir)) if out_dir else root / "profile"
     splits = [
         s for s in ("train", "val", "test") if data.get(s) and (s != "test" or data.get("test") != data.get("val"))
     ]
     previews = {split: out_dir / f"preview_{split}.jpg" for split in splits} if preview > 0 else {}
     csv_path, md_path, png_path = (out_dir / f"profile.{ext}" for ext in ("csv", "md", "png"))
-    root = Path(data["path"]).resolve()
-    if (root / MANIFEST_NAME).is_file() and root in out_dir.resolve().parents:
-        # Recorded before writing, so an interrupted profile leaves no file a later prepare run would call foreign
-        record_written(root, [*previews.values(), csv_path, md_path, png_path])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [*previews.values(), csv_path, md_path, png_path]
+    if (root / MANIFEST_NAME).is_file() and root in out_dir.parents:
+        # A `prepare` folder: recorded before writing (so an interrupted profile leaves no file a later prepare run
+        # would call foreign), under prepare's lock (so a prepare run is not swapping the folder meanwhile)
+        with DestLock(root, "the dataset folder"):
+            record_written(root, written)
+            return _profile_into(data, data_yaml, splits, names, names_by_id, out_dir, previews, preview)
+    return _profile_into(data, data_yaml, splits, names, names_by_id, out_dir, previews, preview)
 
+
+def read_dataset_yaml(data_yaml: str | Path) -> dict:
+    """Read a dataset YAML with Ultralytics' ``check_det_dataset`` (no download), as training would.
+
+    Raises:
+        ProfileError: If the file is missing or Ultralytics refuses it (missing keys, image folders not found).
+    """
+    path = Path(data_yaml)
+    if not path.is_file():
+        raise ProfileError(f"{path} is no file; pass a dataset YAML such as the data.yaml written by scsa-yolo prepare")
+    try:
+        return check_det_dataset(str(path), autodownload=False)
+    except Exception as e:  # Ultralytics raises FileNotFoundError, SyntaxError, KeyError... for a bad dataset YAML
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ProfileError(f"{path}: Ultralytics cannot use this dataset YAML: {first}") from e
+
+
+def _profile_into(data, data_yaml, splits, names, names_by_id, out_dir, previews, preview) -> dict[str, dict]:
+    """Profile every split and write the files into ``out_dir`` (see :func:`profile_dataset`)."""
+    try:
+        make_folder(out_dir, "--out")
+    except DestError as e:
+        raise ProfileError(str(e)) from e
+    if not os.access(out_dir, os.W_OK):
+        raise ProfileError(f"--out {out_dir} is not writable; choose a folder you can write to")
     profiles = {}
     for split in splits:
         images = list_split_images(data[split])
@@ -339,7 +370,10 @@ def profile_dataset(data_yaml: str | Path, out_dir: str | Path | None = None, pr
         if split in previews:  # only images the profile could read: imread's PIL fallback would pip-install pi-heif
             unreadable = set(profiles[split].unreadable)
             preview_labels([p for p in images if Path(p) not in unreadable], names_by_id, previews[split], preview)
-    _write_tables(profiles, names, csv_path, md_path)
     title = Path(data_yaml).stem if Path(data_yaml).stem != "data" else Path(data["path"]).name
-    _plot(profiles, names, title, png_path)
+    try:
+        _write_tables(profiles, names, out_dir / "profile.csv", out_dir / "profile.md")
+        _plot(profiles, names, title, out_dir / "profile.png")
+    except OSError as e:
+        raise ProfileError(f"cannot write into --out {out_dir}: {e.strerror} ({e.filename})") from e
     return {split: {**p.summary(), "class_counts": dict(p.class_counts)} for split, p in profiles.items()}
