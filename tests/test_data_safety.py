@@ -112,3 +112,51 @@ def test_file_list_is_written_from_paths_inside_dest_without_following_links(tmp
     names = (src / "out" / "prepare_files.txt").read_text().splitlines()
     assert names and all(not n.startswith(("/", "./")) and ".." not in n.split("/") for n in names)
     assert json.loads((src / "out" / "prepare_report.json").read_text())["splits"]["train"]["images_out"] > 0
+
+
+KILL_SCRIPT = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from test_converters import build_urpc
+from scsa_yolo.data.converters import convert_dataset
+
+real_replace, calls = os.replace, []
+
+
+def replace(a, b, *args, **kwargs):  # the swap moves entries with os.replace; die at the chosen one
+    if ".prepare-work" in str(a) + str(b):
+        calls.append(a)
+        if len(calls) == {kill_at}:
+            os._exit(9)
+    return real_replace(a, b, *args, **kwargs)
+
+
+os.replace = replace
+convert_dataset("urpc2020", [{src!r}], {dest!r}, seed=5)
+"""
+
+
+@pytest.mark.parametrize("kill_at, expected", [(2, "earlier"), (8, "new")], ids=["before-commit", "after-commit"])
+def test_run_killed_during_the_swap_is_undone_or_finished_by_the_next_run(tmp_path, kill_at, expected):
+    """A kill while the earlier output is moved aside is rolled back; a kill after the commit marker, while the new
+    output is moved in, is finished. Either way the next run into --dest starts from a whole dataset."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scsa_yolo.data.dest import DestSession
+
+    src = build_urpc(tmp_path / "src", n=4)
+    convert_dataset("urpc2020", [src], tmp_path / "earlier")
+    convert_dataset("urpc2020", [src], tmp_path / "new", seed=5)
+    dest = tmp_path / "out"
+    convert_dataset("urpc2020", [src], dest)
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tests).parent), os.environ.get("PYTHONPATH", "")])}
+    script = KILL_SCRIPT.format(tests=tests, kill_at=kill_at, src=str(src), dest=str(dest))
+    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert killed.returncode == 9, killed.stderr
+    assert (dest / ".prepare-work").is_dir()  # the kill left the swap half-way
+    with DestSession(dest):  # what every next run does first, under the lock
+        pass
+    assert tree_digest(dest) == tree_digest(tmp_path / expected)
