@@ -39,7 +39,7 @@ def add_member(archive: tarfile.TarFile, name: str, data: bytes = b"x", kind: by
 @pytest.mark.parametrize(
     "members",
     [
-        [("../../../../../escaped.txt",)],  # from .extracted/0_bad.tar up to tmp_path
+        [("../../../../../escaped.txt",)],  # from out/.prepare-work/extracted/0_bad.tar up to tmp_path/deep
         [("/tmp/scsa_yolo_absolute_escape.txt",)],
         [("evil", b"", tarfile.SYMTYPE, "../../../../.."), ("evil/escaped.txt",)],  # a file written through a link
         [("ok", b"", tarfile.SYMTYPE, "."), ("ok/up", b"", tarfile.SYMTYPE, "..")],  # a chain that climbs out
@@ -116,7 +116,7 @@ def test_safe_tar_with_internal_link_is_extracted(tmp_path, monkeypatch, data_fi
     assert report["issues"]["unreadable_annotation"]["examples"][0].startswith(
         f"{archive_path}/URPC2020/box/broken.xml"
     )
-    assert ".extracted" not in (tmp_path / "out" / "prepare_report.json").read_text()
+    assert ".prepare-work" not in (tmp_path / "out" / "prepare_report.json").read_text()
     device = tarfile.TarInfo("dev")
     device.type = tarfile.CHRTYPE
     assert unsafe_tar_members([device]) == ["dev: device or FIFO member"]
@@ -158,7 +158,7 @@ def test_truncated_archive_is_a_clear_error_not_a_partial_dataset(tmp_path, suff
     archive_path.write_bytes(archive_path.read_bytes()[: archive_path.stat().st_size * 2 // 3])
     with pytest.raises(ConversionError, match=r"urpc\.(zip|tar).*truncated or damaged"):
         convert_dataset("urpc2020", [archive_path], tmp_path / "out")
-    assert not (tmp_path / "out" / ".extracted").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_non_finite_and_boolean_coordinates_are_dropped_never_written(tmp_path):
@@ -366,7 +366,7 @@ def test_bad_option_or_source_fails_before_the_earlier_output_is_touched(
     earlier = tree_digest(dest)
     with pytest.raises(error):
         convert_dataset(dataset, [source(tmp_path)], dest, **format_options)
-    assert tree_digest(dest) == earlier and not (dest / ".extracted").exists()
+    assert tree_digest(dest) == earlier and not (dest / ".prepare-work").exists()
     with pytest.raises(error):
         convert_dataset(dataset, [source(tmp_path)], tmp_path / "new", **format_options)
     assert not (tmp_path / "new").exists()

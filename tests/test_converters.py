@@ -354,7 +354,7 @@ def test_coco_maps_categories_by_name_and_finds_image_folders(tmp_path):
     convert_dataset("duo", [archive], dest)
     report = load_report(dest)
     assert_balanced(report)
-    assert not (dest / ".extracted").exists()
+    assert not (dest / ".prepare-work").exists()
 
     assert labels(dest, "train", "a") == [
         approx([3, 6 / 64, 6 / 48, 10 / 64, 10 / 48]),  # starfish

@@ -362,6 +362,16 @@ def test_demo_data_bad_arguments_are_one_line(tmp_path, capsys):
         status, err = run_cli(["demo-data", "--out", str(tmp_path / "demo"), *flags], capsys)
         assert_one_line_error(status, err, word)
     assert not (tmp_path / "demo").exists()
+    write(tmp_path / "a-file", "x")
+    for out in (tmp_path / "a-file", Path("/proc/scsa-yolo-test/demo")):  # checked once the wheel is found
+        try:
+            from scsa_yolo.data import deepforest
+
+            deepforest.find_wheel()
+        except deepforest.MissingWheelError:
+            pytest.skip("the deepforest wheel is not in ./data_cache")
+        status, err = run_cli(["demo-data", "--out", str(out), "--tile-size", "64"], capsys)
+        assert_one_line_error(status, err, "--out")
 
 
 @pytest.mark.parametrize("subcommand", ["prepare", "profile", "demo-data"])

@@ -28,6 +28,8 @@ def _add_option(parser: argparse.ArgumentParser, item: dataclasses.Field) -> Non
         parser.add_argument(flag_of(item), dest=item.name, action="store_true", default=None, help=help_text)
         return
     kind = type(item.default) if item.default is not None else str
+    if item.default is not None:
+        help_text = f"{help_text} (default {item.default})"
     parser.add_argument(flag_of(item), dest=item.name, type=kind, choices=choices, default=None, help=help_text)
 
 

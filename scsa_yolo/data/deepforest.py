@@ -257,12 +257,19 @@ def build_deepforest_dataset(
     cached = _load_cached(out_dir, params)
     if cached:
         return cached
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ForeignFolderError(f"--out {out_dir} is a file; choose a folder")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / REPORT_NAME).is_file():
         raise ForeignFolderError(f"--out {out_dir} exists and is not a deepforest build; choose another folder")
 
     # Build next to the target and swap it in at the end, so an interrupted build never looks complete.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    except OSError as e:
+        raise DemoParameterError(
+            f"--out {out_dir} cannot be created ({e.strerror}); choose a folder you can write to"
+        ) from e
     try:
         report = _build_into(staging, out_dir, wheel, params, images)
         if out_dir.exists():

@@ -30,7 +30,7 @@ class ConvertOptions:
 
     exif_boxes: str = option(
         "stored",
-        "frame of boxes in EXIF-rotated images whose annotation states no image size (default: stored pixels)",
+        "frame of boxes in EXIF-rotated images whose annotation states no image size",
         choices=("stored", "displayed"),
     )
     hardlink: bool = option(False, "hard-link images instead of copying them")
@@ -126,8 +126,8 @@ class RuodOptions:
 class Urpc2020Options:
     """URPC2020's options (it has no official split: this tool makes one)."""
 
-    val_fraction: float = option(0.2, "URPC2020: share of images for val, in [0, 1) (default 0.2)")
-    seed: int = option(0, "URPC2020: seed of the train/val split (default 0)")
+    val_fraction: float = option(0.2, "URPC2020: share of images for val, in [0, 1)")
+    seed: int = option(0, "URPC2020: seed of the train/val split")
 
     def __post_init__(self) -> None:
         """Check the range and the types."""
