@@ -202,8 +202,10 @@ class DestSession:
             (self.work / OWNER_FILE).write_text("scratch folder of scsa-yolo prepare; removed by its next run\n")
             self.staging.mkdir()
             self.scratch.mkdir()
-        except BaseException:
+        except BaseException as e:
             self.__exit__(None, None, None)
+            if isinstance(e, OSError):  # not readable or writable, full, a read-only file system
+                raise DestError(f"{self.what} {self.dest} cannot be used: {e.strerror} ({e.filename})") from e
             raise
         return self
 
@@ -217,8 +219,13 @@ class DestSession:
                 if os.path.lexists(self.dest / top):
                     os.replace(self.dest / top, old / top)
             (self.work / COMMITTED_FILE).write_text("swap committed\n")
-        except BaseException:
+        except BaseException as e:
             _roll_back(self.work, self.dest)
+            if isinstance(e, OSError):
+                raise DestError(
+                    f"{self.what} {self.dest}: the new output could not be swapped in ({e.strerror}: "
+                    f"{e.filename}); the earlier output was put back"
+                ) from e
             raise
         self.committed = True
         _finish(self.work, self.dest)
