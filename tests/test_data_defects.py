@@ -346,12 +346,10 @@ def test_profile_bad_input_is_one_line(tmp_path, capsys):
 
 def test_misspelled_option_raises_and_prepare_flags_are_derived(tmp_path):
     """Options are declared once per dataset: a misspelled one raises instead of being ignored."""
-    from scsa_yolo.data.errors import OptionError
-
     src = build_coco(tmp_path / "src")
-    with pytest.raises(OptionError, match="duo has no option 'waterweed'"):
+    with pytest.raises(ConversionError, match="duo has no option 'waterweed'"):  # an OptionError
         convert_dataset("duo", [src], tmp_path / "out", waterweed=True)
-    with pytest.raises(OptionError, match="utdac2020 has no option 'waterweed'; its options: waterweeds"):
+    with pytest.raises(ConversionError, match="utdac2020 has no option 'waterweed'; its options: waterweeds"):
         convert_dataset("utdac2020", [src], tmp_path / "out", waterweed=True)
     assert not (tmp_path / "out").exists()
 
