@@ -13,6 +13,9 @@ from torch import nn
 from ultralytics.utils import NUM_THREADS
 from ultralytics.utils.torch_utils import get_cpu_info, get_flops, get_gpu_info, get_num_params
 
+clock: Callable[[], float] = time.perf_counter
+"""The clock the interleaved timings read (seconds); a test replaces it with a fake one."""
+
 
 @dataclass(frozen=True)
 class ModelCost:
@@ -150,8 +153,8 @@ def interleaved_samples(
     for _ in range(repeats):
         for name, run in candidates.items():
             synchronize()
-            start = time.perf_counter()
+            start = clock()
             run()
             synchronize()
-            samples[name].append((time.perf_counter() - start) * 1000)
+            samples[name].append((clock() - start) * 1000)
     return samples
