@@ -289,3 +289,15 @@ def test_models_come_from_list_or_preset():
         resolve_models("a/yolov8n.yaml,b/yolov8n.yaml")  # same run folder name
     with pytest.raises(UsageError, match="--preset 'no-such-preset'"):
         resolve_models(None, "no-such-preset")
+
+
+def test_datasets_path_falls_back_to_the_shipped_yaml(tmp_path, monkeypatch):
+    from scsa_yolo.benchmark.plan import shipped_dataset
+    from scsa_yolo.resources import resource_dir
+
+    monkeypatch.chdir(tmp_path)  # no datasets/ folder here: the packaged copy is used
+    assert Path(shipped_dataset("datasets/VisDrone.yaml")) == resource_dir("datasets") / "VisDrone.yaml"
+    assert shipped_dataset("VisDrone.yaml") == "VisDrone.yaml"  # a bare name stays Ultralytics' to resolve
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "VisDrone.yaml").write_text("names: {0: a}\n")
+    assert shipped_dataset("datasets/VisDrone.yaml") == "datasets/VisDrone.yaml"  # the user's own file wins

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ultralytics.utils.metrics import ap_per_class
 
+from scsa_yolo.benchmark.measure import ratio_interval
 from scsa_yolo.benchmark.report import dropped_resample_notes, markdown_report, verdict
 from scsa_yolo.benchmark.stats import (
     Comparison,
@@ -20,7 +21,6 @@ from scsa_yolo.benchmark.stats import (
     image_resamples,
     load_image_stats,
     paired_comparisons,
-    ratio_interval,
     save_image_stats,
     sign_flip_p_value,
 )

@@ -242,12 +242,30 @@ def check_dataset(dataset: str | None) -> str:
             raise UsageError(f"the demo dataset (no --data given): {error}") from None
         LOGGER.info(demo.summary())
         return str(Path(demo.yaml_path).resolve())
+    dataset = shipped_dataset(dataset)
     try:
         with offline_font_check():
             check_det_dataset(dataset, autodownload=False)
     except Exception as error:
         raise UsageError(f"--data {dataset!r} cannot be used: {error}") from None
     return str(Path(dataset).resolve()) if Path(dataset).is_file() else str(dataset)
+
+
+def shipped_dataset(dataset: str) -> str:
+    """``datasets/<Name>.yaml`` as the README writes it: the checkout's file, else the copy inside the installed wheel.
+
+    Any other spelling is returned as given (Ultralytics resolves bare names to its own built-in YAMLs).
+    """
+    path = Path(dataset)
+    if path.exists() or path.parent.name != "datasets" or len(path.parts) != 2:
+        return dataset
+    from scsa_yolo.resources import resource_dir
+
+    try:
+        shipped = resource_dir("datasets") / path.name
+    except FileNotFoundError:
+        return dataset
+    return str(shipped) if shipped.is_file() else dataset
 
 
 def plan_benchmark(request: BenchmarkRequest) -> BenchmarkPlan:

@@ -23,7 +23,7 @@ from ultralytics.utils.torch_utils import select_device
 
 from scsa_yolo.benchmark.engines import RAY_RESULTS_DIR, RunTask, run_sequential, run_with_ray
 from scsa_yolo.benchmark.image_stats import load_image_stats
-from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost
+from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost, ratio_interval
 from scsa_yolo.benchmark.plan import OUT_OWNER_FILE, BenchmarkPlan, plan_benchmark
 from scsa_yolo.benchmark.plots import plot_accuracy_vs_latency, plot_comparisons, plot_training_curves
 from scsa_yolo.benchmark.records import OWNER, ResultRow, RunOwnership, RunRecord, write_json
@@ -37,7 +37,7 @@ from scsa_yolo.benchmark.report import (
 )
 from scsa_yolo.benchmark.run import RunSpec, RunState, load_restricted, run_once
 from scsa_yolo.benchmark.settings import BenchmarkRequest
-from scsa_yolo.benchmark.stats import Comparison, paired_comparisons, ratio_interval
+from scsa_yolo.benchmark.stats import Comparison, paired_comparisons
 
 OUTPUTS = (
     "results.csv",

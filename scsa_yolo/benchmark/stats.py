@@ -389,28 +389,3 @@ def paired_comparisons(
                 )
             )
     return comparisons
-
-
-def ratio_interval(
-    samples: Sequence[float], reference: Sequence[float], resamples: int = DEFAULT_RESAMPLES, seed: int = 0
-) -> tuple[float, float, float]:
-    """Median-latency ratio of a model to the reference, with a 95 % interval over the interleaved timing rounds.
-
-    The rounds are paired (round i timed both models back to back), so the bootstrap resamples rounds, not single
-    timings: a load spike that slowed both stays in both.
-
-    Args:
-        samples: The model's per-round times.
-        reference: The reference's per-round times, same rounds.
-        resamples: Bootstrap replicates.
-        seed: Resampling seed.
-
-    Returns:
-        ``(ratio, low, high)`` of median(samples) / median(reference).
-    """
-    model, ref = np.asarray(samples, float), np.asarray(reference, float)
-    rng = np.random.default_rng(seed)
-    rounds = rng.integers(0, len(model), size=(resamples, len(model)))
-    replicates = np.median(model[rounds], axis=1) / np.median(ref[rounds], axis=1)
-    low, high = np.quantile(replicates, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-    return float(np.median(model) / np.median(ref)), float(low), float(high)
