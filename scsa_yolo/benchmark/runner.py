@@ -38,6 +38,7 @@ from scsa_yolo.benchmark.report import (
 from scsa_yolo.benchmark.run import RunSpec, RunState, load_restricted, run_once
 from scsa_yolo.benchmark.settings import BenchmarkRequest
 from scsa_yolo.benchmark.stats import Comparison, paired_comparisons
+from scsa_yolo.benchmark.tracking import log_comparisons
 
 OUTPUTS = (
     "results.csv",
@@ -120,6 +121,7 @@ def write_outputs(plan: BenchmarkPlan, rows: list[ResultRow], comparisons: list,
     )
     verdicts = "\n".join(comparison_verdicts(comparisons, several) + dropped_resample_notes(comparisons, several))
     LOGGER.info(f"\n{report}\nResults in {plan.out}\n\n{verdicts}")
+    log_comparisons(plan, comparisons)
 
 
 def _rows_with_costs(plan: BenchmarkPlan, index: int, pairs: list[tuple[RunSpec, RunRecord]]) -> list[ResultRow]:
