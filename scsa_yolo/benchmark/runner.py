@@ -38,7 +38,7 @@ from scsa_yolo.benchmark.report import (
 from scsa_yolo.benchmark.run import RunSpec, RunState, load_restricted, run_once
 from scsa_yolo.benchmark.settings import BenchmarkRequest
 from scsa_yolo.benchmark.stats import Comparison, paired_comparisons
-from scsa_yolo.benchmark.tracking import log_comparisons
+from scsa_yolo.benchmark.tracking import log_comparisons, prepare_trackers
 
 OUTPUTS = (
     "results.csv",
@@ -82,6 +82,7 @@ def run_benchmark(plan: BenchmarkPlan | BenchmarkRequest) -> list[ResultRow]:
         )
         for spec in plan.runs
     ]
+    prepare_trackers(plan)
     if plan.engine == "ray":
         from dataclasses import replace
 

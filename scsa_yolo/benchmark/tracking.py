@@ -49,6 +49,23 @@ def enabled_trackers() -> list[str]:
     return [name for name, package in TRACKERS.items() if SETTINGS.get(name) is True and find_spec(package)]
 
 
+def prepare_trackers(plan) -> None:
+    """Before any run starts: create the MLflow store's tables and each dataset's experiment in this process.
+
+    Parallel Ray trials would otherwise race to create them (seen with a fresh sqlite store: one trial failed with
+    "table latest_metrics already exists" and Ultralytics stopped tracking that run).
+    """
+    if "mlflow" not in enabled_trackers():
+        return
+    try:
+        import mlflow
+
+        for folder in dict.fromkeys(spec.run_dir.parent for spec in plan.runs):
+            mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or str(folder))
+    except Exception as error:
+        LOGGER.warning(f"MLflow: the tracking store could not be prepared ({type(error).__name__}: {error})")
+
+
 def log_comparisons(plan, comparisons: Sequence[tuple[str, Comparison]]) -> None:
     """Log each dataset's comparison to the enabled tracker(s); a no-op when none is enabled.
 
