@@ -21,6 +21,7 @@ def mlflow_enabled(tmp_path, monkeypatch):
     """MLflow switched on in Ultralytics' (test) settings, tracking into a sqlite file; restored afterwards."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps its artifacts in ./mlruns
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     before = SETTINGS["mlflow"]
     SETTINGS.update({"mlflow": True})
@@ -59,6 +60,11 @@ def test_mlflow_logs_every_run_and_the_comparison(mlflow_enabled, tmp_path):
     assert comparison.data.tags["verdict"].startswith("yolov8n-scsa vs yolov8n: ΔmAP50-95")
     artifacts = {item.path for item in client.list_artifacts(comparison.info.run_id)}
     assert {"comparisons.png", "results.md", "comparisons.csv", "verdict.txt"} <= artifacts
+
+
+def test_outside_mlflow_tests_nothing_is_logged_like_ultralytics(monkeypatch):
+    monkeypatch.setitem(SETTINGS, "mlflow", True)
+    assert "mlflow" not in enabled_trackers()  # this test's name lacks the marker Ultralytics' callback looks for
 
 
 def test_comparison_metrics_leave_out_undefined_values():

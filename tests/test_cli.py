@@ -68,4 +68,3 @@ def test_python_m_scsa_yolo_works_with_the_startup_hook_off(tiny_dataset, tmp_pa
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (tmp_path / "p" / image.name).is_file()
-

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
-from ultralytics.utils import LOGGER, SETTINGS
+from ultralytics.utils import LOGGER, SETTINGS, TESTS_RUNNING
 
 from scsa_yolo.benchmark.report import comparison_verdicts
 from scsa_yolo.benchmark.stats import Comparison
@@ -44,9 +44,14 @@ ARTIFACTS = ("results.md", "results.csv", "comparisons.csv", "comparisons.png", 
 def enabled_trackers() -> list[str]:
     """The experiment trackers switched on in Ultralytics' settings file whose package is installed.
 
-    (Ultralytics' defaults switch several on; its callbacks do nothing where the package is missing, and so does this.)
+    Ultralytics' defaults switch several on; its callbacks do nothing where the package is missing, and so does this.
+    Like Ultralytics' MLflow callback, MLflow is left alone inside pytest unless the test's name holds
+    ``test_mlflow``: the comparison is logged where, and only where, the runs are.
     """
-    return [name for name, package in TRACKERS.items() if SETTINGS.get(name) is True and find_spec(package)]
+    found = [name for name, package in TRACKERS.items() if SETTINGS.get(name) is True and find_spec(package)]
+    if TESTS_RUNNING and "test_mlflow" not in os.environ.get("PYTEST_CURRENT_TEST", ""):
+        found = [name for name in found if name != "mlflow"]
+    return found
 
 
 def prepare_trackers(plan) -> None:
