@@ -1,7 +1,9 @@
-"""``python -m scsa_yolo ARGS``: the ``yolo`` command with scsa_yolo registered first.
+"""``python -m scsa_yolo ARGS``: the stock ``yolo`` command with scsa_yolo registered first.
 
-Same arguments as ``yolo``; for environments where the start-up hook does not run (``python -S``, or
-``SCSA_YOLO_AUTOLOAD=0``).
+Same arguments as ``yolo`` (``python -m scsa_yolo train model=yolov8n-scsa.yaml data=...``); for environments where
+the start-up hook does not run (``python -S``, or ``SCSA_YOLO_AUTOLOAD=0``). This is deliberate: the package's
+module entry point is Ultralytics' command, which is what people train with. This project's own tools (benchmark,
+prepare, cam, speed, ...) are the ``scsa-yolo`` command, also reachable as ``python -m scsa_yolo_command``.
 """
 
 from ultralytics.cfg import entrypoint

@@ -37,7 +37,7 @@ from torch import nn
 from ultralytics.utils.torch_utils import select_device
 
 import scsa_yolo  # noqa: F401  (registers the blocks, so configs and checkpoints with them load)
-from scsa_yolo.nn.attention._common import INSTALL_HINT
+from scsa_yolo.errors import UsageError
 
 __all__ = [
     "DetectionScoreTarget",
@@ -57,16 +57,18 @@ SCORE_EPS = 1e-6
 MAX_IMAGES = 8
 """Default cap on the images taken from a folder, so the grid stays viewable."""
 
+MAX_STRIDE = 32
+"""Largest stride of the YOLO detection heads: the input side must be a multiple of it."""
+
+GRID_FORMATS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+"""File name endings OpenCV writes the grid image as."""
+
 
 def _grad_cam():
     """Import ``pytorch_grad_cam``, or fail with the install command of the extra that provides it."""
-    try:
-        import pytorch_grad_cam
-    except ImportError as error:
-        raise ImportError(
-            f"attention maps need the grad-cam package, which is not installed: {INSTALL_HINT}"
-        ) from error
-    return pytorch_grad_cam
+    from scsa_yolo.errors import require_extra
+
+    return require_extra("pytorch_grad_cam", "attention maps (scsa-yolo cam)", "compare")
 
 
 def cam_methods() -> dict:
@@ -165,10 +167,12 @@ def load_detection_model(path: str | Path) -> nn.Module:
     elif suffix in {".yaml", ".yml"}:
         model = DetectionModel(str(path), verbose=False)
     else:
-        raise ValueError(f"{path}: expected a .pt checkpoint or a .yaml model config")
+        raise UsageError(f"--model {path}: expected a .pt checkpoint or a .yaml model config")
     head = model.model[-1]
     if not isinstance(head, Detect) or head.end2end:
-        raise ValueError(f"{path}: attention maps need a YOLO detection model with a standard (non end-to-end) head")
+        raise UsageError(
+            f"--model {path}: attention maps need a YOLO detection model with a standard (non end-to-end) head"
+        )
     return model.float().eval().requires_grad_(True)
 
 
@@ -216,7 +220,7 @@ def resolve_layers(model: nn.Module, layers: Sequence[int] | None) -> list[nn.Mo
     requested = list(model.model[-1].f if layers is None else layers)
     resolved = sorted({i + count if i < 0 else i for i in requested})
     if any(not 0 <= i < count - 1 for i in resolved):
-        raise ValueError(f"layers must be indices of the {count - 1} layers before the Detect head, got {requested}")
+        raise UsageError(f"--layer must be indices of the {count - 1} layers before the Detect head, got {requested}")
     return [model.model[i] for i in resolved]
 
 
@@ -240,7 +244,7 @@ def letterbox_images(paths: Sequence[Path], imgsz: int) -> np.ndarray:
     for path in paths:
         bgr = cv2.imread(str(path))
         if bgr is None:
-            raise FileNotFoundError(f"cannot read image {path}")
+            raise UsageError(f"--source: cannot read image {path} (damaged or not an image)")
         images.append(cv2.cvtColor(letterbox(image=bgr), cv2.COLOR_BGR2RGB))
     return np.stack(images).astype(np.float32) / 255.0
 
@@ -272,10 +276,10 @@ def detection_cams(
     """
     methods = cam_methods()
     if method not in methods:
-        raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(methods)}")
+        raise UsageError(f"--method {method!r} is unknown; choose from {', '.join(sorted(methods))}")
     stride = int(model.stride.max())
     if images.shape[1] % stride or images.shape[2] % stride:
-        raise ValueError(f"image size {images.shape[1:3]} must be a multiple of the model's stride {stride}")
+        raise UsageError(f"--imgsz {images.shape[1]} must be a multiple of the model's stride {stride}")
     device = next(model.parameters()).device
     batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
     target = DetectionScoreTarget(num_classes=model.model[-1].nc, conf=conf, top_k=top_k)
@@ -336,7 +340,7 @@ def image_files(source: str | Path, max_images: int = MAX_IMAGES) -> list[Path]:
         (list[Path]): Image files.
 
     Raises:
-        FileNotFoundError: If the source does not exist or the folder has no images.
+        UsageError: If the source does not exist or the folder has no images.
     """
     from ultralytics.data.utils import IMG_FORMATS
 
@@ -344,10 +348,10 @@ def image_files(source: str | Path, max_images: int = MAX_IMAGES) -> list[Path]:
     if source.is_file():
         return [source]
     if not source.is_dir():
-        raise FileNotFoundError(f"no image or folder {source}")
+        raise UsageError(f"--source {source}: no such image or folder")
     files = sorted(p for p in source.iterdir() if p.suffix.lower().lstrip(".") in IMG_FORMATS)[:max_images]
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMG_FORMATS))}) in {source}")
+        raise UsageError(f"--source {source}: no images ({', '.join(sorted(IMG_FORMATS))}) in that folder")
     return files
 
 
@@ -380,7 +384,13 @@ def write_cam_grid(
 
     Returns:
         (Path): The written grid image.
+
+    Raises:
+        UsageError: For a bad argument (named), before any model is loaded.
     """
+    check_arguments(models, imgsz=imgsz, conf=conf, top_k=top_k, max_images=max_images, output=output)
+    if method not in cam_methods():
+        raise UsageError(f"--method {method!r} is unknown; choose from {', '.join(sorted(cam_methods()))}")
     files = image_files(source, max_images)
     images = letterbox_images(files, imgsz)
     cams = []
@@ -394,5 +404,30 @@ def write_cam_grid(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(output), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {output}")
+        raise UsageError(f"--output {output}: cannot write there")
     return output
+
+
+def check_arguments(
+    models: Sequence[str | Path], *, imgsz: int, conf: float, top_k: int, max_images: int, output: str | Path
+) -> None:
+    """Check the arguments of :func:`write_cam_grid` before any work, naming the flag at fault.
+
+    Raises:
+        UsageError: For a missing model file, a size that is not a positive multiple of 32, a threshold outside
+            [0, 1], a count below 1, or an output that is not an image file name.
+    """
+    for path in models:
+        if Path(str(path)).suffix.lower() == ".pt" and not Path(path).is_file():
+            raise UsageError(f"--model {path}: no such checkpoint")
+    if imgsz < MAX_STRIDE or imgsz % MAX_STRIDE:
+        raise UsageError(
+            f"--imgsz {imgsz} must be a positive multiple of {MAX_STRIDE} (the YOLO heads' largest stride)"
+        )
+    if not 0.0 <= conf <= 1.0:
+        raise UsageError(f"--conf {conf} must lie in [0, 1]")
+    for flag, value in (("--top-k", top_k), ("--max-images", max_images)):
+        if value < 1:
+            raise UsageError(f"{flag} {value} must be at least 1")
+    if Path(output).suffix.lower() not in GRID_FORMATS:
+        raise UsageError(f"--output {output}: the grid is an image; give a name ending in {', '.join(GRID_FORMATS)}")

@@ -2,7 +2,8 @@
 
 The repository keeps them at the top level (``datasets/``); a wheel carries them inside the package as
 ``scsa_yolo/_resources/datasets``; an editable install reads the checkout's folder. (Model YAMLs are not shipped:
-``scsa_yolo.models`` derives them from Ultralytics' own.)
+``scsa_yolo.models`` derives them from Ultralytics' own.) The benchmark resolves ``--data datasets/<Name>.yaml`` here
+when the working directory has no such file (``scsa_yolo.benchmark.plan.shipped_dataset``).
 """
 
 from __future__ import annotations

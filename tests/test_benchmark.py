@@ -6,7 +6,6 @@ the mechanics; the statistics themselves are tested on synthetic records in test
 """
 
 import csv
-import json
 import math
 import shutil
 from dataclasses import replace
@@ -19,11 +18,15 @@ from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils.callbacks import base as callbacks_base
 
-from scsa_yolo.benchmark import TrainSettings, resolve_models, run_benchmark
-from scsa_yolo.benchmark.report import COMPARISON_COLUMNS, RESULT_COLUMNS, markdown_table
-from scsa_yolo.benchmark.runner import PRESETS, RUN_RECORD, SettingsMismatchError, _training_seconds
-from scsa_yolo.benchmark.stats import average_precision, load_image_stats
+from scsa_yolo.benchmark import BenchmarkRequest, TrainSettings, resolve_models, run_benchmark
+from scsa_yolo.benchmark.image_stats import load_image_stats
+from scsa_yolo.benchmark.plan import PRESETS
+from scsa_yolo.benchmark.records import RESULT_COLUMNS, RUN_RECORD, RunRecord, SettingsMismatchError
+from scsa_yolo.benchmark.report import COMPARISON_COLUMNS, markdown_table
+from scsa_yolo.benchmark.run import training_seconds
+from scsa_yolo.benchmark.stats import average_precision
 from scsa_yolo.data import deepforest
+from scsa_yolo.errors import UsageError
 
 REQUIRED_COLUMNS = {
     "model",
@@ -52,6 +55,14 @@ def tiny_data(tmp_path_factory):
 
 def _settings(data, epochs=1):
     return TrainSettings(data=data, epochs=epochs, imgsz=64, batch=8, workers=0, device="cpu")
+
+
+def bench(models, settings, seeds=(0,), out="runs/benchmark", datasets=(), **options):
+    """Plan and run a benchmark the way the command does (one plan, handed to the runner)."""
+    request = BenchmarkRequest(
+        models=tuple(models), settings=settings, seeds=tuple(seeds), out=out, datasets=tuple(datasets), **options
+    )
+    return run_benchmark(request)
 
 
 class TrainSpy:
@@ -89,7 +100,7 @@ def finished(tiny_data, second_data, twin_yaml, tmp_path_factory):
     """One benchmark on two datasets: yolov8n and its twin, seed 0, trained once for the whole module."""
     out = tmp_path_factory.mktemp("bench")
     models = ["yolov8n.yaml", twin_yaml]
-    rows = run_benchmark(
+    rows = bench(
         models, _settings(tiny_data), seeds=(0,), out=out, latency_repeats=3, datasets=[tiny_data, second_data]
     )
     return {"out": out, "models": models, "rows": rows, "datasets": [tiny_data, second_data]}
@@ -146,8 +157,9 @@ def test_same_architecture_under_two_names_gives_zero_difference(finished):
 
 
 def test_area_aps_are_ultralytics_own_coco_evaluation(finished, tiny_data):
-    row = next(r for r in finished["rows"] if r["dataset"] == "deepforest" and r["model"] == "yolov8n.yaml")
-    weights = Path(row["run_dir"]) / "weights" / "last.pt"
+    row = next(r for r in finished["rows"] if r.dataset == "deepforest" and r.model_file == "yolov8n.yaml")
+    run_dir = finished["out"] / "runs" / "deepforest" / "yolov8n-seed0"
+    weights = run_dir / "weights" / "last.pt"
     model = YOLO(str(weights))
     args = {**model.overrides, "rect": True, "data": tiny_data, "imgsz": 64, "batch": 8, "device": "cpu"}
     args |= {"workers": 0, "plots": False, "save_json": True, "mode": "val"}
@@ -155,10 +167,11 @@ def test_area_aps_are_ultralytics_own_coco_evaluation(finished, tiny_data):
     stats = DetectionValidator(args=args)(model=model.model)
     for size in ("small", "medium", "large"):
         theirs = stats[f"metrics/mAP_{size}(B)"]
-        ours = row[f"ap_{size}"]
+        ours = getattr(row, f"ap_{size}")
         assert (math.isnan(ours) and theirs == -1) or ours == pytest.approx(theirs, abs=5e-5), size
-    recomputed = average_precision(load_image_stats(Path(row["image_stats"]))["all"])
-    assert recomputed["map50_95"] == pytest.approx(row["map50_95"], abs=5e-5)
+    record = RunRecord.read(run_dir / RUN_RECORD)
+    recomputed = average_precision(load_image_stats(run_dir / record.image_stats)["all"])
+    assert recomputed["map50_95"] == pytest.approx(row.map50_95, abs=5e-5)
 
 
 def test_rerun_recomputes_comparisons_without_training(finished, monkeypatch):
@@ -166,47 +179,43 @@ def test_rerun_recomputes_comparisons_without_training(finished, monkeypatch):
     before = (out / "comparisons.csv").read_text()
     stamps = {path: path.stat().st_mtime_ns for path in out.glob("runs/*/*/weights/last.pt")}
     assert len(stamps) == 4
-    record_path = next(out.glob("runs/data/twin-yolov8n-seed0")) / RUN_RECORD
-    record = json.loads(record_path.read_text())
-    Path(record["image_stats"]).unlink()  # a lost statistics file is rebuilt by validating, not by training
+    run_dir = out / "runs" / "data" / "twin-yolov8n-seed0"
+    stats = run_dir / RunRecord.read(run_dir / RUN_RECORD).image_stats
+    stats.unlink()  # a lost statistics file is rebuilt by validating, not by training
     spy = TrainSpy(monkeypatch, forbid=True)
-    again = run_benchmark(
+    again = bench(
         finished["models"],
         _settings(finished["datasets"][0]),
-        seeds=(0,),
         out=out,
         latency_repeats=3,
         datasets=finished["datasets"],
     )
-    assert spy.calls == [] and Path(record["image_stats"]).is_file()
-    assert [row["map50_95"] for row in again] == [row["map50_95"] for row in finished["rows"]]
+    assert spy.calls == [] and stats.is_file()
+    assert [row.map50_95 for row in again] == [row.map50_95 for row in finished["rows"]]
     assert (out / "comparisons.csv").read_text() == before  # same statistics, same bootstrap seed
     assert stamps == {path: path.stat().st_mtime_ns for path in out.glob("runs/*/*/weights/last.pt")}
 
-    with pytest.raises(SettingsMismatchError):  # same folder, other settings: refuse instead of mixing results
-        run_benchmark(
-            finished["models"][:1],
-            _settings(finished["datasets"][0], epochs=2),
-            seeds=(0,),
-            out=out,
-            datasets=finished["datasets"],
+    # same folder, other settings: refuse instead of mixing results, naming the setting
+    with pytest.raises(SettingsMismatchError, match="--epochs saved 1, requested 2"):
+        bench(
+            finished["models"][:1], _settings(finished["datasets"][0], epochs=2), out=out, datasets=finished["datasets"]
         )
 
 
 def test_bad_model_dataset_or_option_fails_before_any_training(tiny_data, tmp_path, monkeypatch):
     spy = TrainSpy(monkeypatch, forbid=True)
-    with pytest.raises(ValueError, match="'yolov8n-scsaa.yaml'"):
-        run_benchmark(["yolov8n.yaml", "yolov8n-scsaa.yaml"], _settings(tiny_data), out=tmp_path)
-    with pytest.raises(ValueError, match="no-such-data.yaml"):
-        run_benchmark(["yolov8n.yaml"], _settings(tiny_data), out=tmp_path, datasets=[tiny_data, "no-such-data.yaml"])
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        run_benchmark(["yolov8n.yaml", str(tmp_path / "missing.pt")], _settings(tiny_data), out=tmp_path)
-    with pytest.raises(ValueError, match="epochs"):
-        run_benchmark(["yolov8n.yaml"], _settings(tiny_data, epochs=0), out=tmp_path)
-    with pytest.raises(ValueError, match="seeds"):
-        run_benchmark(["yolov8n.yaml"], _settings(tiny_data), seeds=(0, 0), out=tmp_path)
-    with pytest.raises(ValueError, match="device"):
-        run_benchmark(["yolov8n.yaml"], replace(_settings(tiny_data), device="cuda:7"), out=tmp_path)
+    with pytest.raises(UsageError, match="--models: 'yolov8n-scsaa.yaml'"):
+        bench(["yolov8n.yaml", "yolov8n-scsaa.yaml"], _settings(tiny_data), out=tmp_path)
+    with pytest.raises(UsageError, match="--data 'no-such-data.yaml'"):
+        bench(["yolov8n.yaml"], _settings(tiny_data), out=tmp_path, datasets=[tiny_data, "no-such-data.yaml"])
+    with pytest.raises(UsageError, match="missing.pt"):
+        bench(["yolov8n.yaml", str(tmp_path / "missing.pt")], _settings(tiny_data), out=tmp_path)
+    with pytest.raises(UsageError, match="--epochs"):
+        bench(["yolov8n.yaml"], _settings(tiny_data, epochs=0), out=tmp_path)
+    with pytest.raises(UsageError, match="--seeds must be distinct"):
+        bench(["yolov8n.yaml"], _settings(tiny_data), seeds=(0, 0), out=tmp_path)
+    with pytest.raises(UsageError, match="--device"):
+        bench(["yolov8n.yaml"], replace(_settings(tiny_data), device="cuda:7"), out=tmp_path)
     assert spy.calls == [] and not (tmp_path / "runs").exists()
 
 
@@ -222,18 +231,18 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_data, tmp_path, monke
     with monkeypatch.context() as patch:
         patch.setitem(callbacks_base.default_callbacks, "on_fit_epoch_end", [crash_after_first_epoch])
         with pytest.raises(SimulatedCrash):
-            run_benchmark(["yolov8n.yaml"], _settings(tiny_data, epochs=2), out=tmp_path, latency_repeats=3)
+            bench(["yolov8n.yaml"], _settings(tiny_data, epochs=2), out=tmp_path, latency_repeats=3)
     run_dir = tmp_path / "runs" / "yolov8n-seed0"
     assert (run_dir / "weights" / "last.pt").is_file() and not (run_dir / RUN_RECORD).exists()
 
     spy = TrainSpy(monkeypatch)
-    run_benchmark(["yolov8n.yaml"], _settings(tiny_data, epochs=2), out=tmp_path, latency_repeats=3)
+    bench(["yolov8n.yaml"], _settings(tiny_data, epochs=2), out=tmp_path, latency_repeats=3)
     assert len(spy.calls) == 1 and spy.calls[0]["resume"] is True
     with open(run_dir / "results.csv", newline="") as handle:
         epochs = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
     assert epochs == [1, 2]  # epoch 1 from the first process, epoch 2 from the resumed one
-    record = json.loads((run_dir / RUN_RECORD).read_text())
-    assert record["settings"]["epochs"] == 2 and record["resumed_at_epochs"] == [2]
+    record = RunRecord.read(run_dir / RUN_RECORD)
+    assert record.settings.epochs == 2 and record.resumed_at_epochs == [2]
     assert "Resumed runs" in (tmp_path / "results.md").read_text()  # resumed runs are not bit-identical: say so
 
 
@@ -269,14 +278,26 @@ def test_table_reports_spread_over_seeds_intervals_and_empty_size_bins():
 def test_training_time_adds_up_resumed_segments(tmp_path):
     results = tmp_path / "results.csv"
     results.write_text("epoch,time\n1,10\n2,20\n3,5\n4,12\n")  # resumed after epoch 2: the clock restarted
-    assert _training_seconds(results) == 32
+    assert training_seconds(results) == 32
 
 
 def test_models_come_from_list_or_preset():
     assert resolve_models("yolov8n.yaml, yolov8s.yaml") == ["yolov8n.yaml", "yolov8s.yaml"]
     assert resolve_models(None, "scsa") == list(PRESETS["scsa"])
     assert resolve_models() == list(PRESETS["scsa"])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="distinct file stems"):
         resolve_models("a/yolov8n.yaml,b/yolov8n.yaml")  # same run folder name
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="--preset 'no-such-preset'"):
         resolve_models(None, "no-such-preset")
+
+
+def test_datasets_path_falls_back_to_the_shipped_yaml(tmp_path, monkeypatch):
+    from scsa_yolo.benchmark.plan import shipped_dataset
+    from scsa_yolo.resources import resource_dir
+
+    monkeypatch.chdir(tmp_path)  # no datasets/ folder here: the packaged copy is used
+    assert Path(shipped_dataset("datasets/VisDrone.yaml")) == resource_dir("datasets") / "VisDrone.yaml"
+    assert shipped_dataset("VisDrone.yaml") == "VisDrone.yaml"  # a bare name stays Ultralytics' to resolve
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "VisDrone.yaml").write_text("names: {0: a}\n")
+    assert shipped_dataset("datasets/VisDrone.yaml") == "datasets/VisDrone.yaml"  # the user's own file wins

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ultralytics.utils.metrics import ap_per_class
 
+from scsa_yolo.benchmark.measure import ratio_interval
 from scsa_yolo.benchmark.report import dropped_resample_notes, markdown_report, verdict
 from scsa_yolo.benchmark.stats import (
     Comparison,
@@ -20,7 +21,6 @@ from scsa_yolo.benchmark.stats import (
     image_resamples,
     load_image_stats,
     paired_comparisons,
-    ratio_interval,
     save_image_stats,
     sign_flip_p_value,
 )
@@ -258,3 +258,32 @@ def test_resamples_without_small_objects_are_counted_and_make_the_interval_unrel
     assert dropped_resample_notes([("d", few)], False) == [
         f"worse vs reference, ap_small: 5 of {resamples} resamples had no small objects and were left out"
     ]
+
+
+def test_a_summed_statistics_task_gets_the_same_paired_bootstrap():
+    """The interface issue 19's tasks use: per-image (correct, total) and accuracy from the sums."""
+    from scsa_yolo.benchmark.comparisons import PerImageSums, SummedStatistics
+
+    rng = np.random.default_rng(0)
+    images = [f"im{i}.jpg" for i in range(200)]
+    truth = rng.random(200)
+    accuracy = SummedStatistics({"accuracy": lambda sums: sums[:, 0] / sums[:, 1]})
+
+    def run(threshold, seed):
+        correct = (truth + np.random.default_rng(seed).normal(0, 0.05, 200) > threshold).astype(float)
+        return PerImageSums(images, np.stack([correct, np.ones(200)], 1))
+
+    runs = {"ref": [run(0.5, 1), run(0.5, 2)], "better": [run(0.3, 1), run(0.3, 2)]}
+    (comparison,) = paired_comparisons(runs, resamples=500, seed=3, task=accuracy)
+    expected = np.mean([r.values[:, 0].mean() for r in runs["better"]]) - np.mean(
+        [r.values[:, 0].mean() for r in runs["ref"]]
+    )
+    assert comparison.metric == "accuracy" and comparison.seeds == 2 and comparison.images == 200
+    assert comparison.delta == pytest.approx(expected)
+    assert 0 < comparison.ci_low < comparison.delta < comparison.ci_high  # about 0.2 better, clearly above 0
+    with pytest.raises(ValueError, match="same images"):
+        paired_comparisons(
+            {"ref": runs["ref"], "other": [PerImageSums(images[::-1], runs["ref"][0].values)] * 2},
+            resamples=10,
+            task=accuracy,
+        )

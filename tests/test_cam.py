@@ -9,7 +9,8 @@ import torch
 
 pytest.importorskip("pytorch_grad_cam", reason="grad-cam (extra 'compare') missing")
 
-from scsa_yolo import cam  # noqa: E402
+from scsa_yolo import cam, cli  # noqa: E402
+from scsa_yolo.errors import MissingExtraError, UsageError  # noqa: E402
 from scsa_yolo.nn import SCSA  # noqa: E402
 
 IMGSZ = 64  # the smallest size with a 2x2 P5 map; keeps every CAM pass well under a second
@@ -70,9 +71,9 @@ def test_checkpoint_loads_with_gradients_and_defaults_to_the_detect_inputs(scsa_
     assert layers == [model.model[i] for i in (16, 20, 24)] and all(isinstance(layer, SCSA) for layer in layers)
     assert cam.resolve_layers(model, [-2, 15]) == [model.model[15], model.model[24]]  # forward order
     for bad in ([25], [26], [-27]):  # the Detect head itself, past it, and before the first layer
-        with pytest.raises(ValueError):
+        with pytest.raises(UsageError, match="--layer"):
             cam.resolve_layers(model, bad)
-    with pytest.raises(ValueError, match=".pt checkpoint or a .yaml"):
+    with pytest.raises(UsageError, match=".pt checkpoint or a .yaml"):
         cam.load_detection_model(scsa_checkpoint.with_suffix(".onnx"))
 
 
@@ -84,7 +85,7 @@ def test_maps_are_scaled_per_image_and_depend_on_the_layer(scsa_checkpoint, imag
     assert np.allclose(default.max(axis=(1, 2)), 1.0, atol=1e-4) and default.min() >= 0  # not blank
     p3_only = cam.detection_cams(model, images, layers=[16])
     assert np.abs(p3_only - default).mean() > 0.01
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(UsageError, match="stride"):
         cam.detection_cams(model, cam.letterbox_images(cam.image_files(image_dir), 48))
 
 
@@ -108,5 +109,28 @@ def test_script_writes_a_titled_grid_for_two_models_and_two_images(scsa_checkpoi
 
 def test_missing_grad_cam_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)
-    with pytest.raises(ImportError, match=r"scsa-yolo\[compare\]"):
+    with pytest.raises(MissingExtraError, match=r"scsa-yolo\[compare\]"):
         cam.cam_methods()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--source", "/nonexistent"], "--source /nonexistent: no such image or folder"),
+        (["--imgsz", "50"], "--imgsz 50 must be a positive multiple of 32"),
+        (["--output", "x.txt"], "--output x.txt: the grid is an image"),
+        (["--model", "missing.pt"], "--model missing.pt: no such checkpoint"),
+        (["--conf", "2"], "--conf 2.0 must lie in [0, 1]"),
+        (["--method", "nocam"], "--method 'nocam' is unknown"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(flags, message, image_dir, tmp_path, capsys):
+    defaults = {"--model": "yolov8n.yaml", "--source": str(image_dir), "--imgsz": "64", "--device": "cpu"}
+    defaults["--output"] = str(tmp_path / "grid.png")
+    given = dict(zip(flags[::2], flags[1::2]))
+    argv = ["cam"] + [item for flag, value in {**defaults, **given}.items() for item in (flag, value)]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.strip().splitlines() == [f"scsa-yolo cam: error: {error.split('error: ', 1)[1].strip()}"]
+    assert message in error and "Traceback" not in error
+    assert not (tmp_path / "grid.png").exists()

@@ -35,3 +35,19 @@ def test_script_wrapper_runs_the_same_parser(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         scsa_yolo_command.script_main("models", ["--help"])
     assert "usage: scsa-yolo models" in capsys.readouterr().out
+
+
+def test_parsers_of_benchmark_cam_and_speed_import_none_of_their_work_modules():
+    """add_arguments reads only light modules: the benchmark's planner/runner, cam and the speed bench stay unloaded."""
+    import subprocess
+    import sys
+
+    heavy = ("scsa_yolo.benchmark.plan", "scsa_yolo.benchmark.runner", "scsa_yolo.cam", "scsa_yolo.benchmark.speed")
+    code = (
+        "import sys; from scsa_yolo.cli import build_parser\n"
+        "for name in ('benchmark', 'cam', 'speed'): build_parser(chosen=name)\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from scsa_yolo.benchmark import TrainSettings, run_benchmark
+from scsa_yolo.benchmark import BenchmarkRequest, TrainSettings, plan_benchmark
 from scsa_yolo.benchmark.engines import (
     EngineOptionError,
     RayOptions,
@@ -14,6 +14,13 @@ from scsa_yolo.benchmark.engines import (
     trial_device,
     trial_resources,
 )
+from scsa_yolo.errors import MissingExtraError, UsageError
+
+
+def plan(out, **options):
+    return plan_benchmark(
+        BenchmarkRequest(models=("yolov8n.yaml",), settings=TrainSettings(data="none.yaml"), out=out, **options)
+    )
 
 
 def test_trial_resources_defaults_and_limits():
@@ -38,13 +45,13 @@ def test_trial_device_names_gpus_only_for_ddp():
 
 def test_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if it were not installed
-    with pytest.raises(ImportError, match=r"pip install 'scsa-yolo\[cluster\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'scsa-yolo\[cluster\]'"):
         import_ray()
-    with pytest.raises(ImportError, match="--engine ray needs Ray Tune"):
-        run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, engine="ray")
+    with pytest.raises(MissingExtraError, match="--engine ray needs the 'cluster' extra"):
+        plan(tmp_path, engine="ray")
     assert list(tmp_path.iterdir()) == []  # refused before any work
-    with pytest.raises(ValueError, match="Unknown engine 'spark'"):
-        run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, engine="spark")
+    with pytest.raises(UsageError, match="--engine 'spark' is unknown"):
+        plan(tmp_path, engine="spark")
 
 
 def test_unreachable_ray_address_is_an_option_error(monkeypatch, tmp_path):
@@ -67,5 +74,5 @@ def test_unreachable_ray_address_is_an_option_error(monkeypatch, tmp_path):
 def test_ray_flags_with_the_sequential_engine_are_refused_before_any_work(tmp_path):
     options = RayOptions(address="10.0.0.9:6379", gpus_per_run=2)
     with pytest.raises(EngineOptionError, match="--ray-address, --gpus-per-run only apply to --engine ray"):
-        run_benchmark(["yolov8n.yaml"], TrainSettings(data="none.yaml"), out=tmp_path, ray_options=options)
+        plan(tmp_path, ray_options=options)
     assert list(tmp_path.iterdir()) == []

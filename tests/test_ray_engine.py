@@ -1,36 +1,66 @@
 """The Ray Tune engine of the benchmark on a local Ray instance: CPU trials of one CPU each.
 
 One Ray instance serves the module (its start-up is the expensive part); it is shut down at the end, with a check
-that none of its processes outlives it. The runs have two epochs so that a trial can be killed between its first
-checkpoint and its end.
+that none of its processes outlives it. The runs have two epochs so that a trial can be stopped between its first
+checkpoint and its end. The kill is deterministic: the chosen trial writes its process id and waits after its first
+epoch (checkpoint saved and recorded); the test kills exactly that process. No timing decides what is killed.
 """
 
-import contextlib
 import csv
 import os
+import signal
+import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import psutil
 import pytest
-from ultralytics.utils.patches import torch_load
 
-from scsa_yolo.benchmark import TrainSettings, run_benchmark
+from scsa_yolo.benchmark import BenchmarkRequest, TrainSettings, run_benchmark
+from scsa_yolo.benchmark import runner as benchmark_runner
 from scsa_yolo.benchmark.engines import RayOptions, RunsFailedError
-from scsa_yolo.benchmark.runner import RUN_RECORD
+from scsa_yolo.benchmark.records import RUN_RECORD
 from scsa_yolo.nn.kernels.cpu import ENV_SWITCH
 from scsa_yolo.nn.scsa_fused import fused_kernel_disabled
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the cluster extra (ray[tune])")
 
-MODELS = ["yolov8n.yaml", "yolov8n-scsa.yaml"]
-# Columns that depend on the process or the clock, not on the run: timings and where the run folder is.
-# timings, and the resume record: the killed trial resumed, its sequential twin did not
-VOLATILE = {"train_s", "latency_ms", "latency_gpu_ms", "run_dir", "latency_ratio", "latency_ratio_low"}
+MODELS = ("yolov8n.yaml", "yolov8n-scsa.yaml")
+# Columns that depend on the process or the clock, not on the run: timings,
+# and the resume record: the killed trial resumed, its sequential twin did not
+VOLATILE = {"train_s", "latency_ms", "latency_gpu_ms", "latency_ratio", "latency_ratio_low"}
 VOLATILE |= {"latency_ratio_high", "resumed_at_epochs"}
 ONE_CPU = RayOptions(cpus_per_run=1)
+TARGET = "yolov8n-scsa-seed1"  # the trial that is stopped after its first epoch and killed
+
+
+def pausing_run_task(spec, state):
+    """The runner's task, except that run TARGET, when new, waits after its first epoch until it is killed.
+
+    This function is sent to the Ray workers by value (the test module is not importable there). The wait starts
+    in ``on_fit_epoch_end``, after that epoch's ``last.pt`` was saved and its hash recorded; the process id is
+    written to ``OUT/pause.pid`` first, so that the test kills exactly this trial's process.
+    """
+    from ultralytics.utils.callbacks import base
+
+    from scsa_yolo.benchmark.run import run_once
+
+    if spec.name != TARGET or state.kind != "new":
+        return run_once(spec, state).to_json()
+
+    def wait_to_be_killed(trainer):
+        if trainer.epoch == 0:
+            pid_file = spec.run_dir.parent.parent / "pause.pid"
+            pid_file.with_suffix(".tmp").write_text(str(os.getpid()))
+            pid_file.with_suffix(".tmp").replace(pid_file)
+            threading.Event().wait()  # until SIGKILL
+
+    base.default_callbacks["on_fit_epoch_end"].append(wait_to_be_killed)
+    try:
+        return run_once(spec, state).to_json()
+    finally:
+        base.default_callbacks["on_fit_epoch_end"].remove(wait_to_be_killed)
 
 
 def ray_processes() -> list[psutil.Process]:
@@ -41,18 +71,6 @@ def ray_processes() -> list[psutil.Process]:
             if "ray" in " ".join(process.cmdline()):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def trial_processes() -> list[psutil.Process]:
-    """Ray workers running a Tune trial (a function trainable's actor is titled ``ray::ImplicitFunc``)."""
-    found = []
-    for process in ray_processes():
-        try:
-            if process.cmdline()[0].startswith("ray::ImplicitFunc"):
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, IndexError):
             continue
     return found
 
@@ -96,71 +114,55 @@ def _train_losses(runs: Path) -> dict[str, list[tuple[str, ...]]]:
     return losses
 
 
-def _kill_mid_run(runs: Path, target: str, killed: list) -> None:
-    """Kill the running trials as soon as ``target`` has written its first epoch's checkpoint.
-
-    The trial processes are frozen first, so that every checkpoint on disk can be checked to be complete (a zip file
-    is complete once its end record is written; a process frozen mid-write is let go on for a moment) and the
-    target's to be the first epoch's, not the finished one's. The freeze is kept short: Ray gives up on a worker
-    that stops answering for long.
-    """
-    deadline = time.monotonic() + 240
-    last = runs / target / "weights" / "last.pt"
-    while time.monotonic() < deadline:
-        workers = trial_processes()
-        if last.is_file() and workers:
-            try:
-                for worker in workers:
-                    worker.suspend()
-                if all(zipfile.is_zipfile(path) for path in runs.glob("*/*/last.pt")):
-                    epoch = torch_load(last, map_location="cpu")["epoch"]
-                    for worker in workers:
-                        worker.kill()
-                    killed.append(epoch)
-                    return
-                for worker in workers:  # frozen while writing a checkpoint: let it finish the file
-                    worker.resume()
-            except psutil.NoSuchProcess:  # a trial ended meanwhile: look again
-                for worker in workers:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        worker.resume()
-        time.sleep(0.05)
+def _kill_paused_trial(out: Path, killed: list) -> None:
+    """Kill the trial that wrote ``OUT/pause.pid`` (it waits for this), and only it."""
+    pid_file = out / "pause.pid"
+    deadline = time.monotonic() + 600  # a bound for a broken run only: the kill itself waits for the file
+    while not pid_file.is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_file.is_file():
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
 
 
 def test_ray_engine_matches_sequential_names_a_killed_trial_resumes_it_and_skips_finished_runs(
-    local_ray, tiny_dataset, tmp_path
+    local_ray, tiny_dataset, tmp_path, monkeypatch
 ):
     settings = TrainSettings(data=str(tiny_dataset), epochs=2, imgsz=64, batch=2, workers=0, device="cpu")
-    run_benchmark(MODELS, settings, seeds=(0, 1), out=tmp_path / "seq", latency_repeats=2)
+
+    def request(out, **options):
+        return BenchmarkRequest(models=MODELS, settings=settings, seeds=(0, 1), out=out, latency_repeats=2, **options)
+
+    run_benchmark(request(tmp_path / "seq"))
     out = tmp_path / "ray"
 
     def on_ray():
-        return run_benchmark(MODELS, settings, (0, 1), out, latency_repeats=2, engine="ray", ray_options=ONE_CPU)
+        return run_benchmark(request(out, engine="ray", ray_options=ONE_CPU))
 
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(benchmark_runner, "run_task", pausing_run_task)
     killed = []
-    # The last trial of the grid is killed mid-run (with whichever trial runs next to it): trials that ended earlier
-    # keep their records, and no trial is left to start in a fresh process.
-    target = "yolov8n-scsa-seed1"
-    killer = threading.Thread(target=_kill_mid_run, args=(out / "runs", target, killed), daemon=True)
+    killer = threading.Thread(target=_kill_paused_trial, args=(out, killed), daemon=True)
     killer.start()
-    with pytest.raises(RunsFailedError, match=rf"runs failed:\n(.*\n)*  {target}: ") as failure:
+    with pytest.raises(RunsFailedError, match=rf"1 of 4 runs failed:\n  {TARGET}: ") as failure:
         on_ray()
     killer.join()
-    assert killed == [0]  # killed after the first epoch's checkpoint, before the second epoch's
-    assert not (out / "runs" / target / RUN_RECORD).exists()
-    for name in ("yolov8n-seed0", "yolov8n-scsa-seed0"):  # trials that ended before the kill are finished
+    assert len(killed) == 1
+    assert not (out / "runs" / TARGET / RUN_RECORD).exists()
+    for name in ("yolov8n-seed0", "yolov8n-scsa-seed0", "yolov8n-seed1"):  # every other trial finished
         assert (out / "runs" / name / RUN_RECORD).is_file() and f"  {name}: " not in str(failure.value)
 
     finished = {path: path.stat().st_mtime_ns for path in (out / "runs").glob("*seed0/weights/last.pt")}
     on_ray()
-    with open(out / "runs" / target / "results.csv", newline="") as handle:
+    with open(out / "runs" / TARGET / "results.csv", newline="") as handle:
         epochs = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
     assert epochs == [1, 2]  # epoch 1 from the killed trial, epoch 2 from the resumed one
     assert finished == {path: path.stat().st_mtime_ns for path in finished}  # finished runs not trained again
 
     # Each trial reported one result, its run record: Ultralytics' own Ray Tune callback (on by default in its
-    # settings) reported nothing per epoch.
-    # (Tune's result.json of a trial holds one line per report; the killed trial reported nothing.)
+    # settings) reported nothing per epoch. (Tune's result.json of a trial holds one line per report; the killed
+    # trial reported nothing.)
     reports = [path.read_text().splitlines() for path in (out / "ray").glob("benchmark/*/result.json")]
     assert sorted(map(len, reports)) == [0, 1, 1, 1, 1]
     assert all(line.startswith('{"record": ') for lines in reports for line in lines)
@@ -173,9 +175,8 @@ def test_ray_engine_matches_sequential_names_a_killed_trial_resumes_it_and_skips
     # thread). The resumed run is equal up to its kill only: a resume is not bit-identical to an unbroken run.
     losses, sequential = _train_losses(out / "runs"), _train_losses(tmp_path / "seq" / "runs")
     assert sorted(losses) == sorted(f"{Path(m).stem}-seed{s}" for m in MODELS for s in "01")
-    resumed = killed[0] + 1  # epochs trained before the kill
-    assert losses[target][:resumed] == sequential[target][:resumed]
-    assert {k: v for k, v in losses.items() if k != target} == {k: v for k, v in sequential.items() if k != target}
+    assert losses[TARGET][:1] == sequential[TARGET][:1]
+    assert {k: v for k, v in losses.items() if k != TARGET} == {k: v for k, v in sequential.items() if k != TARGET}
     assert losses["yolov8n-seed0"] != losses["yolov8n-seed1"]  # the comparison could fail: seeds give other losses
     for name in ("results.md", "accuracy_vs_latency.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0

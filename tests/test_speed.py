@@ -1,35 +1,55 @@
-"""scripts/bench_speed.py's functions on tiny sizes: every candidate timed, outputs checked, paths switched back."""
+"""The speed bench on tiny sizes: one bench for CPU and CUDA (device a parameter), typed rows, paths switched back,
+and the timing harness checked against a fake clock (so the test can fail without depending on real timings)."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
 
-from scsa_yolo.benchmark import speed
-from scsa_yolo.benchmark.speed import (
-    bench_model_cuda,
-    bench_module,
-    bench_module_cuda,
-    format_cuda_report,
-    format_report,
-    scsa_path,
-)
+from scsa_yolo import cli
+from scsa_yolo.benchmark import measure, speed
+from scsa_yolo.benchmark.speed import ModuleRow, bench_model, bench_module, format_report, scsa_path
 from scsa_yolo.nn import SCSA, scsa_fused
 
 
-def test_bench_module_times_every_path_and_checks_outputs() -> None:
+def test_interleaved_timing_attributes_each_call_to_its_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a clock that only the candidates advance (A by 2 ms, B by 5 ms per call), the medians are exact."""
+    now = [0.0]
+    monkeypatch.setattr(measure, "clock", lambda: now[0])
+    order = []
+
+    def candidate(name: str, ms: float):
+        def run() -> None:
+            order.append(name)
+            now[0] += ms / 1000
+
+        return run
+
+    medians = measure.time_interleaved({"a": candidate("a", 2.0), "b": candidate("b", 5.0)}, repeats=4, warmup=1)
+    assert medians == pytest.approx({"a": 2.0, "b": 5.0})
+    assert order == ["a", "b"] * 5  # one warm-up round, then four rounds taking turns
+
+
+def test_bench_module_times_every_path_and_checks_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
     threads = torch.get_num_threads()
-    rows = bench_module(shapes=((8, 14), (16, 9)), repeats=2)
+    clock = itertools.count()
+    monkeypatch.setattr(measure, "clock", lambda: next(clock) / 1000)  # every timing is 1 ms
+    rows = bench_module("cpu", shapes=((8, 14), (16, 9)), repeats=2)
     assert torch.get_num_threads() == threads  # restored after the one-thread timings
-    assert [(row["channels"], row["side"]) for row in rows] == [(8, 14), (16, 9)]
+    assert all(isinstance(row, ModuleRow) for row in rows)
+    assert [(row.channels, row.side, row.batch, row.precision) for row in rows] == [
+        (8, 14, 1, "fp32"),
+        (16, 9, 1, "fp32"),
+    ]
     for row in rows:
-        for path in ("ref", "ops", "fast"):
-            assert row[f"{path}_fwd"] > 0 and row[f"{path}_fwd_bwd"] > 0
-        assert row["max_abs_diff"] <= 1e-5 and row["ops_max_abs_diff"] <= 1e-5
+        assert row.forward == pytest.approx({"ref": 1.0, "ops": 1.0, "fast": 1.0})
+        assert row.forward_backward == pytest.approx({"ref": 1.0, "ops": 1.0, "fast": 1.0})
+        assert row.max_abs_diff <= 1e-5 and row.ops_max_abs_diff <= 1e-5
     report = format_report(rows, None, "test device")
     assert report.startswith("Device: test device")
-    ratio = rows[0]["ref_fwd"] / rows[0]["fast_fwd"]
-    assert f"| 8 x 14 x 14 | {rows[0]['ref_fwd']:.3f} |" in report and f"| {ratio:.1f}x |" in report
+    assert "| 8 x 14 x 14 | 1 | fp32 | yes | 1.000 | 1.000 | 1.000 | 1.0x |" in report
 
 
 def test_scsa_path_switches_blocks_and_restores_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,40 +75,53 @@ def test_scsa_path_switches_blocks_and_restores_them(monkeypatch: pytest.MonkeyP
             pass
 
 
-def test_cuda_bench_bookkeeping_runs_on_any_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CUDA benches' loops, paths and report, run on the CPU (synchronisation and autocast are no-ops there).
-
-    The models are stand-ins (a conv, with an SCSA block for the SCSA names): building four YOLOv8n takes seconds.
-    """
+def test_model_bench_rows_and_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model bench's loops, paths and report on stand-in models, with a clock where SCSA models cost twice."""
 
     def stand_in(cfg: str) -> torch.nn.Module:
         layers = [torch.nn.Conv2d(3, 8, 3, padding=1)]
         return torch.nn.Sequential(*layers, SCSA(8)) if "scsa" in cfg else torch.nn.Sequential(*layers)
 
     monkeypatch.setattr(speed, "_build_detection_model", stand_in)
-    device = torch.device("cpu")
-    rows = bench_module_cuda(device, shapes=((8, 9),), batches=(2,), precisions=("fp32",), repeats=1)
-    assert [(row["batch"], row["precision"]) for row in rows] == [(2, "fp32")]
-    for row in rows:
-        assert row["fast_uses_kernel"]  # the op ran (here its CPU kernel)
-        assert row["max_abs_diff"] <= 1e-5
-        assert all(row[f"{path}_{kind}"] > 0 for path in ("ref", "ops", "fast") for kind in ("fwd", "fwd_bwd"))
-    with pytest.warns(UserWarning, match="CUDA is not available"):  # GradScaler and autocast("cuda") step aside
-        model = bench_model_cuda(device, imgsz=16, infer_batches=(2,), repeats=1, train_batch=2, train_repeats=1)
-    report = format_cuda_report(rows, model, "test card")
-    assert report.startswith("Device: test card")
-    assert "| 8 x 9 x 9 | 2 | fp32 | yes |" in report
+    now = [0.0]
+    monkeypatch.setattr(measure, "clock", lambda: now[0])
+    original = torch.nn.Sequential.forward
+
+    def forward(self, x):  # advances the fake clock: 1 ms per layer
+        now[0] += len(self) / 1000
+        return original(self, x)
+
+    monkeypatch.setattr(torch.nn.Sequential, "forward", forward)
+    result = bench_model("cpu", imgsz=16, infer_batches=(1, 2), repeats=2, train_batch=2, train_repeats=2)
     names = ["yolov8n", "yolov8n-scsa", "yolov8n-scsa-ops", "yolov8n-scsa-reference"]
-    assert [t.name for t in model["train"]] == names and [t.name for t in model["infer"][2]] == names
-    assert "| yolov8n | " in report and "| 1.000x | " in report and "inference b2" in report
+    assert [row.name for row in result.rows] == names and result.train_precision == "fp32"
+    infer = [round(row.infer_ms[batch], 6) for row in result.rows for batch in (1, 2)]
+    assert infer == [1.0, 1.0] + [2.0, 2.0] * 3
+    assert [row.train_ms for row in result.rows] == pytest.approx([1.0, 2.0, 2.0, 2.0])
+    report = format_report([], result, "test")
+    assert "| yolov8n-scsa | 2.00 | 2.000x | 2.00 | 2.000x |" in report and "inference b2" in report
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--repeats", "0"], "--repeats 0 must be at least 1"),
+        (["--imgsz", "0"], "--imgsz 0 must be a positive multiple of 32"),
+        (["--threads", "0"], "--threads 0 must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["speed", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"scsa-yolo speed: error: {message}"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on machines without a CUDA device")
-def test_bench_speed_cuda_without_a_gpu_exits_with_one_line(capsys: pytest.CaptureFixture) -> None:
-    """scripts/bench_speed.py --device cuda exits with status 1 and one line on stderr, before timing anything."""
+def test_bench_speed_cuda_without_a_gpu_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    """--device cuda without CUDA exits 2 (bad set-up, nothing timed), not 1 (the benchmark's 'runs failed')."""
     import scsa_yolo_command  # what scripts/bench_speed.py calls: sys.exit(script_main("speed", argv))
 
-    assert scsa_yolo_command.script_main("speed", ["--device", "cuda"]) == 1
+    assert scsa_yolo_command.script_main("speed", ["--device", "cuda"]) == 2
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "--device cuda: no CUDA device" in lines[0], captured.err

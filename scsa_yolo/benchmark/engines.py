@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ultralytics.utils import LOGGER
+
+from scsa_yolo.benchmark.settings import RayOptions
+from scsa_yolo.errors import MissingExtraError, UsageError
+
+__all__ = ["EngineOptionError", "RayOptions", "RunTask", "RunsFailedError", "run_sequential", "run_with_ray"]
 
 RAY_INSTALL_HINT = "pip install 'scsa-yolo[cluster]'  (or: pip install 'ray[tune]>=2.41')"
 RAY_RESULTS_DIR = "ray"  # Tune's experiment state, inside the benchmark's output folder
@@ -31,8 +36,8 @@ class RunTask:
     Attributes:
         name: Unique name of the run (its run folder's name); names the Ray trial and any failure.
         function: The runner's per-run function; module-level, so Ray can send it to a worker by reference.
-        kwargs: Its arguments (picklable: Ray sends them to the worker); ``kwargs["settings"]`` is the run's
-            :class:`~scsa_yolo.benchmark.runner.TrainSettings`, whose device a multi-GPU trial sets.
+        kwargs: Its arguments (picklable: Ray sends them to the worker); ``kwargs["spec"]``, when present, is the
+            run's :class:`~scsa_yolo.benchmark.run.RunSpec`, whose settings' device a multi-GPU trial sets.
         description: One line logged when the run starts.
         recorded: Its run folder holds a finished run's record, so the function only reads it (or refuses other
             settings); the Ray engine then calls it in this process instead of starting a trial.
@@ -45,26 +50,7 @@ class RunTask:
     recorded: bool = False
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and with what resources the Ray engine runs trials.
-
-    Attributes:
-        address: Ray cluster address (``ray start --head`` prints it); None uses ``RAY_ADDRESS`` if set, otherwise a
-            Ray instance this process starts and stops (or the one it has already joined).
-        gpus_per_run: GPUs per trial; None: 1 when the cluster has GPUs, else 0. More than 1 trains with DDP.
-        cpus_per_run: CPUs per trial; None: 1 on CPU-only trials, else the cluster's CPUs per GPU times the trial's
-            GPUs. Ray sets a trial's thread count (``OMP_NUM_THREADS``) to it.
-        storage: Folder for Tune's experiment state (the benchmark puts it in its output folder).
-    """
-
-    address: str | None = None
-    gpus_per_run: int | None = None
-    cpus_per_run: float | None = None
-    storage: Path | None = field(default=None)
-
-
-class EngineOptionError(ValueError):
+class EngineOptionError(UsageError):
     """An engine option the cluster cannot meet, or one that contradicts another (found before any training)."""
 
 
@@ -89,14 +75,14 @@ def run_sequential(tasks: Sequence[RunTask]) -> list[dict]:
 
 
 def import_ray():
-    """Import Ray and Ray Tune, or raise an ImportError that says how to install them."""
+    """Import Ray and Ray Tune, or raise :class:`~scsa_yolo.errors.MissingExtraError` naming the ``cluster`` extra."""
     try:
         import ray
         from ray import tune
-    except ImportError as error:
-        raise ImportError(f"--engine ray needs Ray Tune, which is not installed: {RAY_INSTALL_HINT}") from error
+    except ImportError:
+        raise MissingExtraError("--engine ray", "cluster", "ray[tune]") from None
     if not hasattr(tune, "get_context"):
-        raise ImportError(f"--engine ray needs Ray >= 2.41 (found {ray.__version__}): {RAY_INSTALL_HINT}")
+        raise UsageError(f"--engine ray needs Ray >= 2.41 (found {ray.__version__}): {RAY_INSTALL_HINT}")
     return ray, tune
 
 
@@ -151,8 +137,9 @@ def _trial(config: dict, tasks: dict[str, RunTask], device: str | None, cwd: str
     _drop_ultralytics_tune_reports()
     task = tasks[config["run"]]
     kwargs = dict(task.kwargs)
-    if device is not None:  # several GPUs: the settings name them, so that Ultralytics trains with DDP
-        kwargs["settings"] = replace(kwargs["settings"], device=device)
+    if device is not None and "spec" in kwargs:  # several GPUs: the settings name them, so Ultralytics trains DDP
+        spec = kwargs["spec"]
+        kwargs["spec"] = replace(spec, settings=replace(spec.settings, device=device))
     LOGGER.info(task.description or task.name)
     record = task.function(**kwargs)
     tune.report({"record": record})
@@ -200,7 +187,7 @@ def run_with_ray(tasks: Sequence[RunTask], options: RayOptions, settings_device:
         One record per task, in plan order.
 
     Raises:
-        ImportError: If Ray Tune is not installed (the message says how to install it).
+        MissingExtraError: If Ray Tune is not installed (the message says how to install it).
         EngineOptionError: For a cluster address Ray cannot connect to, resource requests the cluster cannot meet or
             a ``--device`` that names GPUs.
         RunsFailedError: If any trial failed.

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import ops
 from ultralytics.utils.metrics import box_iou
 
-from scsa_yolo.benchmark.stats import AREA_RANGES, ImageStats, save_image_stats
+from scsa_yolo.benchmark.image_stats import AREA_RANGES, ImageStats, save_image_stats
+from scsa_yolo.benchmark.records import RunRecord
+from scsa_yolo.benchmark.settings import TrainSettings
 
 IMAGE_STATS_FILE = "image_stats.npz"
 SIZE_BINS = ("small",)  # bins kept per image for the bootstrap (comparisons.csv compares ap_small)
@@ -111,32 +112,35 @@ def _areas(boxes: torch.Tensor, batch: dict) -> np.ndarray:
     return ((native[:, 2] - native[:, 0]) * (native[:, 3] - native[:, 1])).cpu().numpy()
 
 
-def validate_run(weights: Path, data: str, imgsz: int, batch: int, device: str, workers: int, run_dir: Path) -> dict:
-    """Validate ``weights`` on the val split once, write its per-image statistics, and return its metrics.
+def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, record: RunRecord) -> tuple[str, str]:
+    """Validate ``weights`` on the val split once, write its per-image statistics, and fill ``record``'s metrics.
+
+    The checkpoint is loaded with Ultralytics' restricted loader (its caller checked it is the benchmark's own).
 
     Args:
         weights: Checkpoint to validate.
-        data: Dataset YAML.
-        imgsz: Validation size.
-        batch: Batch size.
-        device: Device as Ultralytics takes it.
-        workers: Dataloader workers.
-        run_dir: Run folder; the validator writes into ``run_dir/final_val`` and the statistics go to
-            ``run_dir/final_val/image_stats.npz``.
+        settings: The run's settings (dataset, size, batch, device, workers).
+        run_dir: Run folder; the validator writes into ``run_dir/final_val``.
+        record: Its ``map50``, ``map50_95``, ``precision``, ``recall``, ``ap_small``/``ap_medium``/``ap_large``
+            (NaN for a size bin without labels) and ``val_images`` are set.
 
     Returns:
-        ``map50``, ``map50_95``, ``precision``, ``recall``, ``ap_small``, ``ap_medium``, ``ap_large`` (NaN for a size
-        bin without labels), ``val_images`` and ``image_stats`` (the file's path).
+        The statistics file's path relative to ``run_dir`` and its SHA-256.
     """
-    model = YOLO(str(weights))
+    from scsa_yolo.benchmark.records import sha256
+    from scsa_yolo.benchmark.run import load_restricted
+
+    checkpoint = load_restricted(weights, "run checkpoint")
+    model = (checkpoint.get("ema") or checkpoint["model"]).float()
+    saved = checkpoint.get("train_args", {})
     args = {
-        **model.overrides,
+        **{key: saved[key] for key in ("task", "single_cls") if key in saved},
         "rect": True,  # what YOLO.val uses by default
-        "data": data,
-        "imgsz": imgsz,
-        "batch": batch,
-        "device": device,
-        "workers": workers,
+        "data": settings.data,
+        "imgsz": settings.imgsz,
+        "batch": settings.batch,
+        "device": settings.device,
+        "workers": settings.workers,
         "plots": False,
         "save_json": True,  # Ultralytics' COCO evaluation of the custom dataset: the area APs
         "project": str(run_dir),
@@ -144,24 +148,19 @@ def validate_run(weights: Path, data: str, imgsz: int, batch: int, device: str, 
         "exist_ok": True,
         "mode": "val",
     }
-    validator = ImageStatsValidator(args=args, _callbacks=model.callbacks)
-    results = validator(model=model.model)
+    validator = ImageStatsValidator(args=args)
+    results = validator(model=model)
     box = validator.metrics.box
     stats_path = Path(validator.save_dir) / IMAGE_STATS_FILE
     bins = validator.image_stats()
     save_image_stats(stats_path, bins)
-    record = {
-        "map50": float(box.map50),
-        "map50_95": float(box.map),
-        "precision": float(box.mp),
-        "recall": float(box.mr),
-    }
+    record.map50, record.map50_95 = round(float(box.map50), 4), round(float(box.map), 4)
+    record.precision, record.recall = round(float(box.mp), 4), round(float(box.mr), 4)
     for name in AREA_RANGES:
         value = results.get(f"metrics/mAP_{name}(B)")
         if value is None:
             raise RuntimeError(f"Ultralytics' COCO evaluation gave no mAP_{name}(B) for {weights}")
         empty = value < 0 or not validator.labels_per_area[name]  # COCO's -1; or no COCO run: no predictions at all
-        record[f"ap_{name}"] = math.nan if empty else float(value)
-    record["val_images"] = len(bins["all"].images)
-    record["image_stats"] = str(stats_path)
-    return record
+        setattr(record, f"ap_{name}", math.nan if empty else round(float(value), 4))
+    record.val_images = len(bins["all"].images)
+    return stats_path.relative_to(run_dir).as_posix(), sha256(stats_path)

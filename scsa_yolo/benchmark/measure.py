@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from ultralytics.utils import NUM_THREADS
 from ultralytics.utils.torch_utils import get_cpu_info, get_flops, get_gpu_info, get_num_params
+
+clock: Callable[[], float] = time.perf_counter
+"""The clock the interleaved timings read (seconds); a test replaces it with a fake one."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,33 @@ def interleaved_samples(
     for _ in range(repeats):
         for name, run in candidates.items():
             synchronize()
-            start = time.perf_counter()
+            start = clock()
             run()
             synchronize()
-            samples[name].append((time.perf_counter() - start) * 1000)
+            samples[name].append((clock() - start) * 1000)
     return samples
+
+
+def ratio_interval(
+    samples: Sequence[float], reference: Sequence[float], resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Median-latency ratio of a model to the reference, with a 95 % interval over the interleaved timing rounds.
+
+    The rounds are paired (round i timed both models back to back), so the bootstrap resamples rounds, not single
+    timings: a load spike that slowed both stays in both.
+
+    Args:
+        samples: The model's per-round times.
+        reference: The reference's per-round times, same rounds.
+        resamples: Bootstrap replicates.
+        seed: Resampling seed.
+
+    Returns:
+        ``(ratio, low, high)`` of median(samples) / median(reference).
+    """
+    model, ref = np.asarray(samples, float), np.asarray(reference, float)
+    rng = np.random.default_rng(seed)
+    rounds = rng.integers(0, len(model), size=(resamples, len(model)))
+    replicates = np.median(model[rounds], axis=1) / np.median(ref[rounds], axis=1)
+    low, high = np.quantile(replicates, [0.025, 0.975])
+    return float(np.median(model) / np.median(ref)), float(low), float(high)

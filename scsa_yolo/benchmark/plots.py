@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from scsa_yolo.benchmark.report import model_label
+from scsa_yolo.benchmark.report import as_dicts, model_label
 
 # Columns of the results.csv that Ultralytics' detection trainer writes, one panel each.
 CURVE_COLUMNS = (
@@ -51,6 +51,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], path: Path) -> None:
         rows: Run results with ``dataset``, ``model``, ``latency_ms``, ``latency_ratio*`` and ``map50_95``.
         path: Output image.
     """
+    rows = as_dicts(rows)
     datasets = list(dict.fromkeys(row.get("dataset", "") for row in rows))
     figure = Figure(figsize=(6 * len(datasets), 4.5), layout="constrained")
     panels = figure.subplots(1, len(datasets), squeeze=False)[0]
@@ -147,6 +148,8 @@ def plot_training_curves(curves: dict[tuple[str, str, int], Path], path: Path) -
     groups = list(dict.fromkeys((dataset, model) for dataset, model, _ in curves))
     seeds = sorted({seed for _, _, seed in curves})
     for (dataset, model, seed), results_csv in curves.items():
+        if not results_csv.is_file():
+            continue
         columns = read_training_curves(results_csv)
         color = f"C{groups.index((dataset, model)) % 10}"
         style = {"color": color, "linestyle": LINE_STYLES[seeds.index(seed) % len(LINE_STYLES)]}

@@ -10,8 +10,10 @@ import csv
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
+from scsa_yolo.benchmark.records import RESULT_COLUMNS, ResultRow
 from scsa_yolo.benchmark.stats import (
     CONFIDENCE,
     MAX_DROPPED_FRACTION,
@@ -20,37 +22,6 @@ from scsa_yolo.benchmark.stats import (
     smallest_sign_flip_p_value,
 )
 
-# One row per (dataset, model, seed). latency_* are per architecture and dataset (measured once, same process,
-# interleaved), so all seeds of a model share them; device is where training ran. ap_* are COCO APs by box area
-# (NaN: no labels of that size); resumed_at_epochs lists the epochs at which an interrupted run was resumed.
-RESULT_COLUMNS = (
-    "dataset",
-    "model",
-    "seed",
-    "params",
-    "gflops",
-    "latency_ms",
-    "latency_ratio",
-    "latency_ratio_low",
-    "latency_ratio_high",
-    "map50",
-    "map50_95",
-    "ap_small",
-    "ap_medium",
-    "ap_large",
-    "precision",
-    "recall",
-    "val_images",
-    "train_s",
-    "resumed_at_epochs",
-    "epochs",
-    "imgsz",
-    "device",
-    "latency_device",
-    "latency_gpu_ms",
-    "latency_gpu_device",
-    "model_file",
-)
 COMPARISON_COLUMNS = ("model", "reference", "metric", "seeds", "images", "delta", "ci_low", "ci_high", "p_value")
 METRIC_LABELS = {"map50_95": "ΔmAP50-95", "map50": "ΔmAP50", "ap_small": "ΔAP_small"}
 
@@ -60,21 +31,22 @@ def model_label(name: str) -> str:
     return Path(str(name)).stem
 
 
-def write_results_csv(rows: Sequence[dict], path: Path) -> None:
-    """Write one line per run with :data:`RESULT_COLUMNS` (missing values left empty).
+def as_dicts(rows: Sequence[ResultRow | dict]) -> list[dict]:
+    """Result rows as dicts keyed by :data:`RESULT_COLUMNS` (dicts pass through)."""
+    return [asdict(row) if is_dataclass(row) else dict(row) for row in rows]
+
+
+def write_results_csv(rows: Sequence[ResultRow], path: Path) -> None:
+    """Write one line per run; the columns are :class:`ResultRow`'s fields.
 
     Args:
         rows: Run results, in run order.
         path: Output file.
     """
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS)
         writer.writeheader()
-        for row in rows:
-            values = {column: row.get(column, "") for column in RESULT_COLUMNS}
-            values["model"], values["model_file"] = model_label(row["model"]), row["model"]
-            values["resumed_at_epochs"] = " ".join(map(str, row.get("resumed_at_epochs") or []))
-            writer.writerow(values)
+        writer.writerows(as_dicts(rows))
 
 
 def read_results_csv(path: Path) -> list[dict]:
@@ -215,7 +187,7 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
         One dict per (dataset, model) with the per-seed value lists and the per-architecture costs.
     """
     groups: dict[tuple, dict] = {}
-    for row in rows:
+    for row in as_dicts(rows):
         key = (row.get("dataset", ""), model_label(row["model"]))
         group = groups.setdefault(
             key,
@@ -341,7 +313,7 @@ def markdown_report(
         "one process with the models interleaved; its interval comes from the paired timing rounds.",
         "",
     ]
-    resumed = [row for row in rows if row.get("resumed_at_epochs")]
+    resumed = [row for row in as_dicts(rows) if row.get("resumed_at_epochs")]
     if resumed:
         lines += [
             "Resumed runs (interrupted, then continued from last.pt; not bit-identical to an unbroken run): "

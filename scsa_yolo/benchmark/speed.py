@@ -2,9 +2,11 @@
 
 Three SCSA implementations are timed: ``reference`` (``SCSA.forward_reference``, the straightforward official
 formulation), ``ops`` (``SCSA.forward`` with the op's kernels switched off: the PyTorch-op fast path) and ``fast``
-(``SCSA.forward`` as it runs by default; on CPU the fused C++ kernel of the ``scsa_yolo::scsa`` op). On CUDA
-(``bench_module_cuda``, ``bench_model_cuda``) ``fast`` is the op's Triton kernel, switched on for the run
-(``SCSA_YOLO_CUDA_KERNEL=1``), and each candidate is timed between ``torch.cuda.synchronize`` calls.
+(``SCSA.forward`` as it runs by default; on CPU the fused C++ kernel of the ``scsa_yolo::scsa`` op). One bench serves
+both devices (``device`` is a parameter): on CUDA ``fast`` is the op's Triton kernel, switched on for the run
+(``SCSA_YOLO_CUDA_KERNEL=1``), each candidate is timed between ``torch.cuda.synchronize`` calls, and the model's
+training step runs under AMP as Ultralytics trains on GPUs. Results are typed rows (:class:`ModuleRow`,
+:class:`ModelRow` in a :class:`ModelResult`) and one formatter writes the report.
 
 Every comparison times its candidates interleaved (A, B, A, B, ...) in one process and reports medians, so load from
 other processes on a shared machine hits all candidates alike and the ratios stay meaningful when absolute times
@@ -20,12 +22,23 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from ultralytics.utils.torch_utils import get_cpu_info
 
 from scsa_yolo.benchmark.measure import time_interleaved
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
 from scsa_yolo.nn.scsa import SCSA
-from scsa_yolo.nn.scsa_fused import CUDA_SWITCH, fused_kernel_disabled, kernel_status
+from scsa_yolo.nn.scsa_fused import CUDA_SWITCH, fused_kernel_disabled
+
+__all__ = [
+    "ModelResult",
+    "ModelRow",
+    "ModuleRow",
+    "bench_model",
+    "bench_module",
+    "cuda_unavailable_reason",
+    "device_description",
+    "format_report",
+    "scsa_path",
+]
 
 SCSA_PATHS = ("fast", "ops", "reference")
 """SCSA implementations the model benchmark compares (see ``scsa_path``)."""
@@ -42,12 +55,57 @@ class Timing:
     median_ms: float
 
 
-def device_description() -> str:
-    """CPU model (Ultralytics' ``get_cpu_info``), logical CPUs, the torch version and what SCSA's fast path runs."""
-    return (
-        f"{get_cpu_info()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}; SCSA fast path on CPU: "
-        f"{kernel_status()}"
-    )
+@dataclass(frozen=True)
+class ModuleRow:
+    """The SCSA block at one shape, batch and precision: each path's median ms and its output's distance.
+
+    Attributes:
+        channels: Input channels.
+        side: Input height and width.
+        batch: Batch size.
+        precision: ``fp32`` or ``amp``.
+        uses_kernel: Whether ``fast`` ran the op's kernel.
+        max_abs_diff: Largest |fast - reference| over the output.
+        ops_max_abs_diff: Largest |ops - reference|.
+        forward: Path (``ref``, ``ops``, ``fast``) to median ms of a no-grad forward.
+        forward_backward: Path to median ms of forward + backward.
+    """
+
+    channels: int
+    side: int
+    batch: int
+    precision: str
+    uses_kernel: bool
+    max_abs_diff: float
+    ops_max_abs_diff: float
+    forward: dict[str, float]
+    forward_backward: dict[str, float]
+
+    def speedup(self, backward: bool = False) -> float:
+        """Reference time over fast time, forward or forward + backward."""
+        times = self.forward_backward if backward else self.forward
+        return times["ref"] / times["fast"]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model's median ms: inference per batch size, and one training step."""
+
+    name: str
+    infer_ms: dict[int, float]
+    train_ms: float
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """The whole-model timings and the sizes they were made at."""
+
+    rows: list[ModelRow]
+    imgsz: int
+    train_batch: int
+    train_imgsz: int
+    train_precision: str
+    threads: int
 
 
 def timings(
@@ -107,55 +165,72 @@ def _spread_block(channels: int, seed: int) -> SCSA:
     return block
 
 
-def bench_module(shapes: Sequence[tuple[int, int]] = MODULE_SHAPES, repeats: int = 200, seed: int = 0) -> list[dict]:
-    """Time SCSA's reference, PyTorch-op and default paths, forward (no grad) and forward + backward, one thread.
+def _device_context(device: torch.device) -> ExitStack:
+    """On CPU: the fused kernel built before timing, one thread for the block; on CUDA: the Triton kernel on."""
+    stack = ExitStack()
+    if device.type == "cuda":
+        stack.enter_context(cuda_kernel_switched_on())
+    else:
+        cpu_kernel.load()  # build outside the timed rounds
+    return stack
+
+
+def bench_module(
+    device: torch.device | str = "cpu",
+    shapes: Sequence[tuple[int, int]] = MODULE_SHAPES,
+    batches: Sequence[int] = (1,),
+    precisions: Sequence[str] = ("fp32",),
+    repeats: int = 100,
+    seed: int = 0,
+) -> list[ModuleRow]:
+    """Time SCSA's reference, PyTorch-op and default paths, forward (no grad) and forward + backward.
+
+    On CPU the block runs on one thread (restored afterwards); on CUDA the default path is the Triton kernel.
 
     Args:
-        shapes (Sequence[tuple[int, int]]): (channels, side) of square inputs, batch 1.
-        repeats (int): Interleaved timed rounds per measurement.
-        seed (int): Seed for the block's parameters and the input.
+        device: Where to time.
+        shapes: (channels, side) of square inputs.
+        batches: Batch sizes.
+        precisions: Entries of :data:`PRECISIONS` (``amp``: float16 input under autocast, float32 parameters).
+        repeats: Interleaved timed rounds per measurement (forward + backward: half as many).
+        seed: Seed for the block's parameters and the input.
 
     Returns:
-        (list[dict]): Per shape: channels, side, ``max_abs_diff`` and ``ops_max_abs_diff`` (default and PyTorch-op
-            outputs vs reference), and the medians in ms ``ref_fwd``, ``ops_fwd``, ``fast_fwd``, ``ref_fwd_bwd``,
-            ``ops_fwd_bwd``, ``fast_fwd_bwd``.
+        One row per shape, batch and precision.
     """
-    cpu_kernel.load()  # build outside the timed rounds
+    device = torch.device(device)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     rows = []
-    try:
-        for channels, side in shapes:
-            block = _spread_block(channels, seed)
-            x = torch.randn(1, channels, side, side)
-            ops_forward = fused_kernel_disabled()(block)  # the context manager as a decorator
-            with torch.no_grad():
-                reference = block.forward_reference(x)
-                diff = (block(x) - reference).abs().max().item()
-                ops_diff = (ops_forward(x) - reference).abs().max().item()
-                forward = timings(
-                    {
-                        "ref": lambda b=block, i=x: b.forward_reference(i),
-                        "ops": lambda f=ops_forward, i=x: f(i),
-                        "fast": lambda b=block, i=x: b(i),
-                    },
-                    repeats,
-                )
-            x_grad = x.clone().requires_grad_(True)
-            backward = timings(
-                {
-                    "ref": _backward_runner(block.forward_reference, block, x_grad),
-                    "ops": _backward_runner(ops_forward, block, x_grad),
-                    "fast": _backward_runner(block, block, x_grad),
-                },
-                max(repeats // 2, 1),
-            )
-            row = {"channels": channels, "side": side, "max_abs_diff": diff, "ops_max_abs_diff": ops_diff}
-            row.update({f"{timing.name}_fwd": timing.median_ms for timing in forward})
-            row.update({f"{timing.name}_fwd_bwd": timing.median_ms for timing in backward})
-            rows.append(row)
-    finally:
-        torch.set_num_threads(threads)
+    with _device_context(device):
+        if device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            for channels, side in shapes:
+                block = _spread_block(channels, seed).to(device)
+                ops_forward = fused_kernel_disabled()(block)  # the context manager as a decorator
+                paths = {"ref": block.forward_reference, "ops": ops_forward, "fast": block}
+                for batch in batches:
+                    for precision in precisions:
+                        dtype = torch.float16 if precision == "amp" else torch.float32
+                        x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
+                        with torch.no_grad(), _precision_context(precision):
+                            reference = block.forward_reference(x).float()
+                            diff = (block(x).float() - reference).abs().max().item()
+                            ops_diff = (ops_forward(x).float() - reference).abs().max().item()
+                            uses_kernel = block.uses_kernel(x)
+                        runners = {name: _inference_runner(f, x, precision) for name, f in paths.items()}
+                        forward = timings(runners, repeats, device=device)
+                        x_grad = x.clone().requires_grad_(True)
+                        runners = {name: _backward_runner(f, block, x_grad, precision) for name, f in paths.items()}
+                        backward = timings(runners, max(repeats // 2, 1), device=device)
+                        rows.append(
+                            ModuleRow(
+                                channels, side, batch, precision, uses_kernel, diff, ops_diff,
+                                {t.name: t.median_ms for t in forward}, {t.name: t.median_ms for t in backward},
+                            )
+                        )  # fmt: skip
+        finally:
+            torch.set_num_threads(threads)
     return rows
 
 
@@ -236,117 +311,73 @@ def _sum_outputs(outputs: object) -> torch.Tensor:
 
 
 def bench_model(
+    device: torch.device | str = "cpu",
     imgsz: int = 640,
+    infer_batches: Sequence[int] = (1,),
     repeats: int = 30,
     train_batch: int = 2,
-    train_imgsz: int = 640,
+    train_imgsz: int | None = None,
     train_repeats: int = 8,
     threads: int | None = None,
     seed: int = 0,
-) -> dict:
+) -> ModelResult:
     """Time YOLOv8n and YOLOv8n-SCSA with SCSA on each of ``SCSA_PATHS``, interleaved, same weights for the SCSA ones.
 
-    Inference: eval mode, no grad, batch 1, ``imgsz`` square, unfused layers for all. Training step: train mode,
-    forward + backward of the sum of the raw head outputs (not Ultralytics' detection loss, which needs labels and
-    would time the same extra work for all) + an SGD step, batch ``train_batch``.
+    Inference: float32, eval mode, no grad, each batch of ``infer_batches``, unfused layers for all. Training step:
+    train mode, forward + backward of the sum of the raw head outputs (not Ultralytics' detection loss, which needs
+    labels and would time the same extra work for all) + an SGD step; under AMP with a GradScaler on CUDA (as
+    Ultralytics trains on GPUs), float32 on CPU.
 
     Args:
-        imgsz (int): Inference input side.
-        repeats (int): Interleaved inference rounds.
-        train_batch (int): Training batch size.
-        train_imgsz (int): Training input side.
-        train_repeats (int): Interleaved training rounds.
-        threads (int | None): torch intra-op threads (None keeps the current setting).
-        seed (int): Seed for weights and inputs.
+        device: Where to time.
+        imgsz: Inference input side.
+        infer_batches: Inference batch sizes.
+        repeats: Interleaved inference rounds.
+        train_batch: Training batch size.
+        train_imgsz: Training input side (``imgsz`` when None).
+        train_repeats: Interleaved training rounds.
+        threads: torch intra-op threads on CPU (None keeps the current setting).
+        seed: Seed for weights and inputs.
 
     Returns:
-        (dict): ``threads``, ``infer`` and ``train`` (each a list of Timing for yolov8n, yolov8n-scsa,
-            yolov8n-scsa-ops, yolov8n-scsa-reference), and the sizes used.
+        The rows of yolov8n, yolov8n-scsa, yolov8n-scsa-ops, yolov8n-scsa-reference and the sizes used.
     """
-    cpu_kernel.load()  # build outside the timed rounds
+    device = torch.device(device)
+    train_imgsz = train_imgsz or imgsz
+    amp = device.type == "cuda"
     previous_threads = torch.get_num_threads()
-    if threads is not None:
+    if threads is not None and device.type == "cpu":
         torch.set_num_threads(threads)
     try:
-        torch.manual_seed(seed)
-        models, paths = _comparison_models()
+        with _device_context(device):
+            torch.manual_seed(seed)
+            models, paths = _comparison_models()
+            for model in models.values():
+                model.to(device).eval()
+            infer = {}
+            for batch in infer_batches:
+                images = torch.rand(batch, 3, imgsz, imgsz, device=device)
+                with torch.no_grad(), _on_paths(models, paths):
+                    runners = {name: (lambda m=model, i=images: m(i)) for name, model in models.items()}
+                    infer[batch] = {t.name: t.median_ms for t in timings(runners, repeats, device=device)}
 
-        image = torch.rand(1, 3, imgsz, imgsz)
-        for model in models.values():
-            model.eval()
-        with torch.no_grad(), _on_paths(models, paths):
-            infer = timings({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
+            images = torch.rand(train_batch, 3, train_imgsz, train_imgsz, device=device)
+            scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
-        batch = torch.rand(train_batch, 3, train_imgsz, train_imgsz)
+            def train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    loss = _sum_outputs(model(images)) * 1e-3
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
 
-        def train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            _sum_outputs(model(batch)).backward()
-            optimizer.step()
-
-        with _on_paths(models, paths):
-            train = timings(_train_steps(models, train_step), train_repeats, warmup=2)
-        return {
-            "threads": torch.get_num_threads(),
-            "infer": infer,
-            "train": train,
-            "imgsz": imgsz,
-            "train_imgsz": train_imgsz,
-            "train_batch": train_batch,
-        }
+            with _on_paths(models, paths):
+                train = timings(_train_steps(models, train_step), train_repeats, warmup=2, device=device)
+        rows = [ModelRow(t.name, {b: infer[b][t.name] for b in infer_batches}, t.median_ms) for t in train]
+        return ModelResult(rows, imgsz, train_batch, train_imgsz, "amp" if amp else "fp32", torch.get_num_threads())
     finally:
         torch.set_num_threads(previous_threads)
-
-
-def format_report(module_rows: list[dict], model_result: dict | None, device: str) -> str:
-    """Markdown tables of the module and model timings, with ratios.
-
-    Args:
-        module_rows (list[dict]): Output of ``bench_module``.
-        model_result (dict | None): Output of ``bench_model``, or None if skipped.
-        device (str): Device description.
-
-    Returns:
-        (str): The report.
-    """
-    lines = [
-        f"Device: {device}",
-        "",
-        "SCSA block, batch 1, one thread, float32, median ms. ref = straightforward official formulation "
-        "(forward_reference), ops = PyTorch-op fast path (kernels off; CUDA runs it by default), fast = SCSA.forward "
-        "as it runs by default here; speed-up = ref / fast:",
-        "",
-        "| C x H x W | ref fwd | ops fwd | fast fwd | speed-up | ref fwd+bwd | ops fwd+bwd | fast fwd+bwd | speed-up "
-        "| max abs diff (fast, ops) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in module_rows:
-        lines.append(
-            f"| {row['channels']} x {row['side']} x {row['side']} | {row['ref_fwd']:.3f} | {row['ops_fwd']:.3f} "
-            f"| {row['fast_fwd']:.3f} | {row['ref_fwd'] / row['fast_fwd']:.1f}x | {row['ref_fwd_bwd']:.3f} "
-            f"| {row['ops_fwd_bwd']:.3f} | {row['fast_fwd_bwd']:.3f} | {row['ref_fwd_bwd'] / row['fast_fwd_bwd']:.1f}x "
-            f"| {row['max_abs_diff']:.1e}, {row['ops_max_abs_diff']:.1e} |"
-        )
-    if model_result is not None:
-        infer = {timing.name: timing.median_ms for timing in model_result["infer"]}
-        train = {timing.name: timing.median_ms for timing in model_result["train"]}
-        base_infer, base_train = infer["yolov8n"], train["yolov8n"]
-        lines += [
-            "",
-            f"Whole model, {model_result['threads']} thread(s), median ms; ratio to YOLOv8n "
-            f"(inference: {model_result['imgsz']}x{model_result['imgsz']}, batch 1, eval, no grad; train step: "
-            f"batch {model_result['train_batch']} at {model_result['train_imgsz']}x{model_result['train_imgsz']}, "
-            "forward + backward of the sum of the head outputs + SGD step):",
-            "",
-            "| model | inference | ratio | train step | ratio |",
-            "|---|---|---|---|---|",
-        ]
-        for name in infer:
-            lines.append(
-                f"| {name} | {infer[name]:.1f} | {infer[name] / base_infer:.3f}x | {train[name]:.1f} "
-                f"| {train[name] / base_train:.3f}x |"
-            )
-    return "\n".join(lines)
 
 
 # ---- CUDA ----------------------------------------------------------------------------------------------------------
@@ -356,28 +387,6 @@ CUDA_BATCHES = (1, 16)
 PRECISIONS = ("fp32", "amp")
 """fp32: float32 input and parameters; amp: float16 input under ``torch.autocast`` with float32 parameters, as a
 block inside an Ultralytics AMP training step sees it."""
-
-
-def cuda_unavailable_reason() -> str | None:
-    """One line saying why there is nothing to time on CUDA here, or None when torch sees a CUDA device."""
-    if torch.cuda.is_available():
-        return None
-    return (
-        "no CUDA device: torch.cuda.is_available() is False (the CUDA benchmark needs an NVIDIA GPU and a CUDA build "
-        f"of torch; this is torch {torch.__version__})"
-    )
-
-
-def cuda_description(device: torch.device) -> str:
-    """Card name, memory and compute capability, torch, CUDA and Triton versions."""
-    import triton
-
-    properties = torch.cuda.get_device_properties(device)
-    return (
-        f"{properties.name} ({properties.total_memory / 2**30:.0f} GiB, compute capability "
-        f"{properties.major}.{properties.minor}), torch {torch.__version__}, CUDA {torch.version.cuda}, "
-        f"triton {triton.__version__}"
-    )
 
 
 @contextmanager
@@ -394,174 +403,8 @@ def cuda_kernel_switched_on() -> Iterator[None]:
             os.environ[CUDA_SWITCH] = previous
 
 
-def bench_module_cuda(
-    device: torch.device,
-    shapes: Sequence[tuple[int, int]] = MODULE_SHAPES,
-    batches: Sequence[int] = CUDA_BATCHES,
-    precisions: Sequence[str] = PRECISIONS,
-    repeats: int = 100,
-    seed: int = 0,
-) -> list[dict]:
-    """Time SCSA's reference, PyTorch-op and Triton-kernel paths on CUDA, forward and forward + backward.
-
-    Args:
-        device (torch.device): The CUDA device.
-        shapes (Sequence[tuple[int, int]]): (channels, side) of square inputs.
-        batches (Sequence[int]): Batch sizes.
-        precisions (Sequence[str]): Entries of ``PRECISIONS``.
-        repeats (int): Interleaved timed rounds per measurement (forward + backward: half as many).
-        seed (int): Seed for the block's parameters and the input.
-
-    Returns:
-        (list[dict]): Per shape, batch and precision: channels, side, batch, precision, ``fast_uses_kernel``
-            (whether ``fast`` ran the op), ``max_abs_diff`` (fast vs reference output) and the medians in ms
-            ``ref_fwd``, ``ops_fwd``, ``fast_fwd``, ``ref_fwd_bwd``, ``ops_fwd_bwd``, ``fast_fwd_bwd``.
-    """
-    rows = []
-    with cuda_kernel_switched_on():
-        for channels, side in shapes:
-            block = _spread_block(channels, seed)
-            block.to(device)
-            ops_forward = fused_kernel_disabled()(block)
-            for batch in batches:
-                for precision in precisions:
-                    dtype = torch.float16 if precision == "amp" else torch.float32
-                    x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
-                    paths = {"ref": block.forward_reference, "ops": ops_forward, "fast": block}
-                    with torch.no_grad(), _precision_context(precision):
-                        reference = block.forward_reference(x).float()
-                        diff = (block(x).float() - reference).abs().max().item()
-                        uses_kernel = block.uses_kernel(x)
-                    forward = timings(
-                        {name: _inference_runner(f, x, precision) for name, f in paths.items()}, repeats, device=device
-                    )
-                    x_grad = x.clone().requires_grad_(True)
-                    backward = timings(
-                        {name: _backward_runner(f, block, x_grad, precision) for name, f in paths.items()},
-                        max(repeats // 2, 1),
-                        device=device,
-                    )
-                    row = {
-                        "channels": channels,
-                        "side": side,
-                        "batch": batch,
-                        "precision": precision,
-                        "fast_uses_kernel": uses_kernel,
-                        "max_abs_diff": diff,
-                    }
-                    row.update({f"{timing.name}_fwd": timing.median_ms for timing in forward})
-                    row.update({f"{timing.name}_fwd_bwd": timing.median_ms for timing in backward})
-                    rows.append(row)
-    return rows
-
-
-def bench_model_cuda(
-    device: torch.device,
-    imgsz: int = 640,
-    infer_batches: Sequence[int] = (1, 32),
-    repeats: int = 50,
-    train_batch: int = 16,
-    train_repeats: int = 20,
-    seed: int = 0,
-) -> dict:
-    """Time YOLOv8n and YOLOv8n-SCSA (fast = Triton kernel, ops, reference) on CUDA, interleaved, same weights.
-
-    Inference: float32, eval mode, no grad, each batch of ``infer_batches``. Training step: train mode, AMP
-    (float16 autocast with a GradScaler, as Ultralytics trains on GPUs), forward + backward of the sum of the raw head
-    outputs + an SGD step, batch ``train_batch``.
-
-    Args:
-        device (torch.device): The CUDA device.
-        imgsz (int): Input side.
-        infer_batches (Sequence[int]): Inference batch sizes.
-        repeats (int): Interleaved inference rounds.
-        train_batch (int): Training batch size.
-        train_repeats (int): Interleaved training rounds.
-        seed (int): Seed for weights and inputs.
-
-    Returns:
-        (dict): ``infer`` (batch to a list of Timing), ``train`` (list of Timing) for yolov8n, yolov8n-scsa,
-            yolov8n-scsa-ops, yolov8n-scsa-reference, and the sizes used.
-    """
-    with cuda_kernel_switched_on():
-        torch.manual_seed(seed)
-        models, paths = _comparison_models()
-        for model in models.values():
-            model.to(device)
-
-        infer = {}
-        for model in models.values():
-            model.eval()
-        for batch in infer_batches:
-            images = torch.rand(batch, 3, imgsz, imgsz, device=device)
-            with torch.no_grad(), _on_paths(models, paths):
-                infer[batch] = timings(
-                    {name: (lambda m=model, i=images: m(i)) for name, model in models.items()}, repeats, device=device
-                )
-
-        images = torch.rand(train_batch, 3, imgsz, imgsz, device=device)
-        scaler = torch.amp.GradScaler("cuda")
-
-        def train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.float16):
-                loss = _sum_outputs(model(images)) * 1e-3
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-
-        with _on_paths(models, paths):
-            train = timings(_train_steps(models, train_step), train_repeats, warmup=3, device=device)
-    return {"infer": infer, "train": train, "imgsz": imgsz, "train_batch": train_batch}
-
-
-def format_cuda_report(module_rows: list[dict], model_result: dict | None, device: str) -> str:
-    """Markdown tables of ``bench_module_cuda`` and ``bench_model_cuda`` results, with ratios to the reference/plain.
-
-    Args:
-        module_rows (list[dict]): Output of ``bench_module_cuda``.
-        model_result (dict | None): Output of ``bench_model_cuda``, or None if skipped.
-        device (str): Device description (the card's name first).
-
-    Returns:
-        (str): The report.
-    """
-    lines = [
-        f"Device: {device}",
-        "",
-        "SCSA block on CUDA, median ms (synchronised). ref = forward_reference, ops = PyTorch-op fast path, "
-        "fast = SCSA.forward with the Triton kernel switched on (kernel? says whether it ran); speed-up = ref / fast; "
-        "amp = float16 input under autocast, float32 parameters:",
-        "",
-        "| C x H x W | batch | precision | kernel? | ref fwd | ops fwd | fast fwd | speed-up | ref fwd+bwd "
-        "| ops fwd+bwd | fast fwd+bwd | speed-up | max abs diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in module_rows:
-        lines.append(
-            f"| {row['channels']} x {row['side']} x {row['side']} | {row['batch']} | {row['precision']} "
-            f"| {'yes' if row['fast_uses_kernel'] else 'no'} | {row['ref_fwd']:.3f} | {row['ops_fwd']:.3f} "
-            f"| {row['fast_fwd']:.3f} | {row['ref_fwd'] / row['fast_fwd']:.1f}x | {row['ref_fwd_bwd']:.3f} "
-            f"| {row['ops_fwd_bwd']:.3f} | {row['fast_fwd_bwd']:.3f} | {row['ref_fwd_bwd'] / row['fast_fwd_bwd']:.1f}x "
-            f"| {row['max_abs_diff']:.1e} |"
-        )
-    if model_result is not None:
-        batches = list(model_result["infer"])
-        infer = {batch: {t.name: t.median_ms for t in rows} for batch, rows in model_result["infer"].items()}
-        train = {t.name: t.median_ms for t in model_result["train"]}
-        header = " | ".join(f"inference b{batch} | ratio" for batch in batches)
-        lines += [
-            "",
-            f"Whole model on CUDA, median ms; ratio to YOLOv8n (inference: float32, eval, no grad, "
-            f"{model_result['imgsz']}x{model_result['imgsz']}; train step: AMP, batch {model_result['train_batch']}, "
-            "forward + backward of the sum of the head outputs + SGD step):",
-            "",
-            f"| model | {header} | AMP train step | ratio |",
-            "|---|" + "---|---|" * len(batches) + "---|---|",
-        ]
-        for name in train:
-            cells = " | ".join(
-                f"{infer[batch][name]:.2f} | {infer[batch][name] / infer[batch]['yolov8n']:.3f}x" for batch in batches
-            )
-            lines.append(f"| {name} | {cells} | {train[name]:.2f} | {train[name] / train['yolov8n']:.3f}x |")
-    return "\n".join(lines)
+from scsa_yolo.benchmark.speed_report import (  # noqa: E402  (the report reads the rows above)
+    cuda_unavailable_reason,
+    device_description,
+    format_report,
+)

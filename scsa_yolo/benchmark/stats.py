@@ -1,4 +1,4 @@
-"""Paired bootstrap comparisons of detectors from per-image matching results, and intervals for latency ratios.
+"""Detection AP recomputed on resampled image sets: the detection task's statistics for the paired bootstrap.
 
 The validation of each run keeps, per image, Ultralytics' own matching of its predictions to the ground truth at the
 10 IoU thresholds (see :mod:`scsa_yolo.benchmark.evaluation`). Resampling the validation *images* with replacement
@@ -10,119 +10,24 @@ learning benchmarks"); a sign-flip test over the per-seed differences gives a p-
 AP on a resampled set follows Ultralytics' ``ap_per_class`` / ``compute_ap`` exactly (101-point interpolation of the
 precision envelope, mean over classes that have labels in the set); a duplicated image contributes its predictions
 and labels twice, as if it were in the validation set twice. :func:`average_precision` with every weight 1 equals
-Ultralytics' ``metrics.box.map`` / ``map50`` (the tests check this).
+Ultralytics' ``metrics.box.map`` / ``map50`` (the tests check this). The comparison machinery shared by every task
+is in :mod:`scsa_yolo.benchmark.comparisons` (re-exported here).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import sparse
 
-# COCO's area ranges in original-image pixels (pycocotools / faster-coco-eval ``Params``): bounds inclusive.
-AREA_RANGES: dict[str, tuple[float, float]] = {
-    "small": (0.0, 32.0**2),
-    "medium": (32.0**2, 96.0**2),
-    "large": (96.0**2, 1e10),
-}
+from scsa_yolo.benchmark.image_stats import AREA_RANGES, ImageStats, load_image_stats, save_image_stats
+
 # Metric names of comparisons.csv, and which per-image statistics each one is recomputed from.
 COMPARED_METRICS = ("map50_95", "map50", "ap_small")
 _METRIC_SOURCE = {"map50_95": ("all", "map50_95"), "map50": ("all", "map50"), "ap_small": ("small", "map50_95")}
 _AP_X = np.linspace(0, 1, 101)  # Ultralytics' 101-point interpolation grid
-DEFAULT_RESAMPLES = 1000
-DEFAULT_BOOTSTRAP_SEED = 0
-CONFIDENCE = 0.95
-MAX_SIGN_FLIP_SEEDS = 16  # every sign pattern is enumerated
 RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)
-# Resamples without labels of a metric's size bin have no AP and are left out of its interval; past this fraction the
-# interval describes a different population of image sets (those that happen to hold such labels) and is unreliable.
-MAX_DROPPED_FRACTION = 0.10
-
-
-@dataclass
-class ImageStats:
-    """Matching results of one validation run, image by image, for one size bin.
-
-    Predictions are stored concatenated over images with ``pred_image`` naming each one's image; labels likewise.
-
-    Attributes:
-        images: Image file names, in validation order (index = image id used below).
-        tp: (P, 10) bool, prediction correct at IoU 0.50:0.05:0.95 (Ultralytics' ``match_predictions``).
-        counted: (P, 10) bool, prediction takes part in the AP at that threshold (all True for the "all" bin; for a
-            size bin, COCO's rule: a prediction matched to a label outside the bin, or unmatched and itself outside
-            the bin, is ignored).
-        conf: (P,) confidences.
-        pred_cls: (P,) predicted classes.
-        pred_image: (P,) image index of each prediction.
-        target_cls: (L,) label classes.
-        target_image: (L,) image index of each label.
-    """
-
-    images: list[str]
-    tp: np.ndarray
-    counted: np.ndarray
-    conf: np.ndarray
-    pred_cls: np.ndarray
-    pred_image: np.ndarray
-    target_cls: np.ndarray
-    target_image: np.ndarray
-
-    @classmethod
-    def from_images(cls, images: list[str], records: Sequence[dict]) -> ImageStats:
-        """Concatenate per-image dicts with keys ``tp``, ``counted``, ``conf``, ``pred_cls``, ``target_cls``."""
-        n_iou = records[0]["tp"].shape[1] if records else 10
-        pred_counts = [len(record["conf"]) for record in records]
-        target_counts = [len(record["target_cls"]) for record in records]
-
-        def stack(key, shape, dtype):
-            parts = [np.asarray(record[key], dtype=dtype).reshape(shape) for record in records]
-            return np.concatenate(parts) if parts else np.zeros((0, *shape[1:]), dtype)
-
-        return cls(
-            images=list(images),
-            tp=stack("tp", (-1, n_iou), bool),
-            counted=stack("counted", (-1, n_iou), bool),
-            conf=stack("conf", (-1,), np.float32),
-            pred_cls=stack("pred_cls", (-1,), np.int32),
-            pred_image=np.repeat(np.arange(len(records)), pred_counts).astype(np.int32),
-            target_cls=stack("target_cls", (-1,), np.int32),
-            target_image=np.repeat(np.arange(len(records)), target_counts).astype(np.int32),
-        )
-
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """The arrays under ``prefix/`` names, for one ``np.savez`` file holding several bins."""
-        return {f"{prefix}/{key}": getattr(self, key) for key in ImageStats.__dataclass_fields__ if key != "images"}
-
-    @classmethod
-    def from_arrays(cls, arrays, prefix: str, images: list[str]) -> ImageStats:
-        """Inverse of :meth:`arrays`."""
-        fields = {key: arrays[f"{prefix}/{key}"] for key in cls.__dataclass_fields__ if key != "images"}
-        return cls(images=images, **fields)
-
-
-def save_image_stats(path: Path, bins: dict[str, ImageStats]) -> None:
-    """Write the per-image statistics of several size bins (same images) into one ``.npz`` file."""
-    images = next(iter(bins.values())).images
-    arrays = {"images": np.array(images, dtype=str)}
-    for name, stats in bins.items():
-        arrays.update(stats.arrays(name))
-    with open(path, "wb") as handle:  # np.savez would append .npz to a name without it
-        np.savez_compressed(handle, **arrays)
-
-
-def load_image_stats(path: Path) -> dict[str, ImageStats]:
-    """Read a file written by :func:`save_image_stats`."""
-    with np.load(path) as arrays:
-        images = [str(name) for name in arrays["images"]]
-        bins = sorted({key.split("/")[0] for key in arrays.files if "/" in key})
-        return {name: ImageStats.from_arrays(arrays, name, images) for name in bins}
 
 
 class _Curves:
@@ -313,189 +218,73 @@ def average_precision(stats: ImageStats, image_weights: np.ndarray | None = None
     return summary_metrics(curves.average_precision(weights[None])[0])
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One row of comparisons.csv, with how many resamples its interval rests on (reported, not a csv column).
+class DetectionStatistics:
+    """The detection task's statistics for the paired bootstrap: size bins of :class:`ImageStats` per run.
 
-    ``dropped`` counts the bootstrap replicates left out of the interval because a resampled image set held no labels
-    of the metric's size bin (its AP is undefined there).
+    A run is ``{"all": ImageStats, "small": ImageStats, ...}`` as ``image_stats.npz`` holds it; the metrics are
+    :data:`COMPARED_METRICS`, recomputed exactly as Ultralytics' ``ap_per_class`` on any weighted image set.
     """
 
-    model: str
-    reference: str
-    metric: str
-    seeds: int
-    images: int
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float | None
-    resamples: int = 0
-    dropped: int = 0
+    def __init__(self, metrics: Sequence[str] = COMPARED_METRICS):
+        unknown = [metric for metric in metrics if metric not in _METRIC_SOURCE]
+        if unknown:
+            raise ValueError(f"unknown detection metrics {unknown}; choose from {COMPARED_METRICS}")
+        self.metrics = tuple(metrics)
 
-    @property
-    def excludes_zero(self) -> bool:
-        """The interval lies entirely on one side of zero."""
-        return self.ci_low > 0 or self.ci_high < 0
+    def images(self, run: dict[str, ImageStats]) -> list[str]:
+        """The run's validation images, in order."""
+        return run["all"].images
 
-    @property
-    def interval_reliable(self) -> bool:
-        """At most :data:`MAX_DROPPED_FRACTION` of the resamples were left out of the interval."""
-        return self.dropped <= MAX_DROPPED_FRACTION * self.resamples
-
-
-def smallest_sign_flip_p_value(seeds: int) -> float:
-    """The smallest two-sided p-value :func:`sign_flip_p_value` can give with ``seeds`` differences (2 / 2**seeds)."""
-    return 2.0 / 2.0**seeds
-
-
-def sign_flip_p_value(differences: Sequence[float]) -> float | None:
-    """Two-sided exact sign-flip test of "mean difference = 0" over paired per-seed differences.
-
-    Every one of the ``2**n`` sign patterns is enumerated (n <= 16), so with 3 seeds the smallest possible p-value is
-    2/8 = 0.25: three seeds can never reach p < 0.05.
-
-    Returns:
-        The p-value, or ``None`` with fewer than two differences (undefined).
-    """
-    values = np.asarray(differences, float)
-    if len(values) < 2 or len(values) > MAX_SIGN_FLIP_SEEDS:
-        return None
-    observed = abs(values.mean()) - 1e-12
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(values))))
-    return float(np.mean(np.abs(signs @ values / len(values)) >= observed))
-
-
-def image_resamples(n_images: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n_images) counts: how often each image is drawn in each bootstrap set (multinomial, n draws)."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_images, size=(resamples, n_images))
-    return np.stack([np.bincount(row, minlength=n_images) for row in draws])
-
-
-def resampled_metrics(
-    runs: dict[str, Sequence[dict[str, ImageStats]]], weights: np.ndarray, metrics: Sequence[str] = COMPARED_METRICS
-) -> dict[str, np.ndarray]:
-    """Each metric of each run on the full set and on every resampled image set.
-
-    Args:
-        runs: Model name to its runs' per-image statistics (one dict of size bins per seed, seeds in the same order
-            for every model).
-        weights: (B, n_images) image counts from :func:`image_resamples`.
-        metrics: Metric names from :data:`COMPARED_METRICS`.
-
-    Returns:
-        ``"<model>/<metric>"`` to an array of shape (seeds, 1 + B): column 0 the full set, then the resamples.
-    """
-    bins_needed = sorted({_METRIC_SOURCE[metric][0] for metric in metrics})
-    sets = np.concatenate([np.ones((1, weights.shape[1]), np.int64), weights])
-    chunks = np.array_split(sets, -(-len(sets) // RESAMPLES_PER_CHUNK))
-
-    def evaluate(task: tuple[str, int, str]) -> np.ndarray:
-        model, seed_index, bin_name = task
-        curves = _Curves(runs[model][seed_index][bin_name])
-        return np.concatenate([curves.average_precision(chunk) for chunk in chunks])  # (1 + B, n_iou)
-
-    tasks = [(model, s, name) for model, seeds in runs.items() for s in range(len(seeds)) for name in bins_needed]
-    # numpy releases the GIL in its array loops, so the runs are evaluated on all cores; each is independent
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        ap = dict(zip(tasks, pool.map(evaluate, tasks)))
-    result = {}
-    for model, seeds in runs.items():
-        for metric in metrics:
+    def evaluate(self, run: dict[str, ImageStats], sets: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric on each weighted image set: (S, n_images) counts -> metric name to (S,) values."""
+        chunks = np.array_split(sets, -(-len(sets) // RESAMPLES_PER_CHUNK))
+        ap = {}
+        for name in sorted({_METRIC_SOURCE[metric][0] for metric in self.metrics}):
+            curves = _Curves(run[name])
+            ap[name] = np.concatenate([curves.average_precision(chunk) for chunk in chunks])  # (S, n_iou)
+        values = {}
+        for metric in self.metrics:
             source_bin, key = _METRIC_SOURCE[metric]
-            rows = [ap[(model, s, source_bin)] for s in range(len(seeds))]
-            result[f"{model}/{metric}"] = np.stack([row[:, 0] if key == "map50" else row.mean(1) for row in rows])
-    return result
+            values[metric] = ap[source_bin][:, 0] if key == "map50" else ap[source_bin].mean(1)
+        return values
 
 
-def paired_comparisons(
-    runs: dict[str, Sequence[dict[str, ImageStats]]],
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_BOOTSTRAP_SEED,
-    metrics: Sequence[str] = COMPARED_METRICS,
-) -> list[Comparison]:
-    """Compare every model with the first one on the same validation images, with 95 % percentile intervals.
+# The comparison machinery shared by every task, re-exported (it builds on DetectionStatistics above).
+from scsa_yolo.benchmark.comparisons import (  # noqa: E402
+    CONFIDENCE,
+    MAX_DROPPED_FRACTION,
+    MAX_SIGN_FLIP_SEEDS,
+    Comparison,
+    PerImageSums,
+    SummedStatistics,
+    TaskStatistics,
+    image_resamples,
+    paired_comparisons,
+    resampled_metrics,
+    sign_flip_p_value,
+    smallest_sign_flip_p_value,
+)
 
-    Each bootstrap replicate draws the seeds with replacement (when there are several), then the images with
-    replacement, the same images for both models, and averages the per-seed differences of the metric recomputed on
-    those images. The point estimate is the mean per-seed difference on the full set. Replicates whose image set holds
-    no labels of the metric's size bin are left out of the interval and counted in ``Comparison.dropped``.
-
-    Args:
-        runs: Model name (reference first) to one dict of size-bin statistics per seed; every model has the same seeds
-            in the same order and the same validation images.
-        resamples: Bootstrap replicates (at least 1000 for a 95 % interval worth reading).
-        seed: Seed of the resampling; the same seed gives the same interval.
-        metrics: Metrics to compare.
-
-    Returns:
-        One :class:`Comparison` per (model other than the reference, metric).
-
-    Raises:
-        ValueError: When the runs do not share seeds count and validation images.
-    """
-    names = list(runs)
-    reference = names[0]
-    first = runs[reference][0]["all"]
-    n_seeds = len(runs[reference])
-    for name in names:
-        if len(runs[name]) != n_seeds or any(bins["all"].images != first.images for bins in runs[name]):
-            raise ValueError(f"{name} was not validated on the same images with the same seeds as {reference}")
-    weights = image_resamples(len(first.images), resamples, seed)
-    values = resampled_metrics(runs, weights, metrics)
-    seed_draws = np.random.default_rng(seed + 1).integers(0, n_seeds, size=(resamples, n_seeds))
-    comparisons = []
-    for name in names[1:]:
-        for metric in metrics:
-            diff = values[f"{name}/{metric}"] - values[f"{reference}/{metric}"]  # (seeds, 1 + B)
-            per_seed = diff[:, 0]
-            if n_seeds > 1:  # seeds, then images: replicate b averages the drawn seeds' differences on image set b
-                replicates = np.take_along_axis(diff[:, 1:], seed_draws.T, axis=0).mean(0)
-            else:
-                replicates = diff[0, 1:]
-            finite = replicates[np.isfinite(replicates)]
-            low, high = (
-                np.quantile(finite, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]) if len(finite) else (math.nan,) * 2
-            )
-            comparisons.append(
-                Comparison(
-                    model=name,
-                    reference=reference,
-                    metric=metric,
-                    seeds=n_seeds,
-                    images=len(first.images),
-                    delta=float(np.mean(per_seed)),
-                    ci_low=float(low),
-                    ci_high=float(high),
-                    p_value=sign_flip_p_value(per_seed) if np.isfinite(per_seed).all() else None,
-                    resamples=resamples,
-                    dropped=resamples - len(finite),
-                )
-            )
-    return comparisons
-
-
-def ratio_interval(
-    samples: Sequence[float], reference: Sequence[float], resamples: int = DEFAULT_RESAMPLES, seed: int = 0
-) -> tuple[float, float, float]:
-    """Median-latency ratio of a model to the reference, with a 95 % interval over the interleaved timing rounds.
-
-    The rounds are paired (round i timed both models back to back), so the bootstrap resamples rounds, not single
-    timings: a load spike that slowed both stays in both.
-
-    Args:
-        samples: The model's per-round times.
-        reference: The reference's per-round times, same rounds.
-        resamples: Bootstrap replicates.
-        seed: Resampling seed.
-
-    Returns:
-        ``(ratio, low, high)`` of median(samples) / median(reference).
-    """
-    model, ref = np.asarray(samples, float), np.asarray(reference, float)
-    rng = np.random.default_rng(seed)
-    rounds = rng.integers(0, len(model), size=(resamples, len(model)))
-    replicates = np.median(model[rounds], axis=1) / np.median(ref[rounds], axis=1)
-    low, high = np.quantile(replicates, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-    return float(np.median(model) / np.median(ref)), float(low), float(high)
+__all__ = [
+    "AREA_RANGES",
+    "COMPARED_METRICS",
+    "CONFIDENCE",
+    "MAX_DROPPED_FRACTION",
+    "MAX_SIGN_FLIP_SEEDS",
+    "Comparison",
+    "DetectionStatistics",
+    "ImageStats",
+    "PerImageSums",
+    "SummedStatistics",
+    "TaskStatistics",
+    "average_precision",
+    "image_resamples",
+    "load_image_stats",
+    "metric_size_bin",
+    "paired_comparisons",
+    "resampled_metrics",
+    "save_image_stats",
+    "sign_flip_p_value",
+    "smallest_sign_flip_p_value",
+    "summary_metrics",
+]

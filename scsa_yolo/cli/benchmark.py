@@ -2,12 +2,17 @@
 
 With no arguments: yolov8n.yaml vs yolov8n-scsa.yaml on the embedded deepforest tree-crown tiles, one seed, sized
 for about 8 to 12 minutes on a 2-core CPU; the table is printed at the end and written to runs/benchmark/.
+
+Exit status: 0 done; 2 bad input, nothing trained (the message names the flag or file); 1 some runs failed (each
+named; the others are recorded, the same command again retries the failed ones) or an internal error (with a
+traceback); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+
+from scsa_yolo.benchmark.settings import DEFAULT_OUT, DEFAULT_PRESET, ENGINES, TrainSettings
 
 
 def seed_list(text: str) -> list[int]:
@@ -19,17 +24,14 @@ def seed_list(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the benchmark's flags to ``parser``."""
-    from scsa_yolo.benchmark import PRESETS, TrainSettings
-    from scsa_yolo.benchmark.runner import DEFAULT_OUT, DEFAULT_PRESET, ENGINES
-
+    """Add the benchmark's flags to ``parser`` (reads only the light settings module: no torch, no Ultralytics)."""
     defaults = TrainSettings()
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--models", help="comma-separated model YAMLs/checkpoints, reference first")
     group.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
-        help=f"named model list (default {DEFAULT_PRESET}: {', '.join(PRESETS[DEFAULT_PRESET])})",
+        help=f"named model list: scsa (default: yolov8n vs yolov8n-scsa), attention, attention-<yolov8n|yolo11n|"
+        f"yolo26n>, families, placements (default {DEFAULT_PRESET})",
     )
     parser.add_argument(
         "--data",
@@ -61,38 +63,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the benchmark; the table is printed and written under ``args.out``.
+def request_from_args(args: argparse.Namespace):
+    """The :class:`~scsa_yolo.benchmark.settings.BenchmarkRequest` the flags ask for (nothing checked yet)."""
+    from scsa_yolo.benchmark.settings import BenchmarkRequest, RayOptions
 
-    Returns:
-        (int): 0 on success; 2 on bad set-up, nothing trained (the demo data's wheel or Ray missing, a resource
-        request the cluster cannot meet, an output folder holding runs with other settings); 1 when some Ray trials
-        failed (each named). The reason is printed to stderr.
-    """
-    from scsa_yolo.benchmark import TrainSettings, resolve_models, run_benchmark
-    from scsa_yolo.benchmark.engines import EngineOptionError, RayOptions, RunsFailedError
-    from scsa_yolo.benchmark.runner import SettingsMismatchError, plan_benchmark
-    from scsa_yolo.data.deepforest import MissingWheelError
-
-    datasets = [name.strip() for name in args.data.split(",") if name.strip()] if args.data else None
+    models = tuple(name.strip() for name in (args.models or "").split(",") if name.strip())
+    datasets = tuple(name.strip() for name in (args.data or "").split(",") if name.strip())
     settings = TrainSettings(
         epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device
     )
-    ray_options = RayOptions(address=args.ray_address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
-    try:  # every model, dataset and option is checked before the first run trains: these are the user's to fix
-        models = resolve_models(args.models, args.preset)
-        plan_benchmark(models, settings, args.seeds, args.out, datasets)
-    except (MissingWheelError, ValueError, FileNotFoundError, ModuleNotFoundError, SettingsMismatchError) as error:
-        print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
-        return 2
+    return BenchmarkRequest(
+        models=models,
+        preset=args.preset,
+        datasets=datasets,
+        settings=settings,
+        seeds=tuple(args.seeds),
+        out=args.out,
+        engine=args.engine,
+        ray_options=RayOptions(
+            address=args.ray_address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan the benchmark once (every check), run the plan; the table is printed and written under ``args.out``.
+
+    Returns:
+        (int): 0 on success; 1 when some runs failed (each named). Bad input raises a
+        :class:`~scsa_yolo.errors.UsageError` before anything trains (the command prints it and exits 2).
+    """
+    import sys
+
+    from scsa_yolo.benchmark.engines import RunsFailedError
+    from scsa_yolo.benchmark.plan import plan_benchmark
+    from scsa_yolo.benchmark.runner import run_benchmark
+
+    plan = plan_benchmark(request_from_args(args))
     try:
-        run_benchmark(
-            models, settings, args.seeds, args.out, datasets=datasets, engine=args.engine, ray_options=ray_options
-        )
-    except (ImportError, EngineOptionError, SettingsMismatchError) as error:  # nothing trained
-        print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
-        return 2
+        run_benchmark(plan)
     except RunsFailedError as error:
-        print(f"scsa-yolo benchmark: error: {error}", file=sys.stderr)
+        print(f"scsa-yolo benchmark: runs failed: {error}", file=sys.stderr)
         return 1
     return 0

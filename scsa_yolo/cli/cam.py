@@ -14,9 +14,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the attention-map flags to ``parser``."""
-    from scsa_yolo.cam import MAX_IMAGES
-
+    """Add the attention-map flags to ``parser`` (no heavy import: ``--help`` stays fast)."""
     parser.add_argument("--model", action="append", required=True, help=".pt checkpoint or .yaml config; repeatable")
     parser.add_argument("--source", required=True, help="image file or folder of images")
     parser.add_argument(
@@ -28,14 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imgsz", type=int, default=640, help="square input size, a multiple of 32 (default 640)")
     parser.add_argument("--conf", type=float, default=0.25, help="class-score threshold of the target (default 0.25)")
     parser.add_argument("--top-k", type=int, default=10, help="anchors of the target when none reaches --conf")
-    parser.add_argument("--max-images", type=int, default=MAX_IMAGES, help="cap on the images of a folder")
+    parser.add_argument("--max-images", type=int, help="cap on the images of a folder (default 8)")
     parser.add_argument("--device", default="", help="device as Ultralytics takes it: 0 or cpu (default: GPU 0 or CPU)")
     parser.add_argument("--output", default="runs/cam/cam_grid.jpg", help="grid image to write")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the grid and say where it is."""
-    from scsa_yolo.cam import write_cam_grid
+    """Write the grid and say where it is; a bad argument is a one-line error (exit 2) before any model loads."""
+    from scsa_yolo.cam import MAX_IMAGES, write_cam_grid
 
     output = write_cam_grid(
         args.model,
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         imgsz=args.imgsz,
         conf=args.conf,
         top_k=args.top_k,
-        max_images=args.max_images,
+        max_images=MAX_IMAGES if args.max_images is None else args.max_images,
         device=args.device,
         output=args.output,
     )
