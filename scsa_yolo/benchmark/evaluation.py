@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.models.yolo.segment import SegmentationValidator
 from ultralytics.utils import ops
 from ultralytics.utils.metrics import box_iou
 
 from scsa_yolo.benchmark.image_stats import AREA_RANGES, ImageStats, save_image_stats
-from scsa_yolo.benchmark.records import RunRecord
 from scsa_yolo.benchmark.settings import TrainSettings
+from scsa_yolo.benchmark.tasks import DetectMetrics, SegmentMetrics
 
 IMAGE_STATS_FILE = "image_stats.npz"
 SIZE_BINS = ("small",)  # bins kept per image for the bootstrap (comparisons.csv compares ap_small)
@@ -38,12 +39,14 @@ class ImageStatsValidator(DetectionValidator):
     size bin.
     """
 
+    size_bins: tuple[str, ...] = SIZE_BINS
+
     def init_metrics(self, model: torch.nn.Module) -> None:
         """Start the per-image records along with the parent's metrics."""
         super().init_metrics(model)
         self.image_names: list[str] = []
         self.labels_per_area = dict.fromkeys(AREA_RANGES, 0)
-        self.image_records: dict[str, list[dict]] = {"all": [], **{name: [] for name in SIZE_BINS}}
+        self.image_records: dict[str, list[dict]] = {"all": [], **{name: [] for name in self.size_bins}}
 
     def _process_batch(self, preds: dict[str, torch.Tensor], batch: dict) -> dict[str, np.ndarray]:
         """Match one image's predictions (the parent's result is returned unchanged) and record them."""
@@ -64,7 +67,7 @@ class ImageStatsValidator(DetectionValidator):
                 "target_cls": target_cls,
             }
         )
-        for name in SIZE_BINS:
+        for name in self.size_bins:
             self.image_records[name].append({**self._size_bin(preds, batch, AREA_RANGES[name]), "conf": conf})
         return result
 
@@ -104,6 +107,28 @@ class ImageStatsValidator(DetectionValidator):
         return {name: ImageStats.from_images(self.image_names, records) for name, records in self.image_records.items()}
 
 
+class SegmentStatsValidator(ImageStatsValidator, SegmentationValidator):
+    """Ultralytics' segmentation validator that also keeps each image's box and mask matches.
+
+    The box matches go to the ``"all"`` bin (as detection), the parent's mask matches ``tp_m`` to the ``"mask"`` bin,
+    for the same AP engine.
+    """
+
+    size_bins = ()
+
+    def init_metrics(self, model: torch.nn.Module) -> None:
+        """Start the per-image records, with a mask bin."""
+        super().init_metrics(model)
+        self.image_records["mask"] = []
+
+    def _process_batch(self, preds: dict[str, torch.Tensor], batch: dict) -> dict[str, np.ndarray]:
+        """The parent's box and mask matching, recorded per image (box via :class:`ImageStatsValidator`)."""
+        result = super()._process_batch(preds, batch)
+        box = self.image_records["all"][-1]
+        self.image_records["mask"].append({**box, "tp": result["tp_m"]})
+        return result
+
+
 def _areas(boxes: torch.Tensor, batch: dict) -> np.ndarray:
     """Areas of xyxy boxes given in the letterboxed image, measured in the original image's pixels."""
     if not boxes.shape[0]:
@@ -112,28 +137,10 @@ def _areas(boxes: torch.Tensor, batch: dict) -> np.ndarray:
     return ((native[:, 2] - native[:, 0]) * (native[:, 3] - native[:, 1])).cpu().numpy()
 
 
-def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, record: RunRecord) -> tuple[str, str]:
-    """Validate ``weights`` on the val split once, write its per-image statistics, and fill ``record``'s metrics.
-
-    The checkpoint is loaded with Ultralytics' restricted loader (its caller checked it is the benchmark's own).
-
-    Args:
-        weights: Checkpoint to validate.
-        settings: The run's settings (dataset, size, batch, device, workers).
-        run_dir: Run folder; the validator writes into ``run_dir/final_val``.
-        record: Its ``map50``, ``map50_95``, ``precision``, ``recall``, ``ap_small``/``ap_medium``/``ap_large``
-            (NaN for a size bin without labels) and ``val_images`` are set.
-
-    Returns:
-        The statistics file's path relative to ``run_dir`` and its SHA-256.
-    """
-    from scsa_yolo.benchmark.records import sha256
-    from scsa_yolo.benchmark.run import load_restricted
-
-    checkpoint = load_restricted(weights, "run checkpoint")
-    model = (checkpoint.get("ema") or checkpoint["model"]).float()
+def validator_args(checkpoint: dict, settings: TrainSettings, run_dir: Path) -> dict:
+    """The validation arguments of a run: its data and settings, no plots, results in ``run_dir/final_val``."""
     saved = checkpoint.get("train_args", {})
-    args = {
+    return {
         **{key: saved[key] for key in ("task", "single_cls") if key in saved},
         "rect": True,  # what YOLO.val uses by default
         "data": settings.data,
@@ -142,25 +149,78 @@ def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, record: 
         "device": settings.device,
         "workers": settings.workers,
         "plots": False,
-        "save_json": True,  # Ultralytics' COCO evaluation of the custom dataset: the area APs
         "project": str(run_dir),
         "name": "final_val",
         "exist_ok": True,
         "mode": "val",
     }
-    validator = ImageStatsValidator(args=args)
+
+
+def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, task: str) -> tuple[object, int, str, str]:
+    """Validate ``weights`` on the val split once with the task's validator and write its per-image statistics.
+
+    The checkpoint is loaded with Ultralytics' restricted loader (its caller checked it is the benchmark's own).
+
+    Args:
+        weights: Checkpoint to validate.
+        settings: The run's settings (dataset, size, batch, device, workers).
+        run_dir: Run folder; the validator writes into ``run_dir/final_val``.
+        task: The model's task.
+
+    Returns:
+        The task's metrics record, the number of val images, the statistics file's path relative to ``run_dir``
+        and its SHA-256.
+    """
+    from scsa_yolo.benchmark.records import sha256
+    from scsa_yolo.benchmark.run import load_restricted
+
+    checkpoint = load_restricted(weights, "run checkpoint")
+    model = (checkpoint.get("ema") or checkpoint["model"]).float()
+    args = validator_args(checkpoint, settings, run_dir)
+    if task == "detect":
+        metrics, images, path = _validate_detection(model, args, weights)
+    elif task == "segment":
+        metrics, images, path = _validate_segmentation(model, args)
+    else:
+        from scsa_yolo.benchmark.evaluation_tasks import validate_summed
+
+        metrics, images, path = validate_summed(model, args, task)
+    return metrics, images, path.relative_to(run_dir).as_posix(), sha256(path)
+
+
+def _validate_segmentation(model: torch.nn.Module, args: dict) -> tuple[SegmentMetrics, int, Path]:
+    validator = SegmentStatsValidator(args={**args, "save_json": False})
+    validator(model=model)
+    box, seg = validator.metrics.box, validator.metrics.seg
+    metrics = SegmentMetrics(
+        map50=round(float(box.map50), 4),
+        map50_95=round(float(box.map), 4),
+        mask_map50=round(float(seg.map50), 4),
+        mask_map50_95=round(float(seg.map), 4),
+    )
+    path = Path(validator.save_dir) / IMAGE_STATS_FILE
+    bins = validator.image_stats()
+    save_image_stats(path, bins)
+    return metrics, len(bins["all"].images), path
+
+
+def _validate_detection(model: torch.nn.Module, args: dict, weights: Path) -> tuple[DetectMetrics, int, Path]:
+    validator = ImageStatsValidator(args={**args, "save_json": True})  # Ultralytics' COCO evaluation: area APs
     results = validator(model=model)
     box = validator.metrics.box
     stats_path = Path(validator.save_dir) / IMAGE_STATS_FILE
     bins = validator.image_stats()
     save_image_stats(stats_path, bins)
-    record.map50, record.map50_95 = round(float(box.map50), 4), round(float(box.map), 4)
-    record.precision, record.recall = round(float(box.mp), 4), round(float(box.mr), 4)
+    metrics = DetectMetrics(
+        map50=round(float(box.map50), 4),
+        map50_95=round(float(box.map), 4),
+        precision=round(float(box.mp), 4),
+        recall=round(float(box.mr), 4),
+    )
     for name in AREA_RANGES:
         value = results.get(f"metrics/mAP_{name}(B)")
         if value is None:
             raise RuntimeError(f"Ultralytics' COCO evaluation gave no mAP_{name}(B) for {weights}")
         empty = value < 0 or not validator.labels_per_area[name]  # COCO's -1; or no COCO run: no predictions at all
-        setattr(record, f"ap_{name}", math.nan if empty else round(float(value), 4))
-    record.val_images = len(bins["all"].images)
-    return stats_path.relative_to(run_dir).as_posix(), sha256(stats_path)
+        setattr(metrics, f"ap_{name}", math.nan if empty else round(float(value), 4))
+    return metrics, len(bins["all"].images), stats_path

@@ -95,6 +95,34 @@ def save_image_stats(path: Path, bins: dict[str, ImageStats]) -> None:
         np.savez_compressed(handle, **arrays)
 
 
+def save_image_sums(path: Path, images: Sequence[str], values: np.ndarray) -> None:
+    """Write per-image summed statistics (``values[i]`` belongs to ``images[i]``) of a summed-statistics task."""
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, images=np.array(list(images), dtype=str), values=np.asarray(values, np.float64))
+
+
+def load_image_sums(path: Path):
+    """Read a file written by :func:`save_image_sums` as a :class:`~scsa_yolo.benchmark.comparisons.PerImageSums`.
+
+    Raises:
+        ResultsFolderError: If the file is not such a statistics file.
+    """
+    from scsa_yolo.benchmark.comparisons import PerImageSums
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return PerImageSums([str(name) for name in arrays["images"]], np.asarray(arrays["values"], np.float64))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise _damaged(path, error) from None
+
+
+def _damaged(path: Path, error: Exception) -> ResultsFolderError:
+    return ResultsFolderError(
+        f"{path} is not a per-image statistics file the benchmark wrote ({type(error).__name__}); move its run "
+        "folder away or delete the file to validate the run again"
+    )
+
+
 def load_image_stats(path: Path) -> dict[str, ImageStats]:
     """Read a file written by :func:`save_image_stats` (no pickles); a damaged file is refused by name.
 
@@ -107,7 +135,4 @@ def load_image_stats(path: Path) -> dict[str, ImageStats]:
             bins = sorted({key.split("/")[0] for key in arrays.files if "/" in key})
             return {name: ImageStats.from_arrays(arrays, name, images) for name in bins}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise ResultsFolderError(
-            f"{path} is not a per-image statistics file the benchmark wrote ({type(error).__name__}); move its run "
-            "folder away or delete the file to validate the run again"
-        ) from None
+        raise _damaged(path, error) from None

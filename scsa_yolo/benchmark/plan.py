@@ -2,10 +2,11 @@
 
 :func:`plan_benchmark` turns a :class:`~scsa_yolo.benchmark.settings.BenchmarkRequest` into a
 :class:`BenchmarkPlan`: the models (each YAML built once, each ``.pt`` loaded once with Ultralytics' restricted
-loader and checked to be a detection checkpoint), the datasets (spellings normalised to one absolute path, checked
-offline), the seeds (within what Ultralytics accepts), the output folder (a folder, and the benchmark's own), the
-engine and its options, and the state of every run folder (new, interrupted, trained, finished). Every refusal is a
-:class:`~scsa_yolo.errors.UsageError` naming the flag or the file. The runner then works from the plan alone.
+loader) and their one task (:mod:`scsa_yolo.benchmark.tasks`), the datasets (of that task; spellings normalised to
+one absolute path, checked offline), the seeds (within what Ultralytics accepts), the output folder (a folder, and
+the benchmark's own), the engine and its options, and the state of every run folder (new, interrupted, trained,
+finished). Every refusal is a :class:`~scsa_yolo.errors.UsageError` naming the flag or the file. The runner then
+works from the plan alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ultralytics import YOLO
-from ultralytics.data.utils import check_det_dataset
+from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 from ultralytics.utils import LOGGER, USER_CONFIG_DIR
 from ultralytics.utils.torch_utils import select_device
 
@@ -33,6 +34,7 @@ from scsa_yolo.benchmark.settings import (
     RayOptions,
     TrainSettings,
 )
+from scsa_yolo.benchmark.tasks import task_spec
 from scsa_yolo.errors import MissingExtraError, UsageError
 from scsa_yolo.models import FAMILIES, block_names
 
@@ -76,6 +78,7 @@ class BenchmarkPlan:
         gpu_latency_repeats: Timed GPU rounds per model.
         resamples: Bootstrap replicates.
         bootstrap_seed: Bootstrap seed.
+        task: The Ultralytics task of every model (the metrics, statistics and table follow it).
     """
 
     models: tuple[str, ...]
@@ -91,6 +94,7 @@ class BenchmarkPlan:
     gpu_latency_repeats: int = 100
     resamples: int = 1000
     bootstrap_seed: int = 0
+    task: str = "detect"
 
     def dataset_name(self, index: int) -> str:
         """The file stem of dataset ``index`` (the run folders' and the tables' name for it)."""
@@ -209,30 +213,68 @@ def check_out(out: Path) -> Path:
     return out
 
 
-def check_model(name: str, expected_task: str = "detect") -> None:
-    """Build a model YAML once, or load a ``.pt`` once (restricted loader) and check it is a detection checkpoint."""
+def check_model(name: str) -> str:
+    """Build a model YAML once, or load a ``.pt`` once (restricted loader); return the model's Ultralytics task."""
+    from ultralytics.nn.tasks import guess_model_task
+
     if Path(name).suffix == ".pt":
         path = Path(name)
         if not path.is_file():
             raise UsageError(f"--models: checkpoint {name!r} not found")
         checkpoint = load_restricted(path, what="--models checkpoint")
-        from ultralytics.nn.tasks import guess_model_task
-
         model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
         if model is None:
             raise UsageError(f"--models: {name} is not an Ultralytics checkpoint (no model in it)")
-        task = guess_model_task(model)
-        if task != expected_task:
-            raise UsageError(f"--models: {name} is a {task} checkpoint; the benchmark compares {expected_task} models")
-        return
+        return guess_model_task(model)
     try:
-        YOLO(name)
+        return YOLO(name).task
     except Exception as error:  # Ultralytics names the scale-stripped YAML it looked for
         raise UsageError(f"--models: {name!r} cannot be built: {error}") from None
 
 
-def check_dataset(dataset: str | None) -> str:
-    """A dataset YAML's one spelling (absolute path), after Ultralytics' own check, offline; None builds the demo."""
+def check_models_task(models: Sequence[str]) -> str:
+    """Every model's task, which must be one the benchmark compares and the same for all of them."""
+    tasks = {name: check_model(name) for name in models}
+    found = list(dict.fromkeys(tasks.values()))
+    if len(found) > 1:
+        listing = ", ".join(f"{name} ({task})" for name, task in tasks.items())
+        raise UsageError(f"--models mixes tasks: {listing}; compare models of one task per benchmark")
+    try:
+        task_spec(found[0])
+    except UsageError as error:
+        raise UsageError(f"--models {', '.join(models)}: {error}") from None
+    return found[0]
+
+
+def dataset_task_error(dataset: str, task: str) -> str | None:
+    """Why a dataset cannot train models of ``task``, or None when it can.
+
+    Refused: a classification folder for the other tasks, a YAML for classifiers, a semantic-mask YAML
+    (``masks_dir``) for anything but semantic models.
+    """
+    is_yaml = Path(str(dataset)).suffix in (".yaml", ".yml")
+    if task == "classify" and is_yaml:
+        return f"--data {dataset} is a dataset YAML, but the models are classifiers: give a classification folder"
+    if task != "classify" and not is_yaml:
+        return f"--data {dataset} is not a dataset YAML (a classification folder?), but the models are {task} models"
+    if is_yaml and task != "semantic" and Path(dataset).is_file():
+        from ultralytics.utils import YAML
+
+        if "masks_dir" in (YAML.load(dataset) or {}):
+            return f"--data {dataset} is a semantic-segmentation dataset (masks_dir), but the models are {task} models"
+    return None
+
+
+def check_dataset(dataset: str | None, task: str = "detect") -> str:
+    """A dataset's one spelling (absolute path), after Ultralytics' own check for the task, offline.
+
+    None builds the demo detection dataset.
+
+    Raises:
+        UsageError: Naming the dataset, when it is missing, broken, or of another task than the models'.
+    """
+    if dataset is None and task != "detect":
+        raise UsageError(f"--data is required for {task} models (the built-in demo dataset is a detection dataset)")
     if dataset is None:
         from scsa_yolo.data.deepforest import MissingWheelError, build_deepforest_dataset
 
@@ -243,9 +285,17 @@ def check_dataset(dataset: str | None) -> str:
         LOGGER.info(demo.summary())
         return str(Path(demo.yaml_path).resolve())
     dataset = shipped_dataset(dataset)
+    wrong = dataset_task_error(dataset, task)
+    if wrong:
+        raise UsageError(wrong)
+    if task == "classify" and not Path(dataset).is_dir():  # Ultralytics would try to download it by that name
+        raise UsageError(f"--data {dataset}: no such classification folder (train/ and val/ with one folder per class)")
     try:
         with offline_font_check():
-            check_det_dataset(dataset, autodownload=False)
+            if task == "classify":
+                check_cls_dataset(dataset)
+            else:
+                check_det_dataset(dataset, autodownload=False)
     except Exception as error:
         raise UsageError(f"--data {dataset!r} cannot be used: {error}") from None
     return str(Path(dataset).resolve()) if Path(dataset).is_file() else str(dataset)
@@ -282,12 +332,11 @@ def plan_benchmark(request: BenchmarkRequest) -> BenchmarkPlan:
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{flag} must be a positive integer, got {value!r}")
     out = check_out(Path(request.out))
-    if importlib.util.find_spec("faster_coco_eval") is None:
-        raise MissingExtraError("the benchmark's AP by object size", "benchmark", "faster_coco_eval")
     models = resolve_models(list(request.models), request.preset)
-    for name in models:
-        check_model(name)
-    datasets = [check_dataset(dataset) for dataset in (request.datasets or (settings.data,))]
+    task = check_models_task(models)
+    if task == "detect" and importlib.util.find_spec("faster_coco_eval") is None:
+        raise MissingExtraError("the benchmark's AP by object size", "benchmark", "faster_coco_eval")
+    datasets = [check_dataset(dataset, task) for dataset in (request.datasets or (settings.data,))]
     stems = [Path(dataset).stem for dataset in datasets]
     if len(set(stems)) != len(stems):
         raise UsageError(f"--data YAMLs must have distinct file stems (run folders are named after them): {datasets}")
@@ -298,7 +347,7 @@ def plan_benchmark(request: BenchmarkRequest) -> BenchmarkPlan:
             for model in models:
                 parts = ((Path(dataset).stem,) if len(datasets) > 1 else ()) + (f"{Path(model).stem}-seed{seed}",)
                 run_dir = out.joinpath("runs", *parts)
-                runs.append(RunSpec("-".join(parts), index, model, seed, per_dataset[index], run_dir))
+                runs.append(RunSpec("-".join(parts), index, model, seed, per_dataset[index], run_dir, task))
     states = {spec.name: inspect_run(spec) for spec in runs}
     return BenchmarkPlan(
         models=tuple(models),
@@ -314,4 +363,5 @@ def plan_benchmark(request: BenchmarkRequest) -> BenchmarkPlan:
         gpu_latency_repeats=request.gpu_latency_repeats,
         resamples=request.resamples,
         bootstrap_seed=request.bootstrap_seed,
+        task=task,
     )

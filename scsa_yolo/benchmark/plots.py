@@ -9,6 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from scsa_yolo.benchmark.report import as_dicts, model_label
+from scsa_yolo.benchmark.tasks import metric_label
 
 # Columns of the results.csv that Ultralytics' detection trainer writes, one panel each.
 CURVE_COLUMNS = (
@@ -40,16 +41,19 @@ def read_training_curves(results_csv: Path) -> dict[str, list[float]]:
     return {column: [float(row[column]) for row in ordered] for column in columns}
 
 
-def plot_accuracy_vs_latency(rows: Sequence[dict], path: Path) -> None:
-    """mAP50-95 against CPU latency, one marker per model with seed and timing error bars, one panel per dataset.
+def plot_accuracy_vs_latency(rows: Sequence[dict], path: Path, metric: str = "map50_95") -> None:
+    """The task's headline metric (detection: mAP50-95) against CPU latency, one marker per model, panel per dataset.
+
+    Each marker has seed and timing error bars.
 
     Both axes start at 0, so a difference is drawn in proportion to the values themselves: a 0.003 mAP gap between
     two models at 0.07 looks as small as it is. Vertical bars span the seeds' min–max (dots: single seeds);
     horizontal bars the 95 % interval of the latency ratio to the reference, drawn around that model's median.
 
     Args:
-        rows: Run results with ``dataset``, ``model``, ``latency_ms``, ``latency_ratio*`` and ``map50_95``.
+        rows: Run results with ``dataset``, ``model``, ``latency_ms``, ``latency_ratio*`` and ``metric``.
         path: Output image.
+        metric: The results column on the vertical axis.
     """
     rows = as_dicts(rows)
     datasets = list(dict.fromkeys(row.get("dataset", "") for row in rows))
@@ -61,7 +65,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], path: Path) -> None:
         top, right = 0.0, 0.0
         for index, model in enumerate(models):
             runs = [row for row in subset if model_label(row["model"]) == model]
-            maps = [float(row["map50_95"]) for row in runs]
+            maps = [_float(row[metric]) for row in runs]
             latency = float(runs[0]["latency_ms"])
             ratio, low, high = (
                 _float(runs[0].get(key)) for key in ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
@@ -87,7 +91,7 @@ def plot_accuracy_vs_latency(rows: Sequence[dict], path: Path) -> None:
         axes.set_ylim(0, max(top * 1.25, 1e-3))
         axes.set_xlim(0, right * 1.25)
         axes.set_xlabel("CPU latency, batch 1 (ms, median)")
-        axes.set_ylabel("val mAP50-95")
+        axes.set_ylabel(f"val {metric_label(metric)}")
         axes.set_title(f"{dataset}: accuracy vs latency" if dataset else "Accuracy vs latency")
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small", loc="lower right")

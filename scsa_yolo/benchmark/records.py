@@ -12,16 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
+from typing import Any
 
 from scsa_yolo.benchmark.settings import TrainSettings
+from scsa_yolo.benchmark.tasks import TASKS
 from scsa_yolo.errors import UsageError
 
 RUN_RECORD = "benchmark_run.json"
 OWNER_FILE = "benchmark_owner.json"
 OWNER = "scsa-yolo benchmark"
-RECORD_FORMAT = 2  # version 1 (absolute paths, no hashes) predates ownership: such folders are refused
+RECORD_FORMAT = 3  # 1: absolute paths, no hashes; 2: detection metrics only. Older folders are refused
 LAST = "weights/last.pt"
 
 
@@ -140,13 +142,8 @@ class RunRecord:
         model: Model name as given.
         seed: Training seed.
         settings: The run's settings.
-        map50: Box mAP50 on the val split (final weights).
-        map50_95: Box mAP50-95.
-        precision: Mean precision.
-        recall: Mean recall.
-        ap_small: COCO AP of small objects (NaN: no such labels).
-        ap_medium: COCO AP of medium objects.
-        ap_large: COCO AP of large objects.
+        task: Ultralytics' task of the model.
+        metrics: The task's metrics record (:mod:`scsa_yolo.benchmark.tasks`), on the val split, final weights.
         val_images: Validation images.
         image_stats: Per-image statistics file, relative to the run folder.
         image_stats_sha256: Its hash (an edited or damaged file is recomputed, never used).
@@ -159,13 +156,8 @@ class RunRecord:
     model: str
     seed: int
     settings: TrainSettings
-    map50: float
-    map50_95: float
-    precision: float
-    recall: float
-    ap_small: float
-    ap_medium: float
-    ap_large: float
+    task: str
+    metrics: Any  # the task's metrics dataclass
     val_images: int
     image_stats: str
     image_stats_sha256: str
@@ -178,6 +170,7 @@ class RunRecord:
         """The record as JSON (NaN written as null)."""
         value = asdict(self)
         value["format"] = RECORD_FORMAT
+        value["metrics"] = {k: None if math.isnan(v) else v for k, v in value["metrics"].items()}
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in value.items()}
 
     @classmethod
@@ -197,6 +190,8 @@ class RunRecord:
         names = {f.name for f in fields(cls)}
         try:
             value["settings"] = TrainSettings(**value["settings"])
+            metrics = {k: math.nan if v is None else float(v) for k, v in value["metrics"].items()}
+            value["metrics"] = TASKS[value["task"]].metrics_type(**metrics)
             value = {k: math.nan if v is None else v for k, v in value.items()}
             if set(value) != names:
                 raise KeyError(sorted(set(value) ^ names))
@@ -222,41 +217,55 @@ def mismatched_settings(wanted: dict, found: dict) -> list[str]:
     ]
 
 
-@dataclass
-class ResultRow:
-    """One line of ``results.csv``: a run's record with the costs of its architecture; the columns are these fields.
+# results.csv columns before and after the task's metrics (the metrics' fields come from the task's record).
+_ROW_HEAD: tuple[tuple[str, type], ...] = (
+    ("dataset", str),
+    ("model", str),
+    ("seed", int),
+    ("params", int),
+    ("gflops", float),
+    ("latency_ms", float),
+    ("latency_ratio", float),
+    ("latency_ratio_low", float),
+    ("latency_ratio_high", float),
+)
+_ROW_TAIL: tuple[tuple[str, type], ...] = (
+    ("val_images", int),
+    ("train_s", float),
+    ("resumed_at_epochs", str),
+    ("epochs", int),
+    ("imgsz", int),
+    ("device", str),
+    ("latency_device", str),
+    ("latency_gpu_ms", float | str),
+    ("latency_gpu_device", str),
+    ("model_file", str),
+)
+_ROW_DOC = """One line of ``results.csv``: a run's record with its architecture's costs; the columns are these fields.
 
-    ``latency_*`` are per architecture and dataset (measured once, same process, interleaved), so all seeds of a
-    model share them; ``device`` is where training ran; ``ap_*`` are COCO APs by box area (NaN: no labels of that
-    size); ``resumed_at_epochs`` lists the epochs at which an interrupted run was resumed.
-    """
-
-    dataset: str
-    model: str
-    seed: int
-    params: int
-    gflops: float
-    latency_ms: float
-    latency_ratio: float
-    latency_ratio_low: float
-    latency_ratio_high: float
-    map50: float
-    map50_95: float
-    ap_small: float
-    ap_medium: float
-    ap_large: float
-    precision: float
-    recall: float
-    val_images: int
-    train_s: float
-    resumed_at_epochs: str
-    epochs: int
-    imgsz: int
-    device: str
-    latency_device: str
-    latency_gpu_ms: float | str
-    latency_gpu_device: str
-    model_file: str
+``latency_*`` are per architecture and dataset (measured once, same process, interleaved), so all seeds of a model
+share them; ``device`` is where training ran; the metric columns are the task's metrics record
+(:mod:`scsa_yolo.benchmark.tasks`); ``resumed_at_epochs`` lists the epochs at which a run was resumed.
+"""
 
 
+def _row_type(name: str, metrics_type: type) -> type:
+    """The results-row dataclass of one task: head columns, the task's metric fields, tail columns."""
+    middle = tuple((f.name, float) for f in fields(metrics_type))
+    row = make_dataclass(name, _ROW_HEAD + middle + _ROW_TAIL, namespace={"__doc__": _ROW_DOC})
+    row.__module__ = __name__
+    return row
+
+
+ROW_TYPES: dict[str, type] = {
+    task: _row_type("ResultRow" if task == "detect" else f"{task.capitalize()}ResultRow", spec.metrics_type)
+    for task, spec in TASKS.items()
+}
+ResultRow = ROW_TYPES["detect"]
+"""The detection task's row (every task's row has the same head and tail columns)."""
 RESULT_COLUMNS = tuple(f.name for f in fields(ResultRow))
+
+
+def result_columns(task: str) -> tuple[str, ...]:
+    """The ``results.csv`` columns of a task."""
+    return tuple(f.name for f in fields(ROW_TYPES[task]))

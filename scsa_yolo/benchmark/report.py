@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
-from scsa_yolo.benchmark.records import RESULT_COLUMNS, ResultRow
+from scsa_yolo.benchmark.paired_tests import ExactPairedTest, paired_test_lines
+from scsa_yolo.benchmark.records import ROW_TYPES, ResultRow, result_columns
 from scsa_yolo.benchmark.stats import (
     CONFIDENCE,
     MAX_DROPPED_FRACTION,
@@ -21,9 +22,9 @@ from scsa_yolo.benchmark.stats import (
     metric_size_bin,
     smallest_sign_flip_p_value,
 )
+from scsa_yolo.benchmark.tasks import TASKS, metric_label
 
 COMPARISON_COLUMNS = ("model", "reference", "metric", "seeds", "images", "delta", "ci_low", "ci_high", "p_value")
-METRIC_LABELS = {"map50_95": "ΔmAP50-95", "map50": "ΔmAP50", "ap_small": "ΔAP_small"}
 
 
 def model_label(name: str) -> str:
@@ -32,19 +33,30 @@ def model_label(name: str) -> str:
 
 
 def as_dicts(rows: Sequence[ResultRow | dict]) -> list[dict]:
-    """Result rows as dicts keyed by :data:`RESULT_COLUMNS` (dicts pass through)."""
+    """Result rows as dicts keyed by their columns (dicts pass through)."""
     return [asdict(row) if is_dataclass(row) else dict(row) for row in rows]
 
 
+def rows_task(rows: Sequence) -> str:
+    """The task of result rows, from their row type (:data:`~scsa_yolo.benchmark.records.ROW_TYPES`).
+
+    Dicts and no rows are detection's.
+    """
+    for task, row_type in ROW_TYPES.items():
+        if rows and isinstance(rows[0], row_type):
+            return task
+    return "detect"
+
+
 def write_results_csv(rows: Sequence[ResultRow], path: Path) -> None:
-    """Write one line per run; the columns are :class:`ResultRow`'s fields.
+    """Write one line per run; the columns are the fields of the task's row type.
 
     Args:
         rows: Run results, in run order.
         path: Output file.
     """
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=result_columns(rows_task(rows)))
         writer.writeheader()
         writer.writerows(as_dicts(rows))
 
@@ -91,7 +103,7 @@ def verdict(comparison: Comparison) -> str:
     if c.p_value is not None:
         details += f", sign-flip p = {c.p_value:.2f}"
     text = (
-        f"{c.model} vs {c.reference}: {METRIC_LABELS.get(c.metric, c.metric)} {_signed(c.delta)} "
+        f"{c.model} vs {c.reference}: Δ{metric_label(c.metric)} {_signed(c.delta)} "
         f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}] ({details}): "
     )
     if not math.isfinite(c.delta):
@@ -141,11 +153,13 @@ def dropped_resample_notes(comparisons: Sequence[tuple[str, Comparison]], multip
     return lines
 
 
-def comparison_verdicts(comparisons: Sequence[tuple[str, Comparison]], multiple_datasets: bool) -> list[str]:
-    """The verdict lines for the ΔmAP50-95 comparisons (one per model and dataset)."""
+def comparison_verdicts(
+    comparisons: Sequence[tuple[str, Comparison]], multiple_datasets: bool, headline: str = "map50_95"
+) -> list[str]:
+    """The verdict lines for the comparisons of the task's headline metric (one per model and dataset)."""
     lines = []
     for dataset, comparison in comparisons:
-        if comparison.metric == "map50_95":
+        if comparison.metric == headline:
             lines.append((f"[{dataset}] " if multiple_datasets else "") + verdict(comparison))
     return lines
 
@@ -177,11 +191,12 @@ def _number(value) -> float:
     return math.nan if value in (None, "") else float(value)
 
 
-def summarize(rows: Sequence[dict]) -> list[dict]:
+def summarize(rows: Sequence[dict], metrics: Sequence[str] = TASKS["detect"].table) -> list[dict]:
     """Group runs by (dataset, model) in first-seen order and collect the numbers the table shows.
 
     Args:
         rows: Run results.
+        metrics: The metric columns to collect per seed.
 
     Returns:
         One dict per (dataset, model) with the per-seed value lists and the per-architecture costs.
@@ -203,25 +218,27 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
                 ],
                 "latency_gpu_ms": row.get("latency_gpu_ms"),
                 "resumed": [],
-                **{key: [] for key in ("map50", "map50_95", "ap_small", "ap_medium", "ap_large", "train_s")},
+                **{key: [] for key in (*metrics, "train_s")},
             },
         )
         group["seeds"].append(row["seed"])
-        for metric in ("map50", "map50_95", "ap_small", "ap_medium", "ap_large", "train_s"):
+        for metric in (*metrics, "train_s"):
             group[metric].append(_number(row.get(metric)))
         if row.get("resumed_at_epochs"):
             group["resumed"].append(row["seed"])
     return list(groups.values())
 
 
-def markdown_table(rows: Sequence[dict]) -> str:
+def markdown_table(rows: Sequence[dict], task: str | None = None) -> str:
     """Render the per-model summary as a Markdown table (one block of rows per dataset).
 
-    The first model of each dataset is the reference: Δ columns compare the others' costs (relative) and mean
-    mAP50-95 (absolute points) with it. Spread is over seeds: mean ± sample std (min–max). Latency ratios carry a
-    95 % interval over the paired timing rounds.
+    The metric columns are the task's (:mod:`scsa_yolo.benchmark.tasks`; the rows' task when None). The first model
+    of each dataset is the reference: Δ columns compare the others' costs (relative) and the mean of the task's
+    headline metric (absolute points) with it. Spread is over seeds: mean ± sample std (min–max). Latency ratios
+    carry a 95 % interval over the paired timing rounds.
     """
-    groups = summarize(rows)
+    spec = TASKS[task or rows_task(rows)]
+    groups = summarize(rows, spec.table)
     if not groups:
         return "No finished runs.\n"
     references = {}
@@ -230,7 +247,9 @@ def markdown_table(rows: Sequence[dict]) -> str:
     has_gpu = any(g["latency_gpu_ms"] not in (None, "") for g in groups)
     header = ["dataset", "model", "seeds", "params (M)", "Δparams", "GFLOPs", "CPU ms", "ΔCPU ms [95 % CI]"]
     header += ["GPU ms"] if has_gpu else []
-    header += ["mAP50", "mAP50-95", "ΔmAP50-95", "AP small", "AP medium", "AP large", "train s"]
+    for metric in spec.table:
+        header += [spec.labels[metric]] + ([f"Δ{spec.labels[metric]}"] if metric == spec.headline else [])
+    header += ["train s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for group in groups:
         reference = references[group["dataset"]]
@@ -241,7 +260,6 @@ def markdown_table(rows: Sequence[dict]) -> str:
             if is_reference or not math.isfinite(ratio)
             else f"{(ratio - 1) * 100:+.1f}% [{(low - 1) * 100:+.1f}, {(high - 1) * 100:+.1f}]"
         )
-        delta_map = statistics.mean(group["map50_95"]) - statistics.mean(reference["map50_95"])
         cells = [
             group["dataset"],
             group["model"],
@@ -256,24 +274,33 @@ def markdown_table(rows: Sequence[dict]) -> str:
         if has_gpu:
             gpu_ms = group["latency_gpu_ms"]
             cells.append(f"{float(gpu_ms):.2f}" if gpu_ms not in (None, "") else "")
-        cells += [
-            _mean_spread(group["map50"], 3),
-            _mean_spread(group["map50_95"], 3),
-            "—" if is_reference else f"{delta_map:+.3f}",
-            _mean_spread(group["ap_small"], 3),
-            _mean_spread(group["ap_medium"], 3),
-            _mean_spread(group["ap_large"], 3),
-            f"{statistics.mean(group['train_s']):.0f}",
-        ]
+        for metric in spec.table:
+            cells.append(_mean_spread(group[metric], 3))
+            if metric == spec.headline:
+                delta = statistics.mean(group[metric]) - statistics.mean(reference[metric])
+                cells.append("—" if is_reference else f"{delta:+.3f}")
+        cells.append(f"{statistics.mean(group['train_s']):.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+TABLE_NOTES = {
+    "detect": "; AP small/medium/large are Ultralytics' COCO evaluation (faster-coco-eval) by box area in "
+    "original-image pixels (< 32², 32²–96², > 96²), — where the val split has no labels of that size",
+    "segment": "; box and mask mAP are Ultralytics' segmentation validator's",
+    "classify": "; top-1/top-5 accuracy as Ultralytics' classification validator (top-n with n = min(5, classes))",
+    "semantic": "; mIoU is the mean IoU over the classes with labelled pixels (Ultralytics' semantic validator)",
+}
+EXACT_TEST_NOTE = (
+    "McNemar's exact test on the images the two classifiers got right and wrong (top-1): only the images where "
+    "exactly one of them was right count; under equal accuracy each is equally likely to favour either model. It "
+    "covers the validation images of one training seed, not seed-to-seed variation."
+)
 READING_NOTE = (
     "How to read the comparisons: each interval is a {confidence} paired bootstrap interval of the difference to the "
     "reference, from {resamples} resamples of the validation images (the same resampled images for both models) and, "
-    "with several seeds, of the seeds first; the metrics are recomputed from each run's saved per-image matching, not "
-    "re-validated. An interval that contains 0 means this benchmark cannot tell the models apart; the sign-flip "
+    "with several seeds, of the seeds first; the metrics are recomputed from each run's saved per-image statistics, "
+    "not re-validated. An interval that contains 0 means this benchmark cannot tell the models apart; the sign-flip "
     "p-value tests the per-seed differences (with 3 seeds it cannot go below 0.25)."
 )
 
@@ -284,6 +311,7 @@ def markdown_report(
     plan,
     comparison_seconds: float,
     resamples: int,
+    exact_tests: Sequence[tuple[str, ExactPairedTest]] = (),
 ) -> str:
     """The whole ``results.md``: settings, table, notes, verdicts and the comparisons table.
 
@@ -293,24 +321,26 @@ def markdown_report(
         plan: The :class:`scsa_yolo.benchmark.runner.BenchmarkPlan` that ran.
         comparison_seconds: Time the comparisons took.
         resamples: Bootstrap replicates used.
+        exact_tests: ``(dataset, ExactPairedTest)`` pairs (classifiers: McNemar's exact test per seed).
 
     Returns:
         Markdown text.
     """
     settings = plan.settings[0]
     multiple = len(plan.datasets) > 1
+    spec = TASKS[getattr(plan, "task", "detect")]
     lines = [
         f"# Benchmark: {', '.join(model_label(m) for m in plan.models)}",
         "",
         "data " + ", ".join(f"`{d}`" for d in plan.datasets) + f"; {settings.epochs} epochs, imgsz {settings.imgsz}, "
         f"batch {settings.batch}, seeds {', '.join(map(str, plan.seeds))}",
         "",
-        markdown_table(rows),
-        "Δ columns compare with the first model of each dataset (costs relative, mAP50-95 in absolute points). mAP "
-        "is on the val split with the final (last-epoch) weights; AP small/medium/large are Ultralytics' COCO "
-        "evaluation (faster-coco-eval) by box area in original-image pixels (< 32², 32²–96², > 96²), — where the val "
-        "split has no labels of that size. Latency is the median batch-1 forward pass, measured per architecture in "
-        "one process with the models interleaved; its interval comes from the paired timing rounds.",
+        markdown_table(rows, spec.name),
+        f"Δ columns compare with the first model of each dataset (costs relative, {spec.labels[spec.headline]} in "
+        "absolute points). Metrics are on the val split with the final (last-epoch) weights"
+        + TABLE_NOTES[spec.name]
+        + ". Latency is the median batch-1 forward pass, measured per architecture in one process with the models "
+        "interleaved; its interval comes from the paired timing rounds.",
         "",
     ]
     resumed = [row for row in as_dicts(rows) if row.get("resumed_at_epochs")]
@@ -324,7 +354,7 @@ def markdown_report(
         ]
     if comparisons:
         lines += ["## Verdict", ""]
-        lines += [f"- {line}" for line in comparison_verdicts(comparisons, multiple)]
+        lines += [f"- {line}" for line in comparison_verdicts(comparisons, multiple, spec.headline)]
         lines += [
             "",
             READING_NOTE.format(confidence=f"{CONFIDENCE:.0%}".replace("%", " %"), resamples=resamples),
@@ -339,4 +369,10 @@ def markdown_report(
             lines.append("| " + " | ".join(([dataset] if multiple else []) + cells) + " |")
         lines += [""] + [f"- {note}" for note in dropped_resample_notes(comparisons, multiple)]
         lines += ["", f"The comparisons took {comparison_seconds:.1f} s ({resamples} resamples)."]
+    if exact_tests:
+        lines += ["", "## Exact paired test (top-1, per seed)", "", EXACT_TEST_NOTE, ""]
+        lines += [
+            f"- {'[' + dataset + '] ' if multiple else ''}{line}"
+            for (dataset, _), line in zip(exact_tests, paired_test_lines([t for _, t in exact_tests]))
+        ]
     return "\n".join(lines) + "\n"

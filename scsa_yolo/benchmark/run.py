@@ -27,6 +27,7 @@ from scsa_yolo.benchmark.records import (
     sha256,
 )
 from scsa_yolo.benchmark.settings import TrainSettings
+from scsa_yolo.benchmark.tasks import metric_label, task_spec
 from scsa_yolo.errors import UsageError
 
 # Settings that must match between a checkpoint and the requested run for it to be resumed.
@@ -44,6 +45,7 @@ class RunSpec:
         seed: Training seed.
         settings: The run's settings (``data`` set).
         run_dir: Absolute run folder.
+        task: The model's Ultralytics task (every model of a plan has the same).
     """
 
     name: str
@@ -52,6 +54,7 @@ class RunSpec:
     seed: int
     settings: TrainSettings
     run_dir: Path
+    task: str = "detect"
 
     @property
     def description(self) -> str:
@@ -196,7 +199,9 @@ def run_once(spec: RunSpec, state: RunState) -> RunRecord:
 
     run_dir, settings = spec.run_dir, spec.settings
     if state.kind == "finished" and state.stats_ok:
-        LOGGER.info(f"  finished earlier: mAP50-95 {state.record.map50_95:.3f}, not trained again")
+        headline = task_spec(state.record.task).headline
+        value = getattr(state.record.metrics, headline)
+        LOGGER.info(f"  finished earlier: {metric_label(headline)} {value:.3f}, not trained again")
         return state.record
     with offline_font_check():
         ownership = RunOwnership.read(run_dir) or RunOwnership(run=spec.name)
@@ -204,7 +209,9 @@ def run_once(spec: RunSpec, state: RunState) -> RunRecord:
             LOGGER.info("  finished earlier, validating again for its per-image statistics (no training)")
             weights = ownership.verified(run_dir)
             record = state.record
-            record.image_stats, record.image_stats_sha256 = validate_run(weights, settings, run_dir, record)
+            record.metrics, record.val_images, record.image_stats, record.image_stats_sha256 = validate_run(
+                weights, settings, run_dir, record.task
+            )
             record.write(run_dir / RUN_RECORD)
             return record
         if state.kind == "interrupted":
@@ -228,26 +235,21 @@ def run_once(spec: RunSpec, state: RunState) -> RunRecord:
             LOGGER.info("  training finished earlier, validating")
         ownership.record_checkpoints(run_dir)  # also after DDP training, whose callbacks ran in another process
         weights = ownership.verified(run_dir)
+        metrics, val_images, stats, stats_sha256 = validate_run(weights, settings, run_dir, spec.task)
         record = RunRecord(
             model=spec.model,
             seed=spec.seed,
             settings=settings,
-            map50=math.nan,
-            map50_95=math.nan,
-            precision=math.nan,
-            recall=math.nan,
-            ap_small=math.nan,
-            ap_medium=math.nan,
-            ap_large=math.nan,
-            val_images=0,
-            image_stats="",
-            image_stats_sha256="",
+            task=spec.task,
+            metrics=metrics,
+            val_images=val_images,
+            image_stats=stats,
+            image_stats_sha256=stats_sha256,
             weights_sha256=ownership.files[LAST],
             resumed_at_epochs=list(ownership.resumes),
             train_s=round(training_seconds(run_dir / "results.csv"), 1),
             device=_device(settings.device, device_name),
         )
-        record.image_stats, record.image_stats_sha256 = validate_run(weights, settings, run_dir, record)
         record.write(run_dir / RUN_RECORD)
         return record
 

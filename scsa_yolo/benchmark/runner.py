@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,11 +23,12 @@ from ultralytics.utils import LOGGER, NUM_THREADS
 from ultralytics.utils.torch_utils import select_device
 
 from scsa_yolo.benchmark.engines import RAY_RESULTS_DIR, RunTask, run_sequential, run_with_ray
-from scsa_yolo.benchmark.image_stats import load_image_stats
+from scsa_yolo.benchmark.image_stats import load_image_stats, load_image_sums
 from scsa_yolo.benchmark.measure import device_name, measure_latency, model_cost, ratio_interval
+from scsa_yolo.benchmark.paired_tests import ExactPairedTest, exact_paired_tests, paired_test_lines
 from scsa_yolo.benchmark.plan import OUT_OWNER_FILE, BenchmarkPlan, plan_benchmark
 from scsa_yolo.benchmark.plots import plot_accuracy_vs_latency, plot_comparisons, plot_training_curves
-from scsa_yolo.benchmark.records import OWNER, ResultRow, RunOwnership, RunRecord, write_json
+from scsa_yolo.benchmark.records import OWNER, ROW_TYPES, ResultRow, RunOwnership, RunRecord, write_json
 from scsa_yolo.benchmark.report import (
     comparison_verdicts,
     dropped_resample_notes,
@@ -38,6 +40,7 @@ from scsa_yolo.benchmark.report import (
 from scsa_yolo.benchmark.run import RunSpec, RunState, load_restricted, run_once
 from scsa_yolo.benchmark.settings import BenchmarkRequest
 from scsa_yolo.benchmark.stats import Comparison, paired_comparisons
+from scsa_yolo.benchmark.tasks import task_spec
 from scsa_yolo.benchmark.tracking import log_comparisons, prepare_trackers
 
 OUTPUTS = (
@@ -92,35 +95,47 @@ def run_benchmark(plan: BenchmarkPlan | BenchmarkRequest) -> list[ResultRow]:
         found = run_sequential(tasks)
     records = [RunRecord.from_json(value) for value in found]
 
-    rows, comparisons, seconds = [], [], 0.0
+    rows, comparisons, exact_tests, seconds = [], [], [], 0.0
     for index in range(len(plan.settings)):
         pairs = [(spec, record) for spec, record in zip(plan.runs, records) if spec.dataset_index == index]
         rows += _rows_with_costs(plan, index, pairs)
         started = time.perf_counter()
-        comparisons += [(plan.dataset_name(index), c) for c in _compare(pairs, plan)]
+        found, tests = _compare(pairs, plan)
+        comparisons += [(plan.dataset_name(index), c) for c in found]
+        exact_tests += [(plan.dataset_name(index), t) for t in tests]
         seconds += time.perf_counter() - started
     LOGGER.info(
         f"Paired comparisons ({len(plan.models)} models x {len(plan.seeds)} seeds, {plan.resamples} resamples per "
         f"dataset): {seconds:.1f} s"
     )
-    write_outputs(plan, rows, comparisons, seconds)
+    write_outputs(plan, rows, comparisons, seconds, exact_tests)
     return rows
 
 
-def write_outputs(plan: BenchmarkPlan, rows: list[ResultRow], comparisons: list, seconds: float) -> None:
+def write_outputs(
+    plan: BenchmarkPlan,
+    rows: list[ResultRow],
+    comparisons: list,
+    seconds: float,
+    exact_tests: list[tuple[str, ExactPairedTest]] = (),
+) -> None:
     """Write the tables, the report and the plots into ``plan.out``, and log the verdicts."""
     several = len(plan.datasets) > 1
+    spec = task_spec(plan.task)
     write_results_csv(rows, plan.out / "results.csv")
     write_comparisons_csv(comparisons, plan.out / "comparisons.csv", with_dataset=several)
-    report = markdown_report(rows, comparisons, plan, comparison_seconds=seconds, resamples=plan.resamples)
+    report = markdown_report(
+        rows, comparisons, plan, comparison_seconds=seconds, resamples=plan.resamples, exact_tests=exact_tests
+    )
     (plan.out / "results.md").write_text(report, encoding="utf-8")
-    plot_accuracy_vs_latency(rows, plan.out / "accuracy_vs_latency.png")
+    plot_accuracy_vs_latency(rows, plan.out / "accuracy_vs_latency.png", metric=spec.headline)
     plot_comparisons(comparisons, plan.out / "comparisons.png")
     plot_training_curves(
         {(plan.dataset_name(s.dataset_index), s.model, s.seed): s.run_dir / "results.csv" for s in plan.runs},
         plan.out / "training_curves.png",
     )
-    verdicts = "\n".join(comparison_verdicts(comparisons, several) + dropped_resample_notes(comparisons, several))
+    verdicts = comparison_verdicts(comparisons, several, spec.headline) + dropped_resample_notes(comparisons, several)
+    verdicts = "\n".join(verdicts + paired_test_lines([test for _, test in exact_tests]))
     LOGGER.info(f"\n{report}\nResults in {plan.out}\n\n{verdicts}")
     log_comparisons(plan, comparisons)
 
@@ -156,7 +171,8 @@ def _rows_with_costs(plan: BenchmarkPlan, index: int, pairs: list[tuple[RunSpec,
     for spec, record in pairs:
         ratio, low, high = ratios[spec.model]
         rows.append(
-            ResultRow(
+            ROW_TYPES[plan.task](
+                **asdict(record.metrics),
                 dataset=plan.dataset_name(index),
                 model=model_label(spec.model),
                 seed=spec.seed,
@@ -166,13 +182,6 @@ def _rows_with_costs(plan: BenchmarkPlan, index: int, pairs: list[tuple[RunSpec,
                 latency_ratio=round(ratio, 4),
                 latency_ratio_low=round(low, 4),
                 latency_ratio_high=round(high, 4),
-                map50=record.map50,
-                map50_95=record.map50_95,
-                ap_small=record.ap_small,
-                ap_medium=record.ap_medium,
-                ap_large=record.ap_large,
-                precision=record.precision,
-                recall=record.recall,
                 val_images=record.val_images,
                 train_s=record.train_s,
                 resumed_at_epochs=" ".join(map(str, record.resumed_at_epochs)),
@@ -188,13 +197,21 @@ def _rows_with_costs(plan: BenchmarkPlan, index: int, pairs: list[tuple[RunSpec,
     return rows
 
 
-def _compare(pairs: list[tuple[RunSpec, RunRecord]], plan: BenchmarkPlan) -> list[Comparison]:
-    """Paired bootstrap comparisons of one dataset's runs, from their saved per-image statistics."""
-    by_model: dict[str, dict[int, dict]] = {}
-    for spec, record in pairs:
-        stats = load_image_stats(spec.run_dir / record.image_stats)
-        by_model.setdefault(model_label(spec.model), {})[spec.seed] = stats
+def _compare(
+    pairs: list[tuple[RunSpec, RunRecord]], plan: BenchmarkPlan
+) -> tuple[list[Comparison], list[ExactPairedTest]]:
+    """Paired bootstrap comparisons of one dataset's runs from their saved per-image statistics.
+
+    For classifiers also the exact paired test of each seed.
+    """
+    spec = task_spec(plan.task)
+    load = load_image_stats if plan.task in ("detect", "segment") else load_image_sums
+    by_model: dict[str, dict[int, object]] = {}
+    for run, record in pairs:
+        by_model.setdefault(model_label(run.model), {})[run.seed] = load(run.run_dir / record.image_stats)
     if len(by_model) < 2:
-        return []
+        return [], []
     runs = {model: [seeds[seed] for seed in plan.seeds] for model, seeds in by_model.items()}
-    return paired_comparisons(runs, resamples=plan.resamples, seed=plan.bootstrap_seed)
+    comparisons = paired_comparisons(runs, resamples=plan.resamples, seed=plan.bootstrap_seed, task=spec.statistics())
+    tests = exact_paired_tests(runs, plan.seeds) if plan.task == "classify" else []
+    return comparisons, tests

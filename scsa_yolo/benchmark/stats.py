@@ -25,7 +25,13 @@ from scsa_yolo.benchmark.image_stats import AREA_RANGES, ImageStats, load_image_
 
 # Metric names of comparisons.csv, and which per-image statistics each one is recomputed from.
 COMPARED_METRICS = ("map50_95", "map50", "ap_small")
-_METRIC_SOURCE = {"map50_95": ("all", "map50_95"), "map50": ("all", "map50"), "ap_small": ("small", "map50_95")}
+_METRIC_SOURCE = {
+    "map50_95": ("all", "map50_95"),
+    "map50": ("all", "map50"),
+    "ap_small": ("small", "map50_95"),
+    "mask_map50_95": ("mask", "map50_95"),  # instance segmentation: the same engine on the mask matches
+    "mask_map50": ("mask", "map50"),
+}
 _AP_X = np.linspace(0, 1, 101)  # Ultralytics' 101-point interpolation grid
 RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)
 
@@ -228,7 +234,7 @@ class DetectionStatistics:
     def __init__(self, metrics: Sequence[str] = COMPARED_METRICS):
         unknown = [metric for metric in metrics if metric not in _METRIC_SOURCE]
         if unknown:
-            raise ValueError(f"unknown detection metrics {unknown}; choose from {COMPARED_METRICS}")
+            raise ValueError(f"unknown detection metrics {unknown}; choose from {tuple(_METRIC_SOURCE)}")
         self.metrics = tuple(metrics)
 
     def images(self, run: dict[str, ImageStats]) -> list[str]:
