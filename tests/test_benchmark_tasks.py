@@ -84,6 +84,9 @@ def test_classifiers_get_accuracy_columns_and_intervals_that_hold_their_estimate
         assert 0.0 <= float(row["top1"]) <= float(row["top5"]) == 1.0  # two classes: top-5 is always right
         assert int(row["val_images"]) == 8 and int(row["params"]) > 100_000 and float(row["latency_ms"]) > 0
     assert int(written[2]["params"]) > 2 * int(written[0]["params"])  # s is wider than n
+    with open(out / "runs" / "yolov8n-cls-seed0" / "results.csv", newline="") as handle:
+        logged = {name.strip() for name in next(csv.reader(handle))}
+    assert {column for column, _ in TASKS["classify"].curves} <= logged  # training_curves.png plots real columns
 
     with open(out / "comparisons.csv", newline="") as handle:
         comparisons = list(csv.DictReader(handle))

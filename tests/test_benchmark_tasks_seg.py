@@ -20,7 +20,7 @@ from scsa_yolo.benchmark.image_stats import load_image_stats, load_image_sums
 from scsa_yolo.benchmark.plan import plan_benchmark
 from scsa_yolo.benchmark.records import RUN_RECORD, RunRecord, result_columns
 from scsa_yolo.benchmark.stats import average_precision
-from scsa_yolo.benchmark.tasks import miou_from_confusion
+from scsa_yolo.benchmark.tasks import TASKS, miou_from_confusion
 from scsa_yolo.errors import UsageError
 
 CFG = Path(ultralytics.__file__).parent / "cfg" / "models"
@@ -97,6 +97,13 @@ def comparisons_of(out: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def assert_curves_are_logged(run_dir: Path, task: str) -> None:
+    """The columns training_curves.png plots for the task are in the run's Ultralytics results.csv."""
+    with open(run_dir / "results.csv", newline="") as handle:
+        logged = {name.strip() for name in next(csv.reader(handle))}
+    assert {column for column, _ in TASKS[task].curves} <= logged
+
+
 def results_of(out: Path) -> tuple[list[str], list[dict]]:
     with open(out / "results.csv", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -123,6 +130,7 @@ def test_segmenters_compare_box_and_mask_map_and_an_a_a_pair_claims_nothing(tmp_
     record = RunRecord.read(run_dir / RUN_RECORD)
     stats = load_image_stats(run_dir / record.image_stats)
     assert set(stats) == {"all", "mask"} and record.val_images == 4
+    assert_curves_are_logged(run_dir, "segment")
     assert average_precision(stats["mask"])["map50_95"] == pytest.approx(record.metrics.mask_map50_95, abs=1e-4)
     assert average_precision(stats["all"])["map50_95"] == pytest.approx(record.metrics.map50_95, abs=1e-4)
 
@@ -142,6 +150,7 @@ def test_semantic_models_compare_miou_from_per_image_confusion_matrices(tmp_path
     run_dir = out / "runs" / "yolo26n-sem-seed0"
     record = RunRecord.read(run_dir / RUN_RECORD)
     sums = load_image_sums(run_dir / record.image_stats)
+    assert_curves_are_logged(run_dir, "semantic")
     assert sums.values.shape == (4, 3 * 3 + 1)  # one 3x3 confusion matrix per image, plus the one-class flag
     # summing the per-image matrices gives Ultralytics' own mIoU of the run
     assert miou_from_confusion(sums.values.sum(0, keepdims=True))[0] == pytest.approx(record.metrics.miou, abs=1e-4)

@@ -9,15 +9,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from scsa_yolo.benchmark.report import as_dicts, model_label
-from scsa_yolo.benchmark.tasks import metric_label
+from scsa_yolo.benchmark.tasks import TASKS, metric_label
 
-# Columns of the results.csv that Ultralytics' detection trainer writes, one panel each.
-CURVE_COLUMNS = (
-    ("train/box_loss", "train box loss"),
-    ("val/box_loss", "val box loss"),
-    ("metrics/mAP50(B)", "val mAP50"),
-    ("metrics/mAP50-95(B)", "val mAP50-95"),
-)
+# Columns of the results.csv that Ultralytics' detection trainer writes, one panel each (other tasks: TaskSpec.curves).
+CURVE_COLUMNS = TASKS["detect"].curves
 LINE_STYLES = ("-", "--", ":", "-.")
 
 
@@ -139,13 +134,15 @@ def _float(value) -> float:
     return float("nan") if value in (None, "") else float(value)
 
 
-def plot_training_curves(curves: dict[tuple[str, str, int], Path], path: Path) -> None:
+def plot_training_curves(curves: dict[tuple[str, str, int], Path], path: Path, task: str = "detect") -> None:
     """Overlay every run's training curves: colour per (dataset, model), line style per seed.
 
     Args:
         curves: ``(dataset, model, seed)`` to the run's Ultralytics ``results.csv``.
         path: Output image.
+        task: The runs' task (its trainer's ``results.csv`` columns are plotted).
     """
+    panel_columns = TASKS[task].curves
     figure = Figure(figsize=(10, 7), layout="constrained")
     panels = figure.subplots(2, 2).ravel()
     several = len({dataset for dataset, _, _ in curves}) > 1
@@ -158,10 +155,10 @@ def plot_training_curves(curves: dict[tuple[str, str, int], Path], path: Path) -
         color = f"C{groups.index((dataset, model)) % 10}"
         style = {"color": color, "linestyle": LINE_STYLES[seeds.index(seed) % len(LINE_STYLES)]}
         label = (f"{dataset}: " if several else "") + f"{model_label(model)} seed {seed}"
-        for axes, (column, _) in zip(panels, CURVE_COLUMNS):
+        for axes, (column, _) in zip(panels, panel_columns):
             if column in columns:
                 axes.plot(columns["epoch"], columns[column], label=label, **style)
-    for axes, (_, title) in zip(panels, CURVE_COLUMNS):
+    for axes, (_, title) in zip(panels, panel_columns):
         axes.set_title(title)
         axes.set_xlabel("epoch")
         axes.grid(alpha=0.3)

@@ -133,6 +133,7 @@ def write_outputs(
     plot_training_curves(
         {(plan.dataset_name(s.dataset_index), s.model, s.seed): s.run_dir / "results.csv" for s in plan.runs},
         plan.out / "training_curves.png",
+        plan.task,
     )
     verdicts = comparison_verdicts(comparisons, several, spec.headline) + dropped_resample_notes(comparisons, several)
     verdicts = "\n".join(verdicts + paired_test_lines([test for _, test in exact_tests]))

@@ -127,6 +127,8 @@ class TaskSpec:
         labels: Display names of the metrics.
         dataset_kind: ``"folder"`` (a classification folder) or ``"yaml"`` (a dataset YAML).
         hidden: Metric columns of ``results.csv`` left out of the Markdown table.
+        curves: Four (column, title) of the ``results.csv`` Ultralytics' trainer of the task writes per epoch, one
+            panel each of ``training_curves.png``.
     """
 
     name: str
@@ -136,6 +138,12 @@ class TaskSpec:
     labels: dict[str, str]
     dataset_kind: str = "yaml"
     hidden: tuple[str, ...] = ()
+    curves: tuple[tuple[str, str], ...] = (
+        ("train/box_loss", "train box loss"),
+        ("val/box_loss", "val box loss"),
+        ("metrics/mAP50(B)", "val mAP50"),
+        ("metrics/mAP50-95(B)", "val mAP50-95"),
+    )
 
     @property
     def table(self) -> tuple[str, ...]:
@@ -187,6 +195,12 @@ TASKS: dict[str, TaskSpec] = {
             "mask_map50_95": "mask mAP50-95",
             "mask_map50": "mask mAP50",
         },
+        curves=(
+            ("train/seg_loss", "train seg loss"),
+            ("val/seg_loss", "val seg loss"),
+            ("metrics/mAP50-95(B)", "val box mAP50-95"),
+            ("metrics/mAP50-95(M)", "val mask mAP50-95"),
+        ),
     ),
     "classify": TaskSpec(
         "classify",
@@ -195,6 +209,12 @@ TASKS: dict[str, TaskSpec] = {
         ("top1", "top5"),
         {"top1": "top-1", "top5": "top-5"},
         dataset_kind="folder",
+        curves=(
+            ("train/loss", "train loss"),
+            ("val/loss", "val loss"),
+            ("metrics/accuracy_top1", "val top-1"),
+            ("metrics/accuracy_top5", "val top-5"),
+        ),
     ),
     "semantic": TaskSpec(
         "semantic",
@@ -202,6 +222,12 @@ TASKS: dict[str, TaskSpec] = {
         "miou",
         ("miou",),
         {"miou": "mIoU", "pixel_accuracy": "pixel acc"},
+        curves=(
+            ("train/ce_loss", "train CE loss"),
+            ("val/ce_loss", "val CE loss"),
+            ("metrics/mIoU", "val mIoU"),
+            ("metrics/pixel_acc", "val pixel accuracy"),
+        ),
     ),
 }
 
