@@ -166,6 +166,8 @@ def test_mixed_tasks_and_datasets_of_another_task_are_refused_before_training(tm
         plan_benchmark(request(["yolov8n-cls.yaml"], tmp_path / "missing", out))
     with pytest.raises(UsageError, match="--data is required for classify models"):
         plan_benchmark(BenchmarkRequest(models=("yolov8n-cls.yaml",), out=out))
-    with pytest.raises(UsageError, match="cannot compare pose models"):
+    with pytest.raises(UsageError, match="cannot compare depth models"):
+        plan_benchmark(request(["yolo26n-depth.yaml"], tiny_dataset, out))
+    with pytest.raises(UsageError, match="has no kpt_shape, but the models are pose models"):
         plan_benchmark(request(["yolov8n-pose.yaml"], tiny_dataset, out))
     assert not out.exists()  # nothing written, nothing trained

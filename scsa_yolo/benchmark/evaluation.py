@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.models.yolo.obb import OBBValidator
+from ultralytics.models.yolo.pose import PoseValidator
 from ultralytics.models.yolo.segment import SegmentationValidator
 from ultralytics.utils import ops
 from ultralytics.utils.metrics import box_iou
 
 from scsa_yolo.benchmark.image_stats import AREA_RANGES, ImageStats, save_image_stats
 from scsa_yolo.benchmark.settings import TrainSettings
-from scsa_yolo.benchmark.tasks import DetectMetrics, SegmentMetrics
+from scsa_yolo.benchmark.tasks import DetectMetrics, OBBMetrics, PoseMetrics, SegmentMetrics
 
 IMAGE_STATS_FILE = "image_stats.npz"
 SIZE_BINS = ("small",)  # bins kept per image for the bootstrap (comparisons.csv compares ap_small)
@@ -36,17 +38,20 @@ class ImageStatsValidator(DetectionValidator):
 
     The matching itself is the parent's ``_process_batch``; this class only records its output per image together
     with the image's confidences, classes and box areas, and repeats the same matching against the labels of each
-    size bin.
+    size bin. Subclasses for the other box tasks name their extra matches (``extra_bins``: bin -> key of the
+    parent's result, e.g. ``"mask": "tp_m"``) and drop the size bins where boxes are not axis-aligned.
     """
 
     size_bins: tuple[str, ...] = SIZE_BINS
+    extra_bins: dict[str, str] = {}
 
     def init_metrics(self, model: torch.nn.Module) -> None:
         """Start the per-image records along with the parent's metrics."""
         super().init_metrics(model)
         self.image_names: list[str] = []
         self.labels_per_area = dict.fromkeys(AREA_RANGES, 0)
-        self.image_records: dict[str, list[dict]] = {"all": [], **{name: [] for name in self.size_bins}}
+        bins = ("all", *self.size_bins, *self.extra_bins)
+        self.image_records: dict[str, list[dict]] = {name: [] for name in bins}
 
     def _process_batch(self, preds: dict[str, torch.Tensor], batch: dict) -> dict[str, np.ndarray]:
         """Match one image's predictions (the parent's result is returned unchanged) and record them."""
@@ -55,18 +60,21 @@ class ImageStatsValidator(DetectionValidator):
         pred_cls = preds["cls"].cpu().numpy()
         target_cls = batch["cls"].cpu().numpy()
         self.image_names.append(Path(batch["im_file"]).name)
+        record = {
+            "tp": result["tp"],
+            "counted": np.ones_like(result["tp"]),
+            "conf": conf,
+            "pred_cls": pred_cls,
+            "target_cls": target_cls,
+        }
+        self.image_records["all"].append(record)
+        for name, key in self.extra_bins.items():
+            self.image_records[name].append({**record, "tp": result[key]})
+        if not self.size_bins:
+            return result
         target_area = _areas(batch["bboxes"], batch)
         for name, (low, high) in AREA_RANGES.items():
             self.labels_per_area[name] += int(((target_area >= low) & (target_area <= high)).sum())
-        self.image_records["all"].append(
-            {
-                "tp": result["tp"],
-                "counted": np.ones_like(result["tp"]),
-                "conf": conf,
-                "pred_cls": pred_cls,
-                "target_cls": target_cls,
-            }
-        )
         for name in self.size_bins:
             self.image_records[name].append({**self._size_bin(preds, batch, AREA_RANGES[name]), "conf": conf})
         return result
@@ -108,25 +116,23 @@ class ImageStatsValidator(DetectionValidator):
 
 
 class SegmentStatsValidator(ImageStatsValidator, SegmentationValidator):
-    """Ultralytics' segmentation validator that also keeps each image's box and mask matches.
-
-    The box matches go to the ``"all"`` bin (as detection), the parent's mask matches ``tp_m`` to the ``"mask"`` bin,
-    for the same AP engine.
-    """
+    """Ultralytics' segmentation validator that also keeps each image's box matches and mask matches (``tp_m``)."""
 
     size_bins = ()
+    extra_bins = {"mask": "tp_m"}
 
-    def init_metrics(self, model: torch.nn.Module) -> None:
-        """Start the per-image records, with a mask bin."""
-        super().init_metrics(model)
-        self.image_records["mask"] = []
 
-    def _process_batch(self, preds: dict[str, torch.Tensor], batch: dict) -> dict[str, np.ndarray]:
-        """The parent's box and mask matching, recorded per image (box via :class:`ImageStatsValidator`)."""
-        result = super()._process_batch(preds, batch)
-        box = self.image_records["all"][-1]
-        self.image_records["mask"].append({**box, "tp": result["tp_m"]})
-        return result
+class PoseStatsValidator(ImageStatsValidator, PoseValidator):
+    """Ultralytics' pose validator that also keeps each image's box matches and keypoint (OKS) matches (``tp_p``)."""
+
+    size_bins = ()
+    extra_bins = {"pose": "tp_p"}
+
+
+class OBBStatsValidator(ImageStatsValidator, OBBValidator):
+    """Ultralytics' oriented-box validator that also keeps each image's rotated-box matches (probabilistic IoU)."""
+
+    size_bins = ()
 
 
 def _areas(boxes: torch.Tensor, batch: dict) -> np.ndarray:
@@ -179,8 +185,8 @@ def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, task: st
     args = validator_args(checkpoint, settings, run_dir)
     if task == "detect":
         metrics, images, path = _validate_detection(model, args, weights)
-    elif task == "segment":
-        metrics, images, path = _validate_segmentation(model, args)
+    elif task in MATCH_VALIDATORS:
+        metrics, images, path = validate_matches(model, args, task)
     else:
         from scsa_yolo.benchmark.evaluation_tasks import validate_summed
 
@@ -188,16 +194,25 @@ def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, task: st
     return metrics, images, path.relative_to(run_dir).as_posix(), sha256(path)
 
 
-def _validate_segmentation(model: torch.nn.Module, args: dict) -> tuple[SegmentMetrics, int, Path]:
-    validator = SegmentStatsValidator(args={**args, "save_json": False})
+MATCH_VALIDATORS = {"segment": SegmentStatsValidator, "pose": PoseStatsValidator, "obb": OBBStatsValidator}
+
+
+def validate_matches(model: torch.nn.Module, args: dict, task: str) -> tuple[object, int, Path]:
+    """Validate a segment/pose/OBB model with its task's recording validator; save the per-image matches.
+
+    Returns:
+        The task's metrics record (box mAP, and mask/keypoint mAP), the number of val images, and the statistics file.
+    """
+    validator = MATCH_VALIDATORS[task](args={**args, "task": task, "save_json": False})
     validator(model=model)
-    box, seg = validator.metrics.box, validator.metrics.seg
-    metrics = SegmentMetrics(
-        map50=round(float(box.map50), 4),
-        map50_95=round(float(box.map), 4),
-        mask_map50=round(float(seg.map50), 4),
-        mask_map50_95=round(float(seg.map), 4),
-    )
+    box = validator.metrics.box
+    values = {"map50": round(float(box.map50), 4), "map50_95": round(float(box.map), 4)}
+    second = {"segment": ("mask", "seg"), "pose": ("pose", "pose")}.get(task)
+    if second:
+        name, attribute = second
+        other = getattr(validator.metrics, attribute)
+        values |= {f"{name}_map50": round(float(other.map50), 4), f"{name}_map50_95": round(float(other.map), 4)}
+    metrics = {"segment": SegmentMetrics, "pose": PoseMetrics, "obb": OBBMetrics}[task](**values)
     path = Path(validator.save_dir) / IMAGE_STATS_FILE
     bins = validator.image_stats()
     save_image_stats(path, bins)

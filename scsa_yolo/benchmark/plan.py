@@ -257,11 +257,14 @@ def dataset_task_error(dataset: str, task: str) -> str | None:
         return f"--data {dataset} is a dataset YAML, but the models are classifiers: give a classification folder"
     if task != "classify" and not is_yaml:
         return f"--data {dataset} is not a dataset YAML (a classification folder?), but the models are {task} models"
-    if is_yaml and task != "semantic" and Path(dataset).is_file():
+    if is_yaml and Path(dataset).is_file():
         from ultralytics.utils import YAML
 
-        if "masks_dir" in (YAML.load(dataset) or {}):
+        keys = YAML.load(dataset) or {}
+        if task != "semantic" and "masks_dir" in keys:
             return f"--data {dataset} is a semantic-segmentation dataset (masks_dir), but the models are {task} models"
+        if task == "pose" and "kpt_shape" not in keys:
+            return f"--data {dataset} has no kpt_shape, but the models are pose models: give a keypoint dataset"
     return None
 
 

@@ -288,6 +288,8 @@ TABLE_NOTES = {
     "detect": "; AP small/medium/large are Ultralytics' COCO evaluation (faster-coco-eval) by box area in "
     "original-image pixels (< 32², 32²–96², > 96²), — where the val split has no labels of that size",
     "segment": "; box and mask mAP are Ultralytics' segmentation validator's",
+    "pose": "; box and keypoint (OKS) mAP are Ultralytics' pose validator's",
+    "obb": "; mAP of the rotated boxes (probabilistic IoU) is Ultralytics' OBB validator's",
     "classify": "; top-1/top-5 accuracy as Ultralytics' classification validator (top-n with n = min(5, classes))",
     "semantic": "; mIoU is the mean IoU over the classes with labelled pixels (Ultralytics' semantic validator)",
 }

@@ -31,6 +31,8 @@ _METRIC_SOURCE = {
     "ap_small": ("small", "map50_95"),
     "mask_map50_95": ("mask", "map50_95"),  # instance segmentation: the same engine on the mask matches
     "mask_map50": ("mask", "map50"),
+    "pose_map50_95": ("pose", "map50_95"),  # pose: on the keypoint (OKS) matches
+    "pose_map50": ("pose", "map50"),
 }
 _AP_X = np.linspace(0, 1, 101)  # Ultralytics' 101-point interpolation grid
 RESAMPLES_PER_CHUNK = 100  # image sets evaluated in one vectorised pass (memory ~ chunk x predictions)

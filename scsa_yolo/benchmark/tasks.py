@@ -7,7 +7,8 @@ metrics the paired bootstrap compares, and how its per-image statistics are eval
 
 - ``detect``: box mAP50-95, mAP50 and COCO AP of small objects, recomputed from the validator's per-image matches
   (:class:`~scsa_yolo.benchmark.stats.DetectionStatistics`);
-- ``segment``: the same engine on the box matches and on the mask matches (``tp_m``);
+- ``segment`` / ``pose``: the same engine on the box matches and on the mask (``tp_m``) / keypoint (``tp_p``)
+  matches; ``obb``: the same engine on the rotated-box matches;
 - ``classify``: top-1 and top-5 accuracy from per-image (top-1 right, top-5 right) flags, plus an exact paired test
   of the images the two models got right and wrong (:mod:`scsa_yolo.benchmark.paired_tests`);
 - ``semantic``: mIoU from per-image confusion matrices summed over the image set.
@@ -62,6 +63,36 @@ class SegmentMetrics:
     map50_95: float = math.nan
     mask_map50: float = math.nan
     mask_map50_95: float = math.nan
+
+
+@dataclass
+class PoseMetrics:
+    """Box and keypoint metrics of one pose run.
+
+    Attributes:
+        map50: Box mAP50.
+        map50_95: Box mAP50-95.
+        pose_map50: Keypoint (OKS) mAP50.
+        pose_map50_95: Keypoint (OKS) mAP50-95.
+    """
+
+    map50: float = math.nan
+    map50_95: float = math.nan
+    pose_map50: float = math.nan
+    pose_map50_95: float = math.nan
+
+
+@dataclass
+class OBBMetrics:
+    """Oriented-box metrics of one OBB run (matches by probabilistic IoU of rotated boxes).
+
+    Attributes:
+        map50: Rotated-box mAP50.
+        map50_95: Rotated-box mAP50-95.
+    """
+
+    map50: float = math.nan
+    map50_95: float = math.nan
 
 
 @dataclass
@@ -160,7 +191,7 @@ class TaskSpec:
         from scsa_yolo.benchmark.comparisons import SummedStatistics
         from scsa_yolo.benchmark.stats import DetectionStatistics
 
-        if self.name in ("detect", "segment"):
+        if self.name in ("detect", "segment", "pose", "obb"):
             return DetectionStatistics(self.compared)
         if self.name == "classify":
             return SummedStatistics({"top1": _accuracy(0), "top5": _accuracy(1)})
@@ -201,6 +232,31 @@ TASKS: dict[str, TaskSpec] = {
             ("metrics/mAP50-95(B)", "val box mAP50-95"),
             ("metrics/mAP50-95(M)", "val mask mAP50-95"),
         ),
+    ),
+    "pose": TaskSpec(
+        "pose",
+        PoseMetrics,
+        "pose_map50_95",
+        ("pose_map50_95", "map50_95"),
+        {
+            "map50_95": "box mAP50-95",
+            "map50": "box mAP50",
+            "pose_map50_95": "pose mAP50-95",
+            "pose_map50": "pose mAP50",
+        },
+        curves=(
+            ("train/pose_loss", "train pose loss"),
+            ("val/pose_loss", "val pose loss"),
+            ("metrics/mAP50-95(B)", "val box mAP50-95"),
+            ("metrics/mAP50-95(P)", "val pose mAP50-95"),
+        ),
+    ),
+    "obb": TaskSpec(
+        "obb",
+        OBBMetrics,
+        "map50_95",
+        ("map50_95", "map50"),
+        {"map50_95": "mAP50-95", "map50": "mAP50"},
     ),
     "classify": TaskSpec(
         "classify",
