@@ -20,7 +20,7 @@ from scsa_yolo.benchmark.plan import plan_benchmark
 from scsa_yolo.benchmark.records import RUN_RECORD, RunRecord, result_columns
 from scsa_yolo.benchmark.report import COMPARISON_COLUMNS
 from scsa_yolo.benchmark.stats import PerImageSums, paired_comparisons
-from scsa_yolo.benchmark.tasks import TASKS
+from scsa_yolo.benchmark.tasks import TASKS, task_spec
 from scsa_yolo.errors import UsageError
 
 CFG = Path(ultralytics.__file__).parent / "cfg" / "models"
@@ -166,8 +166,32 @@ def test_mixed_tasks_and_datasets_of_another_task_are_refused_before_training(tm
         plan_benchmark(request(["yolov8n-cls.yaml"], tmp_path / "missing", out))
     with pytest.raises(UsageError, match="--data is required for classify models"):
         plan_benchmark(BenchmarkRequest(models=("yolov8n-cls.yaml",), out=out))
-    with pytest.raises(UsageError, match="cannot compare depth models"):
-        plan_benchmark(request(["yolo26n-depth.yaml"], tiny_dataset, out))
+    with pytest.raises(UsageError, match="cannot compare unknown models yet; it compares detect, segment"):
+        task_spec("unknown")  # what the plan raises for a task without statistics
     with pytest.raises(UsageError, match="has no kpt_shape, but the models are pose models"):
         plan_benchmark(request(["yolov8n-pose.yaml"], tiny_dataset, out))
     assert not out.exists()  # nothing written, nothing trained
+
+
+def test_run_records_carry_their_task_and_typed_metrics_and_old_records_are_refused():
+    from scsa_yolo.benchmark.records import ResultsFolderError
+    from scsa_yolo.benchmark.tasks import ClassifyMetrics
+
+    record = RunRecord(
+        model="m.yaml",
+        seed=0,
+        settings=settings("d"),
+        task="classify",
+        metrics=ClassifyMetrics(top1=0.5, top5=float("nan")),
+        val_images=8,
+        image_stats="final_val/image_stats.npz",
+        image_stats_sha256="0" * 64,
+        weights_sha256="1" * 64,
+    )
+    value = record.to_json()
+    assert value["metrics"] == {"top1": 0.5, "top5": None} and value["task"] == "classify"
+    again = RunRecord.from_json(value)
+    assert isinstance(again.metrics, ClassifyMetrics) and again.metrics.top1 == 0.5
+    old = {**value, "format": 2}
+    with pytest.raises(ResultsFolderError, match="run record format 2: detection metrics only"):
+        RunRecord.from_json(old, "x/benchmark_run.json")

@@ -13,7 +13,7 @@ import pytest
 from ultralytics import YOLO
 
 from scsa_yolo.benchmark.evaluation import OBBStatsValidator, PoseStatsValidator
-from scsa_yolo.benchmark.stats import DetectionStatistics, average_precision, paired_comparisons
+from scsa_yolo.benchmark.stats import DetectionStatistics, PerImageSums, average_precision, paired_comparisons
 from scsa_yolo.benchmark.tasks import TASKS
 
 
@@ -99,3 +99,37 @@ def test_obb_rotated_matches_give_ultralytics_map(tmp_path):
     assert set(bins) == {"all"} and len(bins["all"].images) == 3 and len(bins["all"].conf) > 0
     assert average_precision(bins["all"])["map50_95"] == pytest.approx(validator.metrics.box.map, abs=1e-6)
     assert average_precision(bins["all"])["map50"] == pytest.approx(validator.metrics.box.map50, abs=1e-6)
+
+
+def test_depth_per_image_values_give_ultralytics_abs_rel_and_delta1(tmp_path):
+    from scsa_yolo.benchmark.evaluation_tasks import DepthStatsValidator
+
+    root = tmp_path / "depth"
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "depth" / split).mkdir(parents=True)
+        for index in range(3):
+            cv2.imwrite(str(root / "images" / split / f"d{index}.png"), rng.integers(0, 255, (64, 64, 3), np.uint8))
+            depth = np.linspace(1.0, 5.0, 64 * 64, dtype=np.float32).reshape(64, 64) * (1 + index)
+            depth[:8] = 0.0  # invalid pixels
+            np.save(root / "depth" / split / f"d{index}.npy", depth)
+    data = root / "depth.yaml"
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnc: 1\nnames:\n  0: depth\n")
+    validator = validate(DepthStatsValidator, "yolo26n-depth.yaml", data, tmp_path, "depth")
+    rows = np.stack(validator.image_rows)
+    assert (
+        rows.shape == (3, 3)
+        and (rows[:, 2] == 1).all()
+        and sorted(validator.image_files)
+        == [
+            "d0.png",
+            "d1.png",
+            "d2.png",
+        ]
+    )
+    values = TASKS["depth"].statistics().evaluate(PerImageSums(validator.image_files, rows), np.ones((1, 3)))
+    results = validator.metrics.results_dict
+    assert values["abs_rel"][0] == pytest.approx(results["metrics/abs_rel"], rel=1e-6)
+    assert values["delta1"][0] == pytest.approx(results["metrics/delta1"], rel=1e-6)
+    assert 0 < results["metrics/abs_rel"] and 0 <= results["metrics/delta1"] <= 1

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from ultralytics.data import build_dataloader
 from ultralytics.models.yolo.classify import ClassificationValidator
+from ultralytics.models.yolo.depth import DepthValidator
 from ultralytics.models.yolo.semantic import SemanticSegmentationValidator
 
 from scsa_yolo.benchmark.image_stats import save_image_sums
-from scsa_yolo.benchmark.tasks import ClassifyMetrics, SemanticMetrics
+from scsa_yolo.benchmark.tasks import ClassifyMetrics, DepthMetrics, SemanticMetrics
 
 IMAGE_STATS_FILE = "image_stats.npz"
 
@@ -79,6 +80,39 @@ class SemanticStatsValidator(SemanticSegmentationValidator):
             self.image_files.append(Path(file).name)
 
 
+class DepthStatsValidator(DepthValidator):
+    """Ultralytics' depth validator that also keeps each image's (delta1, abs_rel, scored) values.
+
+    The parent's metrics are accumulated image by image; each image's contribution to Ultralytics' running totals
+    (delta1..silog, and the count of scored images: an image with under 10 valid pixels is skipped) is its row, so
+    the rows are Ultralytics' own per-image numbers.
+    """
+
+    def init_metrics(self, model: torch.nn.Module) -> None:
+        """Start the per-image rows with the parent's metrics."""
+        super().init_metrics(model)
+        self.image_rows: list[np.ndarray] = []
+        self.image_files: list[str] = []
+        update = self.metrics.update_stats
+
+        def per_image(preds: torch.Tensor, targets: torch.Tensor) -> None:
+            for pred, target, file in zip(preds, targets, self._batch_files):
+                before = None if self.metrics._totals is None else self.metrics._totals.clone()
+                count = self.metrics._count
+                update(pred[None], target[None])
+                totals = self.metrics._totals
+                delta = (totals if before is None else totals - before) if totals is not None else torch.zeros(6)
+                self.image_rows.append(np.array([float(delta[0]), float(delta[3]), self.metrics._count - count]))
+                self.image_files.append(Path(file).name)
+
+        self.metrics.update_stats = per_image
+
+    def update_metrics(self, preds: torch.Tensor, batch: dict) -> None:
+        """The parent's update, with the batch's image names at hand for the per-image rows."""
+        self._batch_files = batch["im_file"]
+        super().update_metrics(preds, batch)
+
+
 def validate_summed(model: torch.nn.Module, args: dict, task: str) -> tuple[object, int, Path]:
     """Validate a classification or semantic model and save its per-image rows.
 
@@ -99,8 +133,16 @@ def validate_summed(model: torch.nn.Module, args: dict, task: str) -> tuple[obje
             pixel_accuracy=round(float(validator.metrics.pixel_accuracy), 4),
         )
         images, rows = validator.image_files, validator.image_rows
+    elif task == "depth":
+        validator = DepthStatsValidator(args={**args, "task": "depth", "save_json": False})
+        results = validator(model=model)
+        metrics = DepthMetrics(
+            abs_rel=round(float(results["metrics/abs_rel"]), 4), delta1=round(float(results["metrics/delta1"]), 4)
+        )
+        images, rows = validator.image_files, validator.image_rows
     else:
         raise ValueError(f"no summed statistics for task {task!r}")
     path = Path(validator.save_dir) / IMAGE_STATS_FILE
     save_image_sums(path, images, np.concatenate(rows) if task == "classify" else np.stack(rows))
+    # (depth: an image Ultralytics skipped has a zero row, so it weighs nothing in any resampled set)
     return metrics, len(images), path

@@ -182,10 +182,13 @@ class RunRecord:
     def from_json(cls, value: dict, path: Path | str = "run record") -> RunRecord:
         """Inverse of :meth:`to_json`; ``path`` names the source in refusals."""
         value = dict(value)
-        if value.pop("format", 1) != RECORD_FORMAT:
+        found = value.pop("format", 1)
+        if found != RECORD_FORMAT:
+            why = {1: "absolute paths, no checkpoint hashes", 2: "detection metrics only, no task"}.get(found, "")
             raise ResultsFolderError(
-                f"{path} was written by an older scsa-yolo (absolute paths, no checkpoint hashes); move that run "
-                "folder away to train the run again, or use a new --out"
+                f"{path} was written by another scsa-yolo (run record format {found}{': ' + why if why else ''}; "
+                f"this one reads format {RECORD_FORMAT}); move that run folder away to train the run again, or use "
+                "a new --out"
             )
         names = {f.name for f in fields(cls)}
         try:

@@ -291,6 +291,8 @@ TABLE_NOTES = {
     "pose": "; box and keypoint (OKS) mAP are Ultralytics' pose validator's",
     "obb": "; mAP of the rotated boxes (probabilistic IoU) is Ultralytics' OBB validator's",
     "classify": "; top-1/top-5 accuracy as Ultralytics' classification validator (top-n with n = min(5, classes))",
+    "depth": "; abs-rel (lower is better) and δ<1.25 are Ultralytics' depth validator's, per image averaged over "
+    "images",
     "semantic": "; mIoU is the mean IoU over the classes with labelled pixels (Ultralytics' semantic validator)",
 }
 EXACT_TEST_NOTE = (

@@ -206,7 +206,7 @@ def _compare(
     For classifiers also the exact paired test of each seed.
     """
     spec = task_spec(plan.task)
-    load = load_image_sums if plan.task in ("classify", "semantic") else load_image_stats
+    load = load_image_sums if plan.task in ("classify", "semantic", "depth") else load_image_stats
     by_model: dict[str, dict[int, object]] = {}
     for run, record in pairs:
         by_model.setdefault(model_label(run.model), {})[run.seed] = load(run.run_dir / record.image_stats)

@@ -11,7 +11,8 @@ metrics the paired bootstrap compares, and how its per-image statistics are eval
   matches; ``obb``: the same engine on the rotated-box matches;
 - ``classify``: top-1 and top-5 accuracy from per-image (top-1 right, top-5 right) flags, plus an exact paired test
   of the images the two models got right and wrong (:mod:`scsa_yolo.benchmark.paired_tests`);
-- ``semantic``: mIoU from per-image confusion matrices summed over the image set.
+- ``semantic``: mIoU from per-image confusion matrices summed over the image set;
+- ``depth``: abs-rel and delta<1.25 from per-image values (Ultralytics averages them over images).
 
 This module imports nothing heavy (the plan and the records read it).
 """
@@ -121,6 +122,19 @@ class SemanticMetrics:
     pixel_accuracy: float = math.nan
 
 
+@dataclass
+class DepthMetrics:
+    """Monocular-depth metrics of one run (Ultralytics' ``DepthMetrics``: per image, then averaged over images).
+
+    Attributes:
+        abs_rel: Mean absolute relative error |d - d*| / d* (lower is better).
+        delta1: Fraction of pixels with max(d/d*, d*/d) < 1.25 (higher is better).
+    """
+
+    abs_rel: float = math.nan
+    delta1: float = math.nan
+
+
 def _accuracy(column: int):
     return lambda sums: sums[:, column] / sums[:, -1]
 
@@ -195,6 +209,8 @@ class TaskSpec:
             return DetectionStatistics(self.compared)
         if self.name == "classify":
             return SummedStatistics({"top1": _accuracy(0), "top5": _accuracy(1)})
+        if self.name == "depth":  # per image (delta1, abs_rel, scored): Ultralytics averages over scored images
+            return SummedStatistics({"abs_rel": _accuracy(1), "delta1": _accuracy(0)})
         return SummedStatistics({"miou": miou_from_confusion})
 
 
@@ -283,6 +299,19 @@ TASKS: dict[str, TaskSpec] = {
             ("val/ce_loss", "val CE loss"),
             ("metrics/mIoU", "val mIoU"),
             ("metrics/pixel_acc", "val pixel accuracy"),
+        ),
+    ),
+    "depth": TaskSpec(
+        "depth",
+        DepthMetrics,
+        "abs_rel",
+        ("abs_rel", "delta1"),
+        {"abs_rel": "abs-rel", "delta1": "δ<1.25"},
+        curves=(
+            ("train/loss", "train loss"),
+            ("val/loss", "val loss"),
+            ("metrics/abs_rel", "val abs-rel"),
+            ("metrics/delta1", "val δ<1.25"),
         ),
     ),
 }
