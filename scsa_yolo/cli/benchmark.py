@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's flags to ``parser`` (reads only the light settings module: no torch, no Ultralytics)."""
     defaults = TrainSettings()
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--models", help="comma-separated model YAMLs/checkpoints, reference first")
+    group.add_argument(
+        "--models",
+        help="comma-separated model YAMLs/checkpoints of one task (detect, segment, pose, obb, classify, semantic, "
+        "depth), reference first",
+    )
     group.add_argument(
         "--preset",
         help=f"named model list: scsa (default: yolov8n vs yolov8n-scsa), attention, attention-<yolov8n|yolo11n|"
@@ -35,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--data",
-        help="dataset YAML, or several comma-separated: one table, comparisons per dataset "
-        "(default: the embedded deepforest tree-crown dataset)",
+        help="dataset YAML (classifiers: a folder with train/ and val/), or several comma-separated: one table, "
+        "comparisons per dataset (default: the embedded deepforest tree-crown dataset, for detection)",
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--imgsz", type=int, default=defaults.imgsz)
