@@ -253,9 +253,10 @@ def dataset_task_error(dataset: str, task: str) -> str | None:
     (``masks_dir``) for anything but semantic models.
     """
     is_yaml = Path(str(dataset)).suffix in (".yaml", ".yml")
-    if task == "classify" and is_yaml:
+    wants_folder = task_spec(task).dataset_kind == "folder"
+    if wants_folder and is_yaml:
         return f"--data {dataset} is a dataset YAML, but the models are classifiers: give a classification folder"
-    if task != "classify" and not is_yaml:
+    if not wants_folder and not is_yaml:
         return f"--data {dataset} is not a dataset YAML (a classification folder?), but the models are {task} models"
     if is_yaml and Path(dataset).is_file():
         from ultralytics.utils import YAML

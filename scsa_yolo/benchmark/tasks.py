@@ -135,7 +135,8 @@ class DepthMetrics:
     delta1: float = math.nan
 
 
-def _accuracy(column: int):
+def _per_image_mean(column: int):
+    """Summed column / summed last column (the images counted): accuracy, or a per-image mean over images."""
     return lambda sums: sums[:, column] / sums[:, -1]
 
 
@@ -208,9 +209,9 @@ class TaskSpec:
         if self.name in ("detect", "segment", "pose", "obb"):
             return DetectionStatistics(self.compared)
         if self.name == "classify":
-            return SummedStatistics({"top1": _accuracy(0), "top5": _accuracy(1)})
+            return SummedStatistics({"top1": _per_image_mean(0), "top5": _per_image_mean(1)})
         if self.name == "depth":  # per image (delta1, abs_rel, scored): Ultralytics averages over scored images
-            return SummedStatistics({"abs_rel": _accuracy(1), "delta1": _accuracy(0)})
+            return SummedStatistics({"abs_rel": _per_image_mean(1), "delta1": _per_image_mean(0)})
         return SummedStatistics({"miou": miou_from_confusion})
 
 
