@@ -65,7 +65,7 @@ def _constants(params: Sequence[torch.Tensor], heads: int) -> tuple[torch.Tensor
     qk = (q * head_dim**-0.5) @ k.transpose(1, 2)  # (heads, d, d)
     if heads == 1:
         qk, v = qk[0], v[0]
-    return kernels.unsqueeze(3), kernels.unsqueeze(2), biases, qk, v
+    return kernels.unsqueeze(3), kernels.unsqueeze(2), biases.view(c, 1, 1), qk, v
 
 
 def _window_pool(x: torch.Tensor, window: tuple, mode: str) -> torch.Tensor:
@@ -75,7 +75,8 @@ def _window_pool(x: torch.Tensor, window: tuple, mode: str) -> torch.Tensor:
     """
     window_h, window_w = window
     if not isinstance(window_h, torch.Tensor):
-        return (F.avg_pool2d if mode == "avg_pool" else F.max_pool2d)(x, (window_h, window_w))
+        window = (window_h, window_w)  # stride given: x2paddle does not take the default (an empty list)
+        return (F.avg_pool2d if mode == "avg_pool" else F.max_pool2d)(x, window, window)
     b, c, h, w = x.shape
     pooled_h, pooled_w = h // window_h, w // window_w
     tiles = x[:, :, : pooled_h * window_h, : pooled_w * window_w].reshape(b, c, pooled_h, window_h, pooled_w, window_w)
@@ -107,8 +108,9 @@ def scsa_export(
     else:  # gradients flow to the weights: the same tensors computed in the graph
         row_kernel, col_kernel, conv_bias, qk, v_scale = _constants(params, heads)
     pad = row_kernel.shape[2] // 2
-    rows = F.conv2d(x.mean(dim=3, keepdim=True), row_kernel, conv_bias, padding=(pad, 0), groups=c)  # (B, C, H, 1)
-    cols = F.conv2d(x.mean(dim=2, keepdim=True), col_kernel, conv_bias, padding=(0, pad), groups=c)  # (B, C, 1, W)
+    # The bias is added after the conv: x2paddle reads a conv's bias from the graph's scalar constants only.
+    rows = F.conv2d(x.mean(dim=3, keepdim=True), row_kernel, padding=(pad, 0), groups=c) + conv_bias  # (B, C, H, 1)
+    cols = F.conv2d(x.mean(dim=2, keepdim=True), col_kernel, padding=(0, pad), groups=c) + conv_bias  # (B, C, 1, W)
     rows = F.group_norm(rows, 4, params[8], params[9], options.eps_h)
     cols = F.group_norm(cols, 4, params[10], params[11], options.eps_w)
     if kind == "sigmoid":
