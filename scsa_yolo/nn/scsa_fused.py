@@ -31,6 +31,7 @@ op cannot be registered at all it warns once and no kernel is used (``registrati
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import warnings
 from collections.abc import Iterator, Sequence
@@ -61,10 +62,15 @@ __all__ = [
 CUDA_SWITCH = CUDA_KERNEL_VARIABLE
 """``SCSA_YOLO_CUDA_KERNEL``: ``1`` runs the Triton kernel on CUDA (read once by ``scsa_yolo.nn.switches``)."""
 TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+TRITON_MINIMUM = (3, 3)
+"""Oldest Triton the CUDA kernel compiles with: it is tested on 3.8; torch 2.4's Triton 3.0 rejects its ``tl.arange``
+bounds (not ``constexpr`` there)."""
 """Triton comes with torch's CUDA wheels on Linux; without it CUDA runs the PyTorch-op path."""
 
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
+_DYNAMO_TRACES_CONTEXT_VARIABLES = hasattr(torch.compiler, "is_exporting")
+"""torch >= 2.5 (where ``torch.compiler.is_exporting`` came too): dynamo traces ``ContextVar.get``; 2.4 stops there."""
 
 if globals().get("_LIBRARY") is not None:  # importlib.reload: drop the earlier registration (defined once)
     globals()["_LIBRARY"]._destroy()
@@ -283,9 +289,34 @@ def autograd_transforms_active() -> bool:
     return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
 
 
+def triton_version() -> tuple[int, ...] | None:
+    """The installed Triton's (major, minor), None without Triton."""
+    if not TRITON_INSTALLED:
+        return None
+    major, minor = importlib.metadata.version("triton").split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+_triton_warned = False
+
+
 def _cuda_kernel_enabled() -> bool:
-    """``SCSA_YOLO_CUDA_KERNEL=1`` (``switches``) and Triton installed."""
-    return TRITON_INSTALLED and kernel_switches().cuda_kernel
+    """``SCSA_YOLO_CUDA_KERNEL=1`` (``switches``) and a Triton the kernel compiles with (else one warning)."""
+    global _triton_warned
+    if not kernel_switches().cuda_kernel:
+        return False
+    version = triton_version()
+    if version is not None and version >= TRITON_MINIMUM:
+        return True
+    if not _triton_warned:
+        _triton_warned = True
+        found = "no Triton" if version is None else f"Triton {'.'.join(map(str, version))}"
+        warnings.warn(
+            f"scsa_yolo: {CUDA_SWITCH}=1, but the Triton kernel needs Triton >= "
+            f"{'.'.join(map(str, TRITON_MINIMUM))} ({found} here): SCSA runs its PyTorch ops on CUDA.",
+            stacklevel=3,
+        )
+    return False
 
 
 def _cpu_autocast() -> bool:
@@ -296,6 +327,15 @@ def _cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
+def _kernels_disabled() -> bool:
+    """Whether ``fused_kernel_disabled`` is active in this thread or task, or a ``torch.func`` transform."""
+    return _disabled.get() > 0 or autograd_transforms_active()
+
+
+if not _DYNAMO_TRACES_CONTEXT_VARIABLES:  # torch.compile on torch < 2.5 traces neither ContextVar.get nor the
+    _kernels_disabled = torch._dynamo.assume_constant_result(_kernels_disabled)  # functorch query: read per graph
+
+
 def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
     """Whether the op has a kernel in use for ``x`` with parameters of ``param_dtype`` on this device.
 
@@ -303,7 +343,7 @@ def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
     available on ``x``'s device, the dtypes it takes there, no autocast it would ignore, no ``torch.func`` transform
     or forward-mode AD.
     """
-    if _disabled.get() or registration_error is not None or autograd_transforms_active():
+    if registration_error is not None or _kernels_disabled():
         return False
     if x.device.type == "cpu":
         return (
