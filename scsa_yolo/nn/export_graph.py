@@ -12,7 +12,9 @@ them, computing the same as ``SCSA.forward_reference`` up to float rounding.
   onto the map without reshapes: two convs instead of four per-group Conv1d, splits, concatenations and slices.
 * No ``unbind`` (x2paddle cannot convert it) and no q, k tensors: without q/k biases, q @ k^T = (y @ y^T) * (s_q
   s_k^T) with y the normalised pooled map, one matmul and one constant multiply; mean(attn @ v) = attn @ mean(v).
-* Pooling windows: Python integers for every exporter but ONNX (one pooling op; pnnx turned graph-valued slice bounds
+* One full-size multiply fewer: the column gate multiplies the row-pooled map (1/7 of the map) and then
+  joins the channel gate, so the map is multiplied by the row gate and by (column gate x channel gate) only.
+* Pooling windows: Python integers for every exporter but ONNX (pooling ops; pnnx turned graph-valued slice bounds
   into two-input Crop layers that NCNN refuses at load); graph values under ONNX export, so a dynamic ONNX graph
   shrinks the window on maps smaller than it like PyTorch does (see ``functional.pooling_window``).
 """
@@ -68,19 +70,32 @@ def _constants(params: Sequence[torch.Tensor], heads: int) -> tuple[torch.Tensor
     return kernels.unsqueeze(3), kernels.unsqueeze(2), biases.view(c, 1, 1), qk, v
 
 
-def _window_pool(x: torch.Tensor, window: tuple, mode: str) -> torch.Tensor:
-    """Non-overlapping window means (maxima), floor mode: (B, C, H, W) -> (B, C, H', W').
+def _avg_pool_rows_then_columns(rows_gated: torch.Tensor, col_gate: torch.Tensor, window: tuple) -> torch.Tensor:
+    """Window means of ``rows_gated * col_gate`` (floor mode), with the column gate applied to the row-pooled map.
 
-    Integer windows pool in one op; graph-valued ones (ONNX) crop to whole windows and reduce a 6-D view.
+    sum_ij x_ij r_i c_j = sum_j c_j (sum_i x_ij r_i): the full-size product with the column gate is never formed.
+    Integer windows pool with two pooling ops; graph-valued ones (ONNX) crop to whole windows and average a 5-D view.
     """
     window_h, window_w = window
     if not isinstance(window_h, torch.Tensor):
-        window = (window_h, window_w)  # stride given: x2paddle does not take the default (an empty list)
-        return (F.avg_pool2d if mode == "avg_pool" else F.max_pool2d)(x, window, window)
+        row_means = F.avg_pool2d(rows_gated, (window_h, 1), (window_h, 1))  # stride given: x2paddle needs it
+        return F.avg_pool2d(row_means * col_gate, (1, window_w), (1, window_w))
+    b, c, h, w = rows_gated.shape
+    pooled_h, pooled_w = h // window_h, w // window_w
+    row_means = rows_gated[:, :, : pooled_h * window_h].reshape(b, c, pooled_h, window_h, w).mean(dim=3)
+    weighted = (row_means * col_gate)[..., : pooled_w * window_w]
+    return weighted.reshape(b, c, pooled_h, pooled_w, window_w).mean(dim=4)
+
+
+def _max_pool(x: torch.Tensor, window: tuple) -> torch.Tensor:
+    """Non-overlapping window maxima, floor mode: one op for integer windows, a cropped 6-D view under ONNX."""
+    window_h, window_w = window
+    if not isinstance(window_h, torch.Tensor):
+        return F.max_pool2d(x, window, window)
     b, c, h, w = x.shape
     pooled_h, pooled_w = h // window_h, w // window_w
     tiles = x[:, :, : pooled_h * window_h, : pooled_w * window_w].reshape(b, c, pooled_h, window_h, pooled_w, window_w)
-    return tiles.mean(dim=(3, 5)) if mode == "avg_pool" else tiles.amax(dim=(3, 5))
+    return tiles.amax(dim=(3, 5))
 
 
 def scsa_export(
@@ -113,15 +128,15 @@ def scsa_export(
     cols = F.conv2d(x.mean(dim=2, keepdim=True), col_kernel, padding=(0, pad), groups=c) + conv_bias  # (B, C, 1, W)
     rows = F.group_norm(rows, 4, params[8], params[9], options.eps_h)
     cols = F.group_norm(cols, 4, params[10], params[11], options.eps_w)
-    if kind == "sigmoid":
-        gated = x * rows.sigmoid() * cols.sigmoid()
-    else:  # softmax over the spatial axis
-        gated = x * rows.softmax(dim=2) * cols.softmax(dim=3)
-
+    row_gate, col_gate = (rows.sigmoid(), cols.sigmoid()) if kind == "sigmoid" else (rows.softmax(2), cols.softmax(3))
+    gated = rows_gated = x * row_gate  # full size; the column gate joins the channel gate before the last multiply
     if options.window_size == -1:
-        pooled = gated.mean(dim=(2, 3), keepdim=True)
-    else:
-        pooled = _window_pool(gated, window, options.down_sample_mode)
+        pooled = (rows_gated.mean(dim=2, keepdim=True) * col_gate).mean(dim=3, keepdim=True)
+    elif options.down_sample_mode == "avg_pool":
+        pooled = _avg_pool_rows_then_columns(rows_gated, col_gate, window)
+    else:  # maxima do not factor: pool the fully gated map
+        gated = rows_gated * col_gate
+        pooled = _max_pool(gated, window)
     y = F.group_norm(pooled, 1, params[12], params[13], options.eps).flatten(2)  # (B, C, N)
     if heads > 1:
         y = y.reshape(b, heads, c // heads, -1)  # (B, heads, d, N)
@@ -137,4 +152,7 @@ def scsa_export(
         logits = q @ k.transpose(-2, -1)
     attn = F.dropout(logits.softmax(dim=-1), options.attn_drop, training)
     channel = (attn @ mean_v).reshape(b, c, 1, 1)
-    return gated * (channel.sigmoid() if kind == "sigmoid" else channel.softmax(dim=1))
+    channel_gate = channel.sigmoid() if kind == "sigmoid" else channel.softmax(dim=1)
+    if gated is rows_gated:
+        return rows_gated * (col_gate * channel_gate)  # (B, C, 1, W): one full-size multiply
+    return gated * channel_gate
