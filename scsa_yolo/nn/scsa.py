@@ -25,7 +25,7 @@ registered op ``torch.ops.scsa_yolo.scsa`` (fused C++ on CPU, Triton on CUDA whe
 up to float rounding (about 1e-6), and read the official parameters, so ``state_dict`` is unchanged.
 
 Submodules with hooks (FLOP counters, feature taps, pruning, weight norm) make ``forward`` run ``forward_reference``,
-the only formulation that calls them (the op and the fast path read their parameters directly).
+the only formulation that calls them (the other paths read their parameters directly).
 
 Deviations from the official code, none of which changes an output the official code produces beyond float rounding:
 
