@@ -15,7 +15,6 @@ drift. CPU module timings run on one thread (``torch.set_num_threads(1)``); mode
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from torch import nn
 from scsa_yolo.benchmark.measure import time_interleaved
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
 from scsa_yolo.nn.scsa import SCSA
-from scsa_yolo.nn.scsa_fused import CUDA_SWITCH, fused_kernel_disabled
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled
 
 __all__ = [
     "ModelResult",
@@ -389,18 +388,11 @@ PRECISIONS = ("fp32", "amp")
 block inside an Ultralytics AMP training step sees it."""
 
 
-@contextmanager
-def cuda_kernel_switched_on() -> Iterator[None]:
-    """Set ``SCSA_YOLO_CUDA_KERNEL=1`` inside the context, so ``SCSA.forward`` runs the Triton kernel on CUDA."""
-    previous = os.environ.get(CUDA_SWITCH)
-    os.environ[CUDA_SWITCH] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[CUDA_SWITCH]
-        else:
-            os.environ[CUDA_SWITCH] = previous
+def cuda_kernel_switched_on():
+    """Switch the Triton kernel on inside the context (``scsa_yolo.nn.switches``; the variable is read at import)."""
+    from scsa_yolo.nn.switches import kernel_switches_set
+
+    return kernel_switches_set(cuda_kernel=True)
 
 
 from scsa_yolo.benchmark.speed_report import (  # noqa: E402  (the report reads the rows above)
