@@ -107,7 +107,7 @@ def unit_width(unit: nn.Module) -> int:
     if isinstance(unit, ResNetBlock):
         return unit.cv2.conv.out_channels
     if isinstance(unit, CIB):
-        return unit.cv1[2].conv.out_channels if hasattr(unit.cv1[2], "conv") else unit.cv1[3].conv.in_channels
+        return unit.cv1[3].conv.in_channels  # the 1x1 projection's input: the expanded width
     assert isinstance(unit, AAttn)
     return unit.all_head_dim
 
