@@ -111,7 +111,7 @@ def semantic_statistics(preds: torch.Tensor, targets: torch.Tensor, names: dict[
 
 
 def semantic_metric(sums: np.ndarray, names: dict[int, str]) -> dict[str, float]:
-    """mIoU and pixel accuracy of a summed (flattened) confusion matrix, computed by Ultralytics' ``SemanticMetrics``."""
+    """The mIoU and pixel accuracy of a summed (flattened) confusion matrix, by Ultralytics' ``SemanticMetrics``."""
     from ultralytics.utils.metrics import SemanticMetrics
 
     metrics = SemanticMetrics(names)
