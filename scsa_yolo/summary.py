@@ -88,7 +88,9 @@ def measure(name: str, imgsz: int = 640) -> ModelSize:
 
     from scsa_yolo.models import entry_class
 
-    model = entry_class(name)(name, verbose=False).model  # the task's model class, from the head
+    entry = entry_class(name)
+    built = entry(name) if entry.__name__ == "RTDETR" else entry(name, verbose=False)  # RTDETR takes no verbose
+    model = built.model  # the task's model class, from the head
     return ModelSize(name, len(list(model.modules())), get_num_params(model), get_flops(model, imgsz))
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from ultralytics.nn.tasks import guess_model_scale, parse_model, yaml_model_load
 
 from scsa_yolo import models, transfer
-from scsa_yolo.nn import SCSA
+from scsa_yolo.nn import BLOCKS, SCSA
 from scsa_yolo.nn.csp import UNIT_RULES, WRAPPERS
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -243,3 +243,17 @@ def test_one_model_per_head_type_takes_a_stock_checkpoint_and_runs(head, stock, 
     with torch.no_grad():
         output = first_tensor(model.model(torch.rand(1, 3, 64, 64)))
     assert torch.isfinite(output).all()
+
+
+COMPARED = [name for name in BLOCKS if name != "SCSA"]
+UNIT_KINDS = ["yolo12n-cls", "yolov10s", "yolov8n-cls-resnet50", "yolov9t"]  # AAttn, CIB, ResNetBlock, RepBottleneck
+
+
+@pytest.mark.parametrize("block", COMPARED)
+def test_comparison_blocks_follow_the_same_rules(block):
+    """Every other block lands exactly where SCSA does (same module paths), by both rules, on every unit kind."""
+    for stem in UNIT_KINDS:
+        scsa = build_on_meta(f"{stem}-scsa-both.yaml")
+        other = build_on_meta(f"{stem}-{block.lower()}-both.yaml")
+        where_scsa = [n for n, m in scsa.named_modules() if isinstance(m, SCSA)]
+        assert [n for n, m in other.named_modules() if isinstance(m, BLOCKS[block])] == where_scsa, stem

@@ -216,8 +216,14 @@ def test_every_preset_and_table_name_resolves():
 
     names = {name for preset in PRESETS.values() for name in preset}
     names |= {n for pair in pairs("ns") for n in (pair.plain, pair.scsa)}
-    for name in names:  # Ultralytics' own lookup (scale-free name), which the derived names extend
-        assert tasks.check_yaml(models.scale_free(name)), name
+    configs = models.stock_configs()
+    for name in names:  # a stock config (as Ultralytics unifies the name, or as written) or a derived one
+        stem = Path(name).stem
+        assert models.scale_free(stem) in configs or stem in configs or models.parse_name(name), name
+    for name in ("yolov10n-scsa.yaml", "yolov9s-scsa.yaml", "rtdetr-l-scsa.yaml", "yolo26n-sem-scsa.yaml"):
+        loaded = yaml_model_load(name)  # Ultralytics' own lookup: the name as typed first, then scale-free
+        assert loaded["head"][-1][2] == models.head_of(models.parse_name(name).stock), name
+    assert tasks.check_yaml(models.scale_free("yolo26s-pose-scsa.yaml"))
     assert {"yolo11n-scsa.yaml", "yolo26n-scsa-both.yaml", "yolo26n-ela.yaml"} <= names
     assert summary.Pair("26", "pose", "yolo26s-pose.yaml", "yolo26s-pose-scsa.yaml") in pairs("ns")
     listed = {(pair.family, pair.task) for pair in pairs("n")}  # every folder and task of the installed Ultralytics
@@ -252,6 +258,7 @@ def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch, 
     assert table[0].startswith("| family | task | model |") and table[0].endswith("| SCSA MFLOPs |")
     assert table[-1].startswith("| v8 | detect | yolov8n-scsa.yaml |")
     plain, scsa = summary.measure("yolov8n.yaml", 320), summary.measure("yolov8n-scsa.yaml", 320)
+    assert summary.measure("yolov8n-rtdetr-scsa.yaml", 64).params > 0  # built through RTDETR, as the name asks
     cost = table[-1].rstrip(" |").rsplit("| ", 1)[1]
     assert cost == f"+{1e3 * (scsa.gflops - plain.gflops):.1f}" and float(cost) > 0
 
