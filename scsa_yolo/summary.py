@@ -112,27 +112,40 @@ def model_table(scales: str = SCALES, imgsz: int = 640) -> str:
             +0.00 or +0.01 GFLOPs. A config whose stock build downloads weights (a TorchVision backbone) gets one
             row saying so.
     """
-    from ultralytics.utils import TQDM
+    import logging
+
+    from ultralytics.utils import LOGGER, TQDM
 
     lines = [
         f"| family | task | model | layers | params | GFLOPs@{imgsz} | SCSA params | SCSA MFLOPs |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    # progress on stderr: the table goes to stdout, often into a file (`scsa-yolo models > table.md`)
+    # progress on stderr: the table goes to stdout, often into a file (`scsa-yolo models > table.md`); Ultralytics'
+    # ClassificationModel logs its summary to stdout whatever `verbose` says, so info and warnings are held back
+    rows = []
     for pair in TQDM(pairs(scales), desc="Counting models", file=sys.stderr):
-        lead = f"| {pair.family} | {pair.task} |"
+        level = LOGGER.level
+        LOGGER.setLevel(logging.ERROR)  # per model: the bar, made at INFO, keeps drawing
         try:
-            plain = measure(pair.plain, imgsz)
-        except Exception as error:
-            if not _offline_failure(error):
-                raise
-            lines.append(f"{lead} {pair.plain} | | | | needs a weights download to build (offline) | |")
-            continue
-        scsa = measure(pair.scsa, imgsz)
-        lines.append(f"{lead} {plain.name} | {plain.layers} | {plain.params:,} | {plain.gflops:.1f} | | |")
-        lines.append(
-            f"{lead} {scsa.name} | {scsa.layers} | {scsa.params:,} | {scsa.gflops:.1f} | "
-            f"+{scsa.params - plain.params:,} (+{100 * (scsa.params / plain.params - 1):.2f}%) | "
-            f"+{1e3 * (scsa.gflops - plain.gflops):.1f} |"
-        )
-    return "\n".join(lines)
+            rows.append(_rows(pair, imgsz))
+        finally:
+            LOGGER.setLevel(level)
+    return "\n".join(lines + [line for pair_rows in rows for line in pair_rows])
+
+
+def _rows(pair: Pair, imgsz: int) -> list[str]:
+    """The table rows of one pair: plain, then SCSA with the overhead (or one row saying a download is needed)."""
+    lead = f"| {pair.family} | {pair.task} |"
+    try:
+        plain = measure(pair.plain, imgsz)
+    except Exception as error:
+        if not _offline_failure(error):
+            raise
+        return [f"{lead} {pair.plain} | | | | needs a weights download to build (offline) | |"]
+    scsa = measure(pair.scsa, imgsz)
+    return [
+        f"{lead} {plain.name} | {plain.layers} | {plain.params:,} | {plain.gflops:.1f} | | |",
+        f"{lead} {scsa.name} | {scsa.layers} | {scsa.params:,} | {scsa.gflops:.1f} | "
+        f"+{scsa.params - plain.params:,} (+{100 * (scsa.params / plain.params - 1):.2f}%) | "
+        f"+{1e3 * (scsa.gflops - plain.gflops):.1f} |",
+    ]

@@ -249,12 +249,26 @@ def test_block_lists_in_the_docs_are_the_registered_blocks():
 
 
 def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch, capsys):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
     from scsa_yolo import summary
 
+    classify = summary.Pair("v8", "classify", "yolov8n-cls.yaml", "yolov8n-cls-scsa.yaml")
     pair = summary.Pair("v8", "detect", "yolov8n.yaml", "yolov8n-scsa.yaml")
-    monkeypatch.setattr(summary, "pairs", lambda scales: [pair])
-    table = summary.model_table("n", imgsz=320).splitlines()
+    monkeypatch.setattr(summary, "pairs", lambda scales: [classify, pair])
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    try:
+        table = summary.model_table("n", imgsz=320).splitlines()
+    finally:
+        LOGGER.removeHandler(handler)
+    assert not any("summary" in m for m in logged)  # ClassificationModel's own summary line would land in stdout
     assert "Counting models" in capsys.readouterr().err  # the progress bar, kept off stdout, where the table goes
+    assert table[2].startswith("| v8 | classify | yolov8n-cls.yaml |") and len(table) == 6
     assert table[0].startswith("| family | task | model |") and table[0].endswith("| SCSA MFLOPs |")
     assert table[-1].startswith("| v8 | detect | yolov8n-scsa.yaml |")
     plain, scsa = summary.measure("yolov8n.yaml", 320), summary.measure("yolov8n-scsa.yaml", 320)
