@@ -103,3 +103,18 @@ def test_tune_runs_on_an_scsa_model(dataset, tmp_path):
     trained = torch.load(results[-1], map_location="cpu", weights_only=False)["model"]
     assert sum(isinstance(m, SCSA) for m in trained.modules()) == 3
     assert (tmp_path / "tune").is_dir() and any((tmp_path / "tune").rglob("best_hyperparameters.yaml"))
+
+
+def test_an_scsa_classifier_trains_and_validates(tmp_path):
+    """The classify task end to end: YOLO26n-cls with SCSA before Classify trains on class folders, validates
+    (top-1 / top-5), and its checkpoint keeps the block."""
+    from task_data import write_tiny_classification_dataset
+
+    data = write_tiny_classification_dataset(tmp_path / "cls")
+    model = YOLO("yolo26n-cls-scsa.yaml")
+    assert model.task == "classify" and isinstance(model.model.model[-2], SCSA)
+    args = {**COMMON, "imgsz": 32}
+    metrics = model.train(data=str(data), project=str(tmp_path), name="cls", **args)
+    assert 0.0 <= metrics.top1 <= 1.0 and metrics.top5 == 1.0  # two classes: always in the top 5
+    best = torch.load(tmp_path / "cls" / "weights" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    assert sum(isinstance(m, SCSA) for m in best.modules()) == 1
