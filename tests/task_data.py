@@ -29,3 +29,36 @@ def write_tiny_classification_dataset(root: Path, per_class: int = 3, size: int 
                 image = rng.integers(low, high, (size, size, 3), dtype=np.uint8)
                 cv2.imwrite(str(folder / f"{label}{index}.jpg"), image)
     return root
+
+
+def write_tiny_semantic_dataset(root: Path, images: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """Write an Ultralytics semantic-segmentation dataset (images/ and masks/ PNGs of class ids) and return its YAML.
+
+    Two classes: background (0) and a bright rectangle (1); train = val.
+
+    Args:
+        root (Path): Folder to write into.
+        images (int): Number of images.
+        size (int): Image side in pixels.
+        seed (int): Seed for the pixels and rectangles.
+
+    Returns:
+        (Path): The dataset YAML.
+    """
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+        for index in range(images):
+            image = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+            mask = np.zeros((size, size), np.uint8)
+            x0, y0 = rng.integers(0, size // 2, 2)
+            image[y0 : y0 + size // 3, x0 : x0 + size // 3] = 230
+            mask[y0 : y0 + size // 3, x0 : x0 + size // 3] = 1
+            cv2.imwrite(str(root / "images" / split / f"img{index}.jpg"), image)
+            cv2.imwrite(str(root / "masks" / split / f"img{index}.png"), mask)
+    data = root / "data.yaml"
+    data.write_text(
+        f"path: {root}\ntrain: images/train\nval: images/val\nmasks_dir: masks\nnames:\n  0: background\n  1: box\n"
+    )
+    return data

@@ -118,3 +118,18 @@ def test_an_scsa_classifier_trains_and_validates(tmp_path):
     assert 0.0 <= metrics.top1 <= 1.0 and metrics.top5 == 1.0  # two classes: always in the top 5
     best = torch.load(tmp_path / "cls" / "weights" / "best.pt", map_location="cpu", weights_only=False)["model"]
     assert sum(isinstance(m, SCSA) for m in best.modules()) == 1
+
+
+def test_an_scsa_semantic_model_trains_and_validates(tmp_path):
+    """The semantic task end to end: YOLO26n-sem with SCSA before each SemanticSegment input trains on PNG masks and
+    reports mIoU."""
+    from task_data import write_tiny_semantic_dataset
+
+    data = write_tiny_semantic_dataset(tmp_path / "sem")
+    model = YOLO("yolo26n-sem-scsa.yaml")
+    assert model.task == "semantic"
+    assert [type(model.model.model[i]).__name__ for i in model.model.model[-1].f] == ["SCSA", "SCSA"]
+    metrics = model.train(data=str(data), project=str(tmp_path), name="sem", **COMMON)
+    assert 0.0 <= metrics.miou <= 1.0
+    best = torch.load(tmp_path / "sem" / "weights" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    assert sum(isinstance(m, SCSA) for m in best.modules()) == 2
