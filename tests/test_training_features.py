@@ -133,3 +133,19 @@ def test_an_scsa_semantic_model_trains_and_validates(tmp_path):
     assert 0.0 <= metrics.miou <= 1.0
     best = torch.load(tmp_path / "sem" / "weights" / "best.pt", map_location="cpu", weights_only=False)["model"]
     assert sum(isinstance(m, SCSA) for m in best.modules()) == 2
+
+
+def test_an_scsa_depth_model_trains_and_validates(tmp_path):
+    """The depth task end to end: YOLO26n-depth with SCSA before each Depth input trains on 16-bit depth PNGs and
+    reports delta1 / abs_rel."""
+    from task_data import write_tiny_depth_dataset
+
+    data = write_tiny_depth_dataset(tmp_path / "depth")
+    model = YOLO("yolo26n-depth-scsa.yaml")
+    assert model.task == "depth"
+    assert [type(model.model.model[i]).__name__ for i in model.model.model[-1].f] == ["SCSA"] * 3
+    metrics = model.train(data=str(data), project=str(tmp_path), name="depth", **COMMON)
+    results = metrics.results_dict
+    assert 0.0 <= results["metrics/delta1"] <= 1.0 and results["metrics/abs_rel"] > 0
+    best = torch.load(tmp_path / "depth" / "weights" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    assert sum(isinstance(m, SCSA) for m in best.modules()) == 3
