@@ -38,7 +38,7 @@ from ultralytics.utils import LOGGER, SAFE_LOAD
 
 from scsa_yolo import models, transfer
 from scsa_yolo.nn import BLOCKS
-from scsa_yolo.nn.csp import AttentionBottleneck, attend_bottlenecks, split_csp_row_name
+from scsa_yolo.nn.csp import WRAPPERS, attend_bottlenecks, split_csp_row_name
 
 SUPPORTED_ULTRALYTICS = ">=8.4.190,<8.5"
 """Ultralytics versions the registration accepts: tested on 8.4.190; later 8.4.x releases must also pass the internal
@@ -133,7 +133,7 @@ def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
     """
 
     def __new__(cls, channels: list, f: int, i: int, *args) -> nn.Module:
-        if not isinstance(channels, list) or not all(isinstance(c, int) for c in channels):
+        if not isinstance(channels, list) or not isinstance(channels[f], int):  # CBLinear's entry is a list
             raise _internals_changed(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
         where = f"model YAML layer {i} ({name}, from={f}, args={list(args)})"
         _check_arguments(name, block, where, args)
@@ -295,7 +295,7 @@ def register() -> None:
             tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
         if not hasattr(tasks.BaseModel.load, "__scsa_yolo_wrapped__"):
             tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
-        torch.serialization.add_safe_globals([*BLOCKS.values(), AttentionBottleneck])
+        torch.serialization.add_safe_globals([*BLOCKS.values(), *WRAPPERS])
         if SAFE_LOAD:
             torch.serialization.add_safe_globals(_library_classes_inside_blocks())
         callbacks = base.default_callbacks["on_pretrain_routine_start"]

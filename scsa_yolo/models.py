@@ -1,23 +1,25 @@
 """Model YAMLs derived from Ultralytics' own installed configs by two placement rules, instead of hand copies.
 
 A name ``<stock stem>-<block>[-<placement>].yaml`` (``yolo26n-scsa.yaml``, ``yolo11s-seg-cbam.yaml``,
-``yolov8m-p2-scsa-backbone.yaml``) means: take Ultralytics' config for the stock stem (``yolo26.yaml``,
-``yolo11-seg.yaml``, ``yolov8-p2.yaml``, the scale letter is read from the name by Ultralytics as usual) and place
-the block by one of these rules:
+``yolov8n-cls-resnet50-scsa-backbone.yaml``, ``rtdetr-l-scsa.yaml``) means: take Ultralytics' config for the stock
+stem (``yolo26.yaml``, ``yolo11-seg.yaml``, ``yolov8-cls-resnet50.yaml``; the scale letter is read from the name by
+Ultralytics as usual) and place the block by one of these rules:
 
-* ``neck`` (no suffix): one block right after each layer the head (Detect, Segment, Pose, OBB and their YOLO26
-  variants) reads; every later ``from`` index is renumbered so that each consumer of such a layer, the head and the
-  next neck stage alike, reads the block's output. Nothing else changes.
-* ``backbone``: the block inside every bottleneck of the backbone's CSP layers (C2f, C3k2 and the C3k inside it),
-  between the bottleneck's two convs, as the SCSA paper places it inside ResNet bottlenecks (after the 3x3 conv,
-  before the 1x1 expansion). The row is written ``<CSP>_<Block>`` (``C2f_SCSA``); the layer stays Ultralytics'
-  class, so every stock tensor keeps its name (see ``scsa_yolo.nn.csp``).
+* ``neck`` (no suffix): one block right after each layer the head (the last row, whatever its type: Detect, Segment,
+  Classify, SemanticSegment, Depth, RTDETRDecoder, v10Detect, WorldDetect, YOLOEDetect, ...) reads; every later
+  ``from`` index is renumbered so that each consumer of such a layer, the head and the next neck stage alike, reads
+  the block's output. Nothing else changes.
+* ``backbone``: the block inside every unit of the backbone's host layers (C2f, C3k2, C3, C3k, C2fCIB, RepNCSPELAN4,
+  A2C2f, ResNetLayer), before the unit's closing conv, as the SCSA paper places it inside ResNet bottlenecks (after
+  the 3x3 conv, before the 1x1 expansion). The row is written ``<layer>_<Block>`` (``C2f_SCSA``); the layer stays
+  Ultralytics' class, so every stock tensor keeps its name (see ``scsa_yolo.nn.csp`` for the rule per unit).
 * ``both``: the two together.
 
-The stock configs this applies to are found, not listed: every config of the families in ``FAMILIES`` whose last
-row is a head in ``HEADS``. The block names come from ``scsa_yolo.nn.BLOCKS``. ``model_yaml`` writes the derived
-YAML into a cache folder (Ultralytics reads model YAMLs from files) and returns its path; ``integration`` calls it
-when Ultralytics' own lookup finds no file of that name.
+The stock configs are found, not listed: every config under ``ultralytics/cfg/models`` (``stock_configs``). The
+block names come from ``scsa_yolo.nn.BLOCKS``. ``model_yaml`` writes the derived YAML into a cache folder
+(Ultralytics reads model YAMLs from files) and returns its path; ``integration`` calls it when Ultralytics' own
+lookup finds no file of that name. The entry class follows the name as for stock configs: ``RTDETR`` for RT-DETR
+names, and ``YOLO`` switches to ``YOLOWorld`` / ``YOLOE`` by itself for ``-world`` / ``yoloe`` names.
 """
 
 from __future__ import annotations
@@ -33,21 +35,10 @@ import yaml
 from ultralytics.utils import LOGGER
 
 from scsa_yolo.nn import BLOCKS
-from scsa_yolo.nn.csp import CSP_LAYERS, csp_row_name
+from scsa_yolo.nn.csp import CSP_LAYERS, csp_row_name, hosts_units
 
 FAMILIES: dict[str, str] = {"yolov8": "v8", "yolo11": "11", "yolo26": "26"}
-"""Stem prefix of a model family to its folder under ``ultralytics/cfg/models``."""
-
-HEADS: dict[str, str] = {
-    "Detect": "detect",
-    "Segment": "segment",
-    "Segment26": "segment",
-    "Pose": "pose",
-    "Pose26": "pose",
-    "OBB": "obb",
-    "OBB26": "obb",
-}
-"""Head module name (last YAML row) to its task: the heads whose inputs the neck rule attends."""
+"""The benchmark presets' families (stem prefix to folder); the rules apply to every config, not only these."""
 
 PLACEMENTS = ("neck", "backbone", "both")
 """Placement rules; ``neck`` has no suffix in a model name, the others are the name's last part."""
@@ -64,7 +55,8 @@ class ModelName:
     """A derived model name taken apart.
 
     Attributes:
-        stock (str): Scale-free stem of the Ultralytics config, e.g. 'yolo26-seg'.
+        stock (str): Stem of the Ultralytics config, scale-free where Ultralytics unifies it, e.g. 'yolo26-seg';
+            configs of one scale keep their letter ('yolov10n', 'yolov9s').
         block (str): Block name as registered (a key of ``BLOCKS``), e.g. 'SCSA'.
         placement (str): One of ``PLACEMENTS``.
     """
@@ -75,7 +67,7 @@ class ModelName:
 
     @property
     def stem(self) -> str:
-        """The scale-free file stem, e.g. 'yolo26-seg-scsa-both'."""
+        """The file stem, e.g. 'yolo26-seg-scsa-both'."""
         suffix = "" if self.placement == "neck" else f"-{self.placement}"
         return f"{self.stock}-{self.block.lower()}{suffix}"
 
@@ -93,18 +85,58 @@ def _ultralytics_models_dir() -> Path:
 
 @cache
 def stock_configs() -> dict[str, Path]:
-    """Scale-free stem to path of every installed Ultralytics config the rules apply to, in family order.
+    """Stem to path of every model config the installed Ultralytics ships, by folder, then name.
 
     Returns:
-        (dict[str, Path]): e.g. {'yolov8': .../v8/yolov8.yaml, 'yolov8-p2': ..., 'yolo26-obb': ...}.
+        (dict[str, Path]): e.g. {'yolo11-cls': .../11/yolo11-cls.yaml, ..., 'yolov10n': .../v10/yolov10n.yaml}.
     """
     found = {}
-    for prefix, folder in FAMILIES.items():
-        for path in sorted((_ultralytics_models_dir() / folder).glob(f"{prefix}*.yaml")):
-            rows = _load(path).get("head") or []
-            if rows and rows[-1][2] in HEADS:
-                found[path.stem] = path
+    for path in sorted(_ultralytics_models_dir().rglob("*.yaml")):
+        rows = _load(path).get("head") or []
+        if rows and isinstance(rows[-1], list) and len(rows[-1]) == 4:
+            found.setdefault(path.stem, path)
     return found
+
+
+def head_of(stock: str) -> str:
+    """The head module of a stock config (its last row), e.g. 'Segment26'."""
+    return _load(stock_configs()[stock])["head"][-1][2]
+
+
+def task_of(stock: str) -> str:
+    """The task Ultralytics infers from a stock config's head, e.g. 'segment'.
+
+    For heads it does not name (RT-DETR's decoder): the one task of the entry class's task map.
+    """
+    from ultralytics.nn.tasks import guess_model_task
+
+    task = guess_model_task(_load(stock_configs()[stock]))
+    if task is None:
+        tasks = entry_class(stock).task_map.fget(None)  # RTDETR's map does not read the instance
+        task = next(iter(tasks)) if len(tasks) == 1 else None
+    return task
+
+
+def scales_of(stock: str) -> str:
+    """The scale letters a stock config defines ('' for configs of one fixed size such as yolov3)."""
+    return "".join(_load(stock_configs()[stock]).get("scales") or {})
+
+
+def stock_names(stock: str, scales: str, suffix: str = "") -> list[str]:
+    """File names of a stock config (plus ``suffix``, e.g. '-scsa') at each of ``scales`` it defines.
+
+    A config of one size (``yolov10n``, ``rtdetr-l``, ``yolov3``: at most one scale key) has its one name.
+    """
+    own = scales_of(stock)
+    if len(own) <= 1:
+        return [f"{stock}{suffix}.yaml"]
+    return [scaled_name(f"{stock}{suffix}", s) for s in scales if s in own]
+
+
+def backbone_hosts(stock: str) -> list[int]:
+    """Indices of the backbone rows of a stock config whose layer has units the backbone rule fills."""
+    rows = _load(stock_configs()[stock]).get("backbone") or []
+    return [i for i, row in enumerate(rows) if isinstance(row[2], str) and hosts_units(row[2], row[3])]
 
 
 def _load(path: Path) -> dict:
@@ -112,8 +144,10 @@ def _load(path: Path) -> dict:
 
 
 def _listing() -> str:
-    families = {prefix: [s for s in stock_configs() if s.startswith(prefix)] for prefix in FAMILIES}
-    stocks = "; ".join(", ".join(stems) for stems in families.values())
+    folders: dict[str, list[str]] = {}
+    for stem, path in stock_configs().items():
+        folders.setdefault(path.parent.name, []).append(stem)
+    stocks = "; ".join(", ".join(stems) for stems in folders.values())
     return (
         f"stock configs: {stocks} (put the scale letter n/s/m/l/x after the version, e.g. yolo26n-seg); "
         f"blocks: {', '.join(block_names())}; placement suffixes: none (neck), "
@@ -127,8 +161,24 @@ def scale_free(name: str) -> str:
 
 
 def scaled_name(stem: str, scale: str) -> str:
-    """A file name at one scale: ('yolo26-seg-scsa', 's') -> 'yolo26s-seg-scsa.yaml' (the letter after the version)."""
-    return re.sub(r"^(yolov?\d+)", rf"\g<1>{scale}", stem) + ".yaml"
+    """A file name at one scale: ('yolo26-seg-scsa', 's') -> 'yolo26s-seg-scsa.yaml' (the letter after the version).
+
+    Stems of one fixed size (``rtdetr-l``, ``yolov10n``, ``yolov3``) take no letter: pass ``scale=''``.
+    """
+    return re.sub(r"^(yolo(?:e-)?v?\d+)", rf"\g<1>{scale}", stem) + ".yaml"
+
+
+def _stock_of(part: str) -> str | None:
+    """The stock config a name's stock part means: scale-free as Ultralytics unifies it, else as written."""
+    configs = stock_configs()
+    return next((stem for stem in (scale_free(part), part) if stem in configs), None)
+
+
+def _families() -> set[str]:
+    """First dash-separated part of every scale-free stock stem ('yolov8', 'yoloe', 'rtdetr', 'yolov10')."""
+    return {scale_free(stem).split("-")[0] for stem in stock_configs()} | {
+        stem.split("-")[0] for stem in stock_configs()
+    }
 
 
 def parse_name(name: str) -> ModelName | None:
@@ -139,34 +189,40 @@ def parse_name(name: str) -> ModelName | None:
 
     Returns:
         (ModelName | None): The parts, or None when the name is not a derived-model name at all (it neither starts
-            with a family prefix nor ends with a block name), so that other lookups can have it.
+            with a stock family nor ends with a block name), so that other lookups can have it.
 
     Raises:
         UnknownModel: If the name looks like a derived model but a part does not exist; the message lists what does.
     """
-    stem = scale_free(Path(str(name)).stem)
+    stem = Path(str(name)).stem
     parts = stem.split("-")
-    if len(parts) < 2 or any((_ultralytics_models_dir() / f / f"{stem}.yaml").is_file() for f in FAMILIES.values()):
+    if len(parts) < 2 or _stock_of(stem):
         return None  # no room for a block name, or a stock config (Ultralytics' own lookup finds it)
     placement = parts.pop() if len(parts) > 2 and parts[-1] in PLACEMENTS[1:] else "neck"
     blocks = block_names()
-    family = next((prefix for prefix in FAMILIES if re.fullmatch(rf"{prefix}(-.*)?", stem)), None)
+    family = scale_free(parts[0]) in _families() or parts[0] in _families()
     if parts[-1] not in blocks:
-        if family is None and placement == "neck":
+        if not family and placement == "neck":
             return None
         hint = f" (block names are lower case: '{parts[-1].lower()}')" if parts[-1].lower() in blocks else ""
         raise UnknownModel(f"model '{name}': '{parts[-1]}' is not a block name{hint}. Available: {_listing()}")
-    stock = "-".join(parts[:-1])
-    if stock not in stock_configs():
-        if family is None:
-            why = "is not a config of the supported families"
-        elif (_ultralytics_models_dir() / FAMILIES[family] / f"{stock}.yaml").is_file():
-            head = _load(_ultralytics_models_dir() / FAMILIES[family] / f"{stock}.yaml")["head"][-1][2]
-            why = f"has a {head} head; the rules apply to the tasks {', '.join(sorted(set(HEADS.values())))}"
-        else:
-            why = "is not an Ultralytics config (unknown task or variant)"
-        raise UnknownModel(f"model '{name}': '{stock}' {why}. Available: {_listing()}")
+    written = "-".join(parts[:-1])
+    stock = _stock_of(written)
+    if stock is None:
+        why = "is not a config of the installed Ultralytics" if family else "is not an Ultralytics model family"
+        raise UnknownModel(f"model '{name}': '{scale_free(written)}' {why}. Available: {_listing()}")
     return ModelName(stock, blocks[parts[-1]], placement)
+
+
+def entry_class(name: str) -> type:
+    """The Ultralytics class that builds ``name``, picked as Ultralytics' own CLI picks it.
+
+    ``RTDETR`` for RT-DETR names, else ``YOLO`` (which switches to ``YOLOWorld`` / ``YOLOE`` for ``-world`` /
+    ``yoloe`` names by itself).
+    """
+    import ultralytics
+
+    return ultralytics.RTDETR if "rtdetr" in Path(str(name)).stem else ultralytics.YOLO
 
 
 def derive(model: ModelName) -> dict:
@@ -179,17 +235,16 @@ def derive(model: ModelName) -> dict:
         (dict): The model dict (the stock keys, with ``backbone`` and ``head`` rows placed and renumbered).
 
     Raises:
-        UnknownModel: If the backbone rule finds no CSP layer to place the block in.
+        UnknownModel: If the backbone rule finds no host layer to place the block in.
     """
     d = _load(stock_configs()[model.stock])
     if model.placement in ("neck", "both"):
         d["backbone"], d["head"] = _after_head_inputs(d["backbone"], d["head"], model.block)
     if model.placement in ("backbone", "both"):
-        renamed = 0
-        for row in d["backbone"]:
-            if row[2] in CSP_LAYERS:
-                row[2], renamed = csp_row_name(row[2], model.block), renamed + 1
-        if not renamed:
+        hosts = backbone_hosts(model.stock)
+        for i in hosts:
+            d["backbone"][i][2] = csp_row_name(d["backbone"][i][2], model.block)
+        if not hosts:
             raise UnknownModel(
                 f"the backbone of {model.stock} has no {' / '.join(CSP_LAYERS)} layer to place "
                 f"{model.block} in; use the neck placement ({model.stock}-{model.block.lower()}.yaml)"
@@ -200,7 +255,8 @@ def derive(model: ModelName) -> dict:
 def _after_head_inputs(backbone: list, head: list, block: str) -> tuple[list, list]:
     """Insert ``[-1, 1, block, []]`` after every layer the last row reads and renumber every ``from`` index."""
     rows = backbone + head
-    inputs = {f if f >= 0 else len(rows) - 1 + f for f in rows[-1][0]}
+    sources = rows[-1][0] if isinstance(rows[-1][0], list) else [rows[-1][0]]  # Classify reads one map: -1
+    inputs = {f if f >= 0 else len(rows) - 1 + f for f in sources}
     position, output = [], []  # new index of each old row, and of the map that replaces its output downstream
     for i in range(len(rows)):
         position.append(i + sum(j < i for j in inputs))
@@ -222,6 +278,7 @@ def _after_head_inputs(backbone: list, head: list, block: str) -> tuple[list, li
     return placed
 
 
+@cache
 def yaml_text(model: ModelName) -> str:
     """The derived config as YAML text, one row per line, with a header saying where it comes from."""
     import ultralytics
@@ -300,3 +357,43 @@ def _written(path: Path, text: str) -> Path:
         Path(temporary.name).unlink(missing_ok=True)  # a full disk must not leave a partial file behind
         raise
     return path
+
+
+def head_rules_markdown() -> str:
+    """The neck rule per head type of the installed Ultralytics, as the markdown table docs/models.md shows.
+
+    Returns:
+        (str): One row per head class: its task, how many maps it reads (one SCSA after each), and its configs.
+    """
+    heads: dict[str, list[str]] = {}
+    for stock in stock_configs():
+        heads.setdefault(head_of(stock), []).append(stock)
+    lines = ["| head | task | SCSA after each of its inputs | configs |", "|---|---|---|---|"]
+    for head, stocks in sorted(heads.items(), key=lambda item: (task_of(item[1][0]), item[0].lower())):
+        counts = sorted(
+            {len(f) if isinstance(f := _load(stock_configs()[s])["head"][-1][0], list) else 1 for s in stocks}
+        )
+        inputs = " or ".join(map(str, counts))
+        lines.append(f"| {head} | {task_of(stocks[0])} | {inputs} | {', '.join(stocks)} |")
+    return "\n".join(lines)
+
+
+def backbone_rules_markdown() -> str:
+    """Which installed configs have each host layer in their backbone (the backbone rule's reach), as markdown.
+
+    Returns:
+        (str): One row per host layer of ``scsa_yolo.nn.csp.CSP_LAYERS``, then one for configs with none.
+    """
+    by_layer: dict[str, list[str]] = {layer: [] for layer in CSP_LAYERS}
+    without = []
+    for stock in stock_configs():
+        rows = _load(stock_configs()[stock]).get("backbone") or []
+        layers = {rows[i][2] for i in backbone_hosts(stock)}
+        for layer in layers:
+            by_layer[layer].append(stock)
+        if not layers:
+            without.append(stock)
+    lines = ["| backbone layer | configs |", "|---|---|"]
+    lines += [f"| {layer} | {', '.join(stocks) or '(none in this release)'} |" for layer, stocks in by_layer.items()]
+    lines.append(f"| none: `-backbone` / `-both` refused | {', '.join(without)} |")
+    return "\n".join(lines)

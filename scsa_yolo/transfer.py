@@ -132,3 +132,37 @@ def describe_transfer(source_state: dict, target: nn.Module) -> TransferReport:
         else:
             report.missing.append(name)
     return report
+
+
+def freeze_indices(model: nn.Module, stock_layers: int | list[int], attention: bool = False) -> list[int]:
+    """Layer indices for Ultralytics' ``freeze=`` that mean the *stock* model's layers in a model with inserted blocks.
+
+    ``freeze=`` takes layer indices (an int n means layers 0..n-1) and freezes every parameter named ``model.<i>.*``.
+    The neck rule inserts layers, so every index after the first insertion moves: ``freeze=22`` on yolov8n-scsa
+    freezes two SCSA blocks and leaves stock layers 19-21 (now 22-24) trainable. This maps stock indices to this
+    model's. Blocks inside a layer's units (the backbone rule) insert no layer: they are frozen with their layer.
+
+    Args:
+        model (nn.Module): The model (a ``YOLO`` object, its ``.model``, or a layer list).
+        stock_layers (int | list[int]): Stock layer indices, or n for the stock's first n layers.
+        attention (bool): Also freeze the inserted blocks that sit right after a frozen stock layer (default: leave
+            them trainable, the usual choice when fine-tuning new blocks on frozen stock weights).
+
+    Returns:
+        (list[int]): Indices to pass as ``freeze=`` to ``train``.
+    """
+    layers = model
+    while not isinstance(layers, nn.Sequential):  # YOLO -> DetectionModel -> its layer list
+        layers = layers.model
+    wanted = set(range(stock_layers)) if isinstance(stock_layers, int) else set(stock_layers)
+    indices, stock, previous_frozen = [], 0, False
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ATTENTION_TYPES):
+            if attention and previous_frozen:
+                indices.append(i)
+            continue
+        previous_frozen = stock in wanted
+        if previous_frozen:
+            indices.append(i)
+        stock += 1
+    return indices

@@ -19,10 +19,12 @@ from ultralytics.nn.tasks import guess_model_task, parse_model, yaml_model_load
 
 from scsa_yolo import models, transfer
 from scsa_yolo.nn import BLOCKS, SCSA
-from scsa_yolo.nn.csp import AttentionBottleneck
+from scsa_yolo.nn.csp import AttendedConv, AttentionBottleneck
 
-STOCK = list(models.stock_configs())
-HEAD_TASKS = {stock: guess_model_task(yaml_model_load(path)) for stock, path in models.stock_configs().items()}
+FAMILY_STOCK = [s for s in models.stock_configs() if s.split("-")[0] in models.FAMILIES]  # yolov8, yolo11, yolo26
+BOX_HEADS = {"Detect", "Segment", "Segment26", "Pose", "Pose26", "OBB", "OBB26"}  # every head: tests/test_every_yaml.py
+STOCK = [s for s in FAMILY_STOCK if models.head_of(s) in BOX_HEADS]
+HEAD_TASKS = {stock: guess_model_task(yaml_model_load(models.stock_configs()[stock])) for stock in STOCK}
 PLAIN_STOCK = [s for s in STOCK if "ghost" not in s]  # the ghost variants have no C2f / C3k2 in the backbone
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -60,7 +62,9 @@ def test_the_stock_list_is_found_not_written():
     tasks = {(stock.split("-")[0], task) for stock, task in HEAD_TASKS.items()}
     assert tasks == {(f, t) for f in models.FAMILIES for t in ("detect", "segment", "pose", "obb")}
     assert {"yolov8-p2", "yolov8-p6", "yolo26-p2", "yolo26-p6"} <= set(STOCK)
-    assert not any(s.endswith(("-cls", "-sem", "-depth")) or "world" in s or "yoloe" in s for s in STOCK)
+    every = set(models.stock_configs())
+    assert {"yolo26-cls", "yolo26-sem", "yolo26-depth", "yolov8-worldv2", "yoloe-26-seg", "rtdetr-l"} <= every
+    assert {"yolov10n", "yolov9e", "yolov3-tiny", "yolo12", "yolov8-cls-resnet50", "yolo11-cls-resnet18"} <= every
     assert models.block_names() == {name.lower(): name for name in BLOCKS}
 
 
@@ -119,6 +123,9 @@ def test_each_placement_name_is_its_rule(stock):
     assert rows["backbone"]["head"] == stock_rows["head"] and rows["backbone"]["backbone"] == rows["both"]["backbone"]
     renamed = [a[2] for a, b in zip(rows["backbone"]["backbone"], stock_rows["backbone"]) if a != b]
     assert renamed and set(renamed) <= {"C2f_SCSA", "C3k2_SCSA"}
+    assert [i for i, (a, b) in enumerate(zip(rows["backbone"]["backbone"], stock_rows["backbone"])) if a != b] == (
+        models.backbone_hosts(stock)
+    )
 
 
 def stock_checkpoint(stock: str, folder) -> str:
@@ -155,10 +162,11 @@ def test_stock_checkpoint_loads_into_every_stock_tensor_and_runs(stock, placemen
     [
         ("yolo26n-foo.yaml", rf"'foo' is not a block name.*blocks: {', '.join(map(str.lower, BLOCKS))};"),
         ("yolo26n-seg-SCSA.yaml", r"'SCSA' is not a block name \(block names are lower case: 'scsa'\)"),
-        ("yolo27n-scsa.yaml", r"'yolo27' is not a config of the supported families.*yolo26-seg"),
-        ("yolo26n-cls-scsa.yaml", r"'yolo26-cls' has a Classify head.*detect, obb, pose, segment"),
-        ("yolo11n-sge-scsa.yaml", r"'yolo11-sge' is not an Ultralytics config.*yolo11-seg"),
-        ("yolov8n-ghost-scsa-backbone.yaml", r"no C2f / C3k2 layer"),
+        ("yolo27n-scsa.yaml", r"'yolo27' is not an Ultralytics model family.*yolo26-seg"),
+        ("yolo11n-sge-scsa.yaml", r"'yolo11-sge' is not a config of the installed Ultralytics.*yolo11-seg"),
+        ("yolov10-scsa.yaml", r"'yolov10' is not a config of the installed Ultralytics.*yolov10n, yolov10s"),
+        ("yolov8n-ghost-scsa-backbone.yaml", r"no C2f / C3k2 / .* layer to place SCSA in"),
+        ("rtdetr-l-scsa-backbone.yaml", r"backbone of rtdetr-l has no C2f / C3k2 / .*ResNetLayer layer"),
     ],
 )
 def test_unknown_names_list_what_exists(name, message, tmp_path, monkeypatch):
@@ -202,14 +210,26 @@ def test_unwritable_config_folder_falls_back_to_a_private_temp_folder(tmp_path, 
 def test_every_preset_and_table_name_resolves():
     from ultralytics.nn import tasks
 
+    from scsa_yolo import summary
     from scsa_yolo.benchmark.runner import PRESETS
     from scsa_yolo.summary import pairs
 
-    names = {name for preset in PRESETS.values() for name in preset} | {n for pair in pairs("ns") for n in pair}
-    for name in names:  # Ultralytics' own lookup (scale-free name), which the derived names extend
-        assert tasks.check_yaml(models.scale_free(name)), name
+    names = {name for preset in PRESETS.values() for name in preset}
+    names |= {n for pair in pairs("ns") for n in (pair.plain, pair.scsa)}
+    configs = models.stock_configs()
+    for name in names:  # a stock config (as Ultralytics unifies the name, or as written) or a derived one
+        stem = Path(name).stem
+        assert models.scale_free(stem) in configs or stem in configs or models.parse_name(name), name
+    for name in ("yolov10n-scsa.yaml", "yolov9s-scsa.yaml", "rtdetr-l-scsa.yaml", "yolo26n-sem-scsa.yaml"):
+        loaded = yaml_model_load(name)  # Ultralytics' own lookup: the name as typed first, then scale-free
+        assert loaded["head"][-1][2] == models.head_of(models.parse_name(name).stock), name
+    assert tasks.check_yaml(models.scale_free("yolo26s-pose-scsa.yaml"))
     assert {"yolo11n-scsa.yaml", "yolo26n-scsa-both.yaml", "yolo26n-ela.yaml"} <= names
-    assert ("yolo26s-pose.yaml", "yolo26s-pose-scsa.yaml") in pairs("ns")
+    assert summary.Pair("26", "pose", "yolo26s-pose.yaml", "yolo26s-pose-scsa.yaml") in pairs("ns")
+    listed = {(pair.family, pair.task) for pair in pairs("n")}  # every folder and task of the installed Ultralytics
+    assert {pair.task for pair in pairs("n")} == {"detect", "segment", "semantic", "depth", "classify", "pose", "obb"}
+    assert {path.parent.name for path in models.stock_configs().values()} == {family for family, _ in listed}
+    assert ("rt-detr", "detect") in listed and ("26", "semantic") in listed and ("v8", "classify") in listed
     assert models.scaled_name("yolo26-seg-scsa", "s") == "yolo26s-seg-scsa.yaml"
 
 
@@ -229,13 +249,116 @@ def test_block_lists_in_the_docs_are_the_registered_blocks():
 
 
 def test_model_table_gives_the_blocks_cost_in_a_unit_that_shows_it(monkeypatch, capsys):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
     from scsa_yolo import summary
 
-    monkeypatch.setattr(summary, "pairs", lambda scales: [("yolov8n.yaml", "yolov8n-scsa.yaml")])
-    table = summary.model_table("n", imgsz=320).splitlines()
+    classify = summary.Pair("v8", "classify", "yolov8n-cls.yaml", "yolov8n-cls-scsa.yaml")
+    pair = summary.Pair("v8", "detect", "yolov8n.yaml", "yolov8n-scsa.yaml")
+    monkeypatch.setattr(summary, "pairs", lambda scales: [classify, pair])
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    try:
+        table = summary.model_table("n", imgsz=320).splitlines()
+    finally:
+        LOGGER.removeHandler(handler)
+    assert not any("summary" in m for m in logged)  # ClassificationModel's own summary line would land in stdout
     assert "Counting models" in capsys.readouterr().err  # the progress bar, kept off stdout, where the table goes
-    assert table[0].endswith("| SCSA MFLOPs |")
+    assert table[2].startswith("| v8 | classify | yolov8n-cls.yaml |") and len(table) == 6
+    assert table[0].startswith("| family | task | model |") and table[0].endswith("| SCSA MFLOPs |")
+    assert table[-1].startswith("| v8 | detect | yolov8n-scsa.yaml |")
     plain, scsa = summary.measure("yolov8n.yaml", 320), summary.measure("yolov8n-scsa.yaml", 320)
+    assert summary.measure("yolov8n-rtdetr-scsa.yaml", 64).params > 0  # built through RTDETR, as the name asks
     cost = table[-1].rstrip(" |").rsplit("| ", 1)[1]
     assert cost == f"+{1e3 * (scsa.gflops - plain.gflops):.1f}" and float(cost) > 0
 
+
+def tiny_classifier(rows: list) -> "nn.Module":
+    from ultralytics.nn.tasks import ClassificationModel
+
+    return ClassificationModel({"nc": 3, "backbone": rows, "head": [[-1, 1, "Classify", [3]]]}, verbose=False)
+
+
+def test_every_unit_rule_survives_fuse_and_keeps_stock_names():
+    """ResNetBlock, CIB, AAttn and RepBottleneck units: the block sits where the rule says, Ultralytics' fuse() folds
+    the BN of the wrapped convs and keeps the block, and the output does not change."""
+    from ultralytics.nn.modules.block import CIB, AAttn, RepBottleneck, ResNetBlock
+
+    torch.manual_seed(0)
+    rows = [
+        [-1, 1, "ResNetLayer", [3, 16, 1, True, 1]],
+        [-1, 1, "ResNetLayer_SCSA", [16, 8, 1, False, 2]],  # 2 blocks on 8 mid channels, out 32
+        [-1, 1, "C2fCIB_SCSA", [32, True, True]],
+        [-1, 1, "A2C2f_SCSA", [64, True, 1]],  # ABlock widths are multiples of 32
+        [-1, 1, "RepNCSPELAN4_SCSA", [32, 32, 16, 1]],
+    ]
+    model = tiny_classifier(rows).eval()
+    stock = tiny_classifier([[f, n, m.split("_")[0], a] for f, n, m, a in rows])
+    assert set(stock.state_dict()) <= set(model.state_dict())
+    extra = [k for k in model.state_dict() if k not in stock.state_dict()]
+    assert extra and all(".attn." in k for k in extra)
+    units = {type(m): m for m in model.modules() if isinstance(m, (ResNetBlock, CIB, AAttn))}
+    assert units[ResNetBlock].cv3.attn.dim == 8 and units[CIB].cv1[3].attn.dim == units[CIB].cv1[3].conv.in_channels
+    assert units[AAttn].proj.attn.dim == units[AAttn].proj.conv.in_channels
+    assert not any(type(m) is RepBottleneck for m in model.modules())  # wrapped, so it runs cv1 -> attn -> cv2
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        model.fuse(verbose=False)
+        after = model(x)
+    assert not any(hasattr(m, "bn") for m in model.modules() if isinstance(m, AttendedConv))
+    assert sum(isinstance(m, SCSA) for m in model.modules()) == 2 + 3 + 1 + 1
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+
+
+def test_a_unit_too_narrow_for_the_block_names_the_row_and_the_unit():
+    with pytest.raises(ValueError, match=r"layer 1 \(ResNetLayer_SCSA\): bottleneck 'layer.0' has 6 middle channels"):
+        tiny_classifier(
+            [[-1, 1, "ResNetLayer", [3, 16, 1, True, 1]], [-1, 1, "ResNetLayer_SCSA", [16, 6, 1, False, 1]]]
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--imgsz", "-1"], "scsa-yolo models: error: --imgsz must be at least 32"),
+        (["--scales", "q"], "scsa-yolo models: error: --scales: scale 'q' is unknown; use letters of 'nslmx'"),
+        (["--scales", "nq"], "scale 'q' is unknown"),
+    ],
+)
+def test_models_command_refuses_bad_flags_in_one_line(argv, message, capsys):
+    from scsa_yolo import cli
+
+    assert cli.main(["models", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_models_help_module_imports_nothing_heavy():
+    """``scsa-yolo models --help`` builds this module's flags: importing it and adding them must not import torch or
+    Ultralytics (the package import itself is light where ``scsa_yolo/__init__`` defers registration)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, importlib.util, sys; "
+        "spec = importlib.util.spec_from_file_location('m', 'scsa_yolo/cli/models.py'); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        "p = argparse.ArgumentParser(); m.add_arguments(p); p.parse_args([]); "
+        "print(sorted(k for k in ('torch', 'ultralytics') if k in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("marker", ["head-rules", "backbone-rules"])
+def test_the_rule_tables_in_the_docs_are_the_installed_ones(marker):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
+    shown = re.search(rf"<!-- {marker} -->\n(.*?)\n<!-- /{marker} -->", text, flags=re.S).group(1)
+    table = models.head_rules_markdown() if marker == "head-rules" else models.backbone_rules_markdown()
+    assert shown == table

@@ -1,13 +1,24 @@
-"""Attention inside the bottlenecks of Ultralytics' CSP layers (C2f, C3k2 and the C3k inside it).
+"""Attention inside the units of Ultralytics' backbone layers: one rule per unit type, one table of host layers.
 
 The SCSA paper (https://arxiv.org/abs/2407.05128) places SCSA inside every ResNet bottleneck, after the 3x3 conv and
-before the 1x1 expansion, i.e. on the bottleneck's narrow middle map. An Ultralytics ``Bottleneck`` is two convs,
-``cv1`` (c1 -> c_) and ``cv2`` (c_ -> c2), with an optional residual add; the equivalent place is between them.
+before the 1x1 expansion, i.e. on the unit's narrow middle map, right before the conv that closes its residual
+branch; in MobileNetV2 after the depthwise 3x3 and before the 1x1 projection. Each Ultralytics unit gets the block at
+the equivalent place, on the map that enters the unit's last conv (``UNIT_RULES``):
 
-A model YAML asks for this with the row name ``<CSP layer>_<Block>`` (``[-1, 3, C2f_SCSA, [128, True]]``): the
+* ``Bottleneck`` (in C2f, C3k2, C3, C3k, A2C2f's C3k branches, and as ``RepBottleneck`` in RepNCSPELAN4's RepCSP
+  branches): two convs ``cv1`` (3x3 or 1x1) and ``cv2`` (3x3); the block sits between them (``AttentionBottleneck``).
+* ``ResNetBlock`` (in ResNetLayer): ``cv1`` 1x1, ``cv2`` 3x3, ``cv3`` 1x1 expansion; the block sits before ``cv3`` on
+  the middle width, exactly the official ``BottleneckSCSA`` placement.
+* ``CIB`` (in C2fCIB): an inverted bottleneck (depthwise 3x3, 1x1 expand, depthwise 3x3, 1x1 project, depthwise 3x3);
+  the block sits before the 1x1 projection on the expanded width, the official MobileNetV2 placement.
+* ``AAttn`` (the area attention in A2C2f's ABlocks): its spatial mixing (attention plus the 7x7 depthwise positional
+  conv) is followed by a 1x1 projection; the block sits before that projection, on the unit's full width (ABlock's
+  MLP has no spatial conv, and its hidden width ``int(1.2 * dim)`` is not a multiple of 4 at every scale).
+
+A model YAML asks for this with the row name ``<layer>_<Block>`` (``[-1, 3, C2f_SCSA, [128, True]]``): the
 registration builds the stock layer from the same row, so Ultralytics' channel, width and depth handling apply
-unchanged, and then puts an ``AttentionBottleneck`` around each of its bottlenecks. The layer keeps its class and
-every parameter name, so stock checkpoints load into every stock tensor; the blocks add ``<...>.attn.*`` tensors.
+unchanged, and then places the block in each of its units. The layer keeps its class and every parameter name, so
+stock checkpoints load into every stock tensor; the blocks add ``<...>.attn.*`` tensors.
 """
 
 from __future__ import annotations
@@ -16,16 +27,27 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from ultralytics.nn.modules.block import Bottleneck
+from ultralytics.nn.modules.block import CIB, AAttn, Bottleneck, ResNetBlock
+from ultralytics.nn.modules.conv import Conv
 
-__all__ = ["CSP_LAYERS", "AttentionBottleneck", "attend_bottlenecks", "csp_row_name", "split_csp_row_name"]
+__all__ = [
+    "CSP_LAYERS",
+    "UNIT_RULES",
+    "WRAPPERS",
+    "AttendedConv",
+    "AttentionBottleneck",
+    "attend_bottlenecks",
+    "csp_row_name",
+    "hosts_units",
+    "split_csp_row_name",
+]
 
-CSP_LAYERS = ("C2f", "C3k2")
-"""Ultralytics CSP layers whose bottlenecks can host a block (C3k2's C3k children are reached through it)."""
+CSP_LAYERS = ("C2f", "C3k2", "C3", "C3k", "C2fCIB", "RepNCSPELAN4", "A2C2f", "ResNetLayer")
+"""Ultralytics layers whose units (``UNIT_RULES``) can host a block: the names a ``<layer>_<Block>`` row may use."""
 
 
 def csp_row_name(layer: str, block: str) -> str:
-    """The YAML module name for ``layer`` with ``block`` in its bottlenecks, e.g. 'C2f_SCSA'."""
+    """The YAML module name for ``layer`` with ``block`` in its units, e.g. 'C2f_SCSA'."""
     return f"{layer}_{block}"
 
 
@@ -35,11 +57,22 @@ def split_csp_row_name(name: str, blocks: dict) -> tuple[str, str] | None:
     return (layer, block) if layer in CSP_LAYERS and block in blocks else None
 
 
+def hosts_units(module: str, args: list) -> bool:
+    """Whether a YAML row ``[f, n, module, args]`` builds a layer with units.
+
+    Every host layer has units except ResNetLayer's stem (``is_first``, the fourth argument of
+    ``[c1, c2, s, is_first, n]``: a 7x7 conv and a max-pool).
+    """
+    if module == "ResNetLayer":
+        return not (len(args) > 3 and args[3] is True)
+    return module in CSP_LAYERS
+
+
 class AttentionBottleneck(Bottleneck):
     """An Ultralytics ``Bottleneck`` with an attention block on its middle map: ``x + cv2(attn(cv1(x)))``.
 
     Attributes:
-        cv1, cv2 (ultralytics.nn.modules.conv.Conv): The wrapped bottleneck's convs (same names, same tensors).
+        cv1, cv2 (nn.Module): The wrapped bottleneck's convs (same names, same tensors).
         attn (nn.Module): The attention block on ``cv1``'s output channels.
         add (bool): Whether the residual is added (the wrapped bottleneck's setting).
     """
@@ -48,7 +81,7 @@ class AttentionBottleneck(Bottleneck):
         """Wrap a built bottleneck.
 
         Args:
-            bottleneck (Bottleneck): The stock bottleneck; its convs are taken over, not copied.
+            bottleneck (Bottleneck): The stock bottleneck (or RepBottleneck); its convs are taken over, not copied.
             attn (nn.Module): Block for ``bottleneck.cv1``'s output channels that keeps the shape.
         """
         nn.Module.__init__(self)
@@ -68,31 +101,129 @@ class AttentionBottleneck(Bottleneck):
         return x + y if self.add else y
 
 
+class AttendedConv(Conv):
+    """An Ultralytics ``Conv`` with an attention block on its input: ``act(bn(conv(attn(x))))``.
+
+    It takes over the wrapped conv's ``conv``, ``bn`` and ``act``, so the stock tensors keep their names
+    (``<...>.cv3.conv.weight``) and the block's are ``<...>.cv3.attn.*``; Ultralytics' ``fuse()`` folds the BN as for
+    any ``Conv`` and then calls ``forward_fuse``, which keeps the block.
+
+    Attributes:
+        conv (nn.Conv2d), bn (nn.BatchNorm2d), act (nn.Module): The wrapped conv's layers.
+        attn (nn.Module): The attention block on the conv's input channels.
+    """
+
+    def __init__(self, conv: Conv, attn: nn.Module) -> None:
+        """Wrap a built conv.
+
+        Args:
+            conv (Conv): The stock conv; its layers are taken over, not copied.
+            attn (nn.Module): Block for ``conv``'s input channels that keeps the shape.
+        """
+        nn.Module.__init__(self)
+        self.conv, self.act = conv.conv, conv.act
+        if hasattr(conv, "bn"):
+            self.bn = conv.bn
+        self.attn = attn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention, then the conv, BN and activation.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C1, H, W).
+
+        Returns:
+            (torch.Tensor): Output of shape (B, C2, H', W').
+        """
+        return self.act(self.bn(self.conv(self.attn(x))))
+
+    def forward_fuse(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention, then the BN-folded conv and activation (after ``fuse()``)."""
+        return self.act(self.conv(self.attn(x)))
+
+
+class _Width(ValueError):
+    """A block that cannot take a unit's width; carries the width for the caller's message."""
+
+    def __init__(self, width: int, error: ValueError) -> None:
+        super().__init__(str(error))
+        self.width = width
+
+
+def _make(make_block: Callable[[int], nn.Module], width: int) -> nn.Module:
+    try:
+        return make_block(width)
+    except ValueError as error:
+        raise _Width(width, error) from error
+
+
+def _in_bottleneck(unit: Bottleneck, make_block: Callable[[int], nn.Module]) -> nn.Module:
+    return AttentionBottleneck(unit, _make(make_block, unit.cv2.conv.in_channels))  # cv1 may be a RepConv
+
+
+def _before_conv(path: tuple) -> Callable:
+    """A rule that puts the block in front of the ``Conv`` found at ``path`` (attribute names / Sequential indices)."""
+
+    def place(unit: nn.Module, make_block: Callable[[int], nn.Module]) -> nn.Module:
+        parent = unit
+        for step in path[:-1]:
+            parent = parent[step] if isinstance(step, int) else getattr(parent, step)
+        last = path[-1]
+        conv = parent[last] if isinstance(last, int) else getattr(parent, last)
+        wrapped = AttendedConv(conv, _make(make_block, conv.conv.in_channels))
+        if isinstance(last, int):
+            parent[last] = wrapped
+        else:
+            setattr(parent, last, wrapped)
+        return unit
+
+    return place
+
+
+UNIT_RULES: dict[type[nn.Module], Callable] = {
+    Bottleneck: _in_bottleneck,  # between cv1 and cv2 (RepBottleneck too: same two convs)
+    ResNetBlock: _before_conv(("cv3",)),  # after the 3x3 cv2, before the 1x1 expansion cv3 (the paper's place)
+    CIB: _before_conv(("cv1", 3)),  # after the depthwise 3x3 on the expanded width, before the 1x1 projection
+    AAttn: _before_conv(("proj",)),  # after attention + positional depthwise 7x7, before the 1x1 projection
+}
+"""Unit type to the rule that places a block in it; a unit matches its own type or a subclass (RepBottleneck)."""
+
+WRAPPERS = (AttentionBottleneck, AttendedConv)
+"""Classes the rules put into models (checkpoints pickle them)."""
+
+
+def _rule(module: nn.Module) -> Callable | None:
+    if isinstance(module, WRAPPERS):
+        return None
+    return next((rule for unit, rule in UNIT_RULES.items() if isinstance(module, unit)), None)
+
+
 def attend_bottlenecks(layer: nn.Module, make_block: Callable[[int], nn.Module]) -> int:
-    """Replace every plain ``Bottleneck`` inside ``layer`` by an ``AttentionBottleneck``.
+    """Place a block in every unit inside ``layer`` by its unit rule (``UNIT_RULES``).
 
     Args:
-        layer (nn.Module): A built CSP layer (C2f, C3k2).
+        layer (nn.Module): A built host layer (C2f, C3k2, ResNetLayer, ...).
         make_block (Callable[[int], nn.Module]): Builds the attention block for a channel count.
 
     Returns:
-        (int): How many bottlenecks received a block.
+        (int): How many units received a block.
 
     Raises:
-        ValueError: If the block cannot take a bottleneck's width; the message names the width and the submodule.
+        ValueError: If the block cannot take a unit's width; the message names the width and the submodule.
     """
+    paths = {id(m): n for n, m in layer.named_modules()}
     targets = [
-        (parent, name, child)
+        (parent, name, child, rule)
         for parent in layer.modules()
         for name, child in parent.named_children()
-        if type(child) is Bottleneck
+        if (rule := _rule(child)) is not None
     ]
-    for parent, name, child in targets:
-        width = child.cv1.conv.out_channels
+    for parent, name, child, rule in targets:
         try:
-            block = make_block(width)
-        except ValueError as error:
-            path = next(n for n, m in layer.named_modules() if m is child)
-            raise ValueError(f"bottleneck '{path}' has {width} middle channels: {error}") from error
-        setattr(parent, name, AttentionBottleneck(child, block))
+            placed = rule(child, make_block)
+        except _Width as error:
+            where = f"bottleneck '{paths[id(child)]}'"
+            raise ValueError(f"{where} has {error.width} middle channels: {error}") from error
+        if placed is not child:
+            setattr(parent, name, placed)
     return len(targets)
