@@ -137,8 +137,31 @@ def _check_data(data: str) -> dict:
         raise UsageError(f"--data {data}: {message[:300]}") from None
 
 
-def prepare_weights(config: DeployConfig, names: list[str], folder: Path) -> list[Path]:
-    """The models as .pt files: checkpoints as given, YAMLs built (seeded) and saved into ``folder``."""
+def calibrate_batchnorm(model, images) -> None:
+    """Set every BatchNorm's running statistics from ``images`` (N, 3, H, W).
+
+    A model fresh from a YAML has unit
+    statistics under which its activations shrink ~10x per stage, so its head outputs barely depend on the input and
+    a parity check on them would test nothing. Weights are untouched; the model is left in eval mode.
+    """
+    import torch
+
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    model.train()
+    with torch.no_grad():
+        for image in images.split(4):
+            model(image)
+    model.eval()
+
+
+def prepare_weights(config: DeployConfig, names: list[str], folder: Path, images=None) -> list[Path]:
+    """The models as .pt files: checkpoints as given; YAMLs built (seeded) and saved into ``folder``.
+
+    The BatchNorm statistics of YAML-built models are set from ``images`` (see :func:`calibrate_batchnorm`).
+    """
     import torch
     from ultralytics import YOLO
 
@@ -153,6 +176,8 @@ def prepare_weights(config: DeployConfig, names: list[str], folder: Path) -> lis
             model = YOLO(str(path))
         except Exception as error:
             raise UsageError(f"--models: {path} does not build a model ({error})") from None
+        if images is not None:
+            calibrate_batchnorm(model.model, images)
         target = folder / f"{name}.pt"
         model.save(target)
         weights.append(target.resolve())
@@ -171,7 +196,10 @@ def run(config: DeployConfig, log: Callable[[str], None] = print) -> list:
     if not plan.selection.targets:
         log("no target left to run")
     config.out.mkdir(parents=True, exist_ok=True)
-    weights = prepare_weights(config, plan.names, config.out / "models")
+    from scsa_yolo.deploy.measure import letterboxed
+
+    calibration = letterboxed(plan.val_images[:16], config.imgsz)
+    weights = prepare_weights(config, plan.names, config.out / "models", calibration)
     rows = evaluate.evaluate_all(config, plan, weights, log)
     write_report(rows, config, plan)
     return rows
@@ -192,4 +220,3 @@ def write_report(rows: list, config: DeployConfig, plan: Plan) -> None:
     text = report.markdown(rows, header) + (f"\nNot run:\n{skipped}\n" if skipped else "")
     (config.out / REPORT_MD).write_text(text, encoding="utf-8")
     report.plot(rows, config.out / REPORT_PNG, plan.names[0])
-
