@@ -158,3 +158,32 @@ def test_yolo11_segmentation_dynamic_onnx_matches_pytorch(tmp_path):
         assert len(ours) == 2 and [o.shape for o in ours] == [r.shape for r in reference]  # detections, mask protos
         for output, expected in zip(ours, reference):
             np.testing.assert_allclose(output, expected, **TOLERANCE)
+
+
+def backend_output(path: str, image: torch.Tensor) -> np.ndarray:
+    """Raw head output of an exported model through Ultralytics' own backend (what `yolo predict/val` runs)."""
+    from ultralytics.nn.autobackend import AutoBackend
+
+    backend = AutoBackend(path, device=torch.device("cpu"), verbose=False)
+    output = backend(image)
+    output = output[0] if isinstance(output, (list, tuple)) else output
+    return output.numpy() if isinstance(output, torch.Tensor) else np.asarray(output)
+
+
+@pytest.mark.parametrize(
+    "fmt, modules",
+    [("ncnn", ("ncnn", "pnnx")), ("paddle", ("paddle", "x2paddle", "six"))],
+    ids=["ncnn", "paddle"],
+)
+def test_ncnn_and_paddle_run_scsa_models_like_pytorch(checkpoint, fmt, modules):
+    """NCNN (pnnx) and PaddlePaddle (x2paddle) exports of an SCSA model load and run in Ultralytics' backend with
+    PyTorch's outputs (both failed before the export graph: NCNN refused graph-valued Crop layers, x2paddle unbind and
+    Conv1d weights built in the graph). Heavy runtimes: skipped where they are not installed (`.ci/run` has them)."""
+    for module in modules:
+        pytest.importorskip(module)
+    path = YOLO(checkpoint).export(format=fmt, imgsz=160)
+    image = torch.rand(1, 3, 160, 160)
+    ours, reference = backend_output(path, image), pytorch_output(checkpoint, image)
+    print(f"{fmt} 160x160 max abs diff {np.abs(ours - reference).max():.2e}")
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, **TOLERANCE)

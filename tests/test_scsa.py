@@ -153,28 +153,30 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
         SCSA(**kwargs)
 
 
-def test_unpickles_modules_saved_without_fast_path_helpers():
-    """Checkpoints pickle whole modules: one saved by a version without the fast path's helpers must still run."""
+def test_unpickles_modules_saved_with_the_old_fast_path_helpers():
+    """Checkpoints pickle whole modules: one saved by a version whose SCSA kept a gather index and a zero buffer (and
+    two attributes) for its fast path must still load and run."""
     block = randomised(SCSA(32), seed=5).eval()
     old = copy.deepcopy(block)
-    for name in ("kernel_index", "zero"):
-        del old._buffers[name]
-        old._non_persistent_buffers_set.discard(name)
-    del old.longest_kernel, old.bias_offset
+    old.register_buffer("kernel_index", torch.zeros(32 * 9, dtype=torch.long), persistent=False)
+    old.register_buffer("zero", torch.zeros(1), persistent=False)
+    old.longest_kernel, old.bias_offset = 9, 24 * 8
     restored = pickle.loads(pickle.dumps(old))
     x = torch.randn(1, 32, 12, 17)
     with torch.no_grad():
         assert torch.equal(restored(x), block(x))
+    assert restored.state_dict().keys() == block.state_dict().keys()
 
 
-def test_traced_window_follows_the_map_size_and_max_pool_warns():
-    """The avg-pool window shrink is traced as graph ops (dynamic exports pool right at every size); max-pool kernels
-    must be constants, so tracing it on a map below the window still warns."""
-    block = SCSA(16).eval()
+def test_traced_window_is_a_constant_and_tracing_below_it_warns():
+    """Outside ONNX export the pooling window is traced as a constant (NCNN cannot take graph-valued slice bounds):
+    a trace at or above the window pools right at every size at or above it; tracing below the window warns."""
+    block = randomised(SCSA(16), seed=6).eval()
     with torch.no_grad():
-        traced = torch.jit.trace(block, torch.randn(1, 16, 4, 9))  # traced below the window, run above it
-        for shape in [(1, 16, 15, 9), (2, 16, 3, 20)]:
+        traced = torch.jit.trace(block, torch.randn(1, 16, 14, 9))
+        for shape in [(1, 16, 15, 9), (2, 16, 7, 20), (1, 16, 33, 41)]:
             x = torch.randn(shape)
             torch.testing.assert_close(traced(x), block.forward_reference(x), atol=1e-5, rtol=1e-5)
-    with pytest.warns(UserWarning, match="smaller than its 7x7 window"):
-        torch.jit.trace(SCSA(16, down_sample_mode="max_pool").eval(), torch.randn(1, 16, 4, 9))
+        for mode in ("avg_pool", "max_pool"):
+            with pytest.warns(UserWarning, match="smaller than its 7x7 window"):
+                torch.jit.trace(SCSA(16, down_sample_mode=mode).eval(), torch.randn(1, 16, 4, 9))

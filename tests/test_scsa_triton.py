@@ -9,14 +9,14 @@ float16 and bfloat16. Shapes stay tiny: the interpreter runs every program in Py
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import pytest
 import torch
 from helpers import randomised
 
-from scsa_yolo.nn import SCSA, scsa_fused
+from scsa_yolo.nn import SCSA, functional, scsa_fused, switches
 from scsa_yolo.nn.kernels import PARAMETERS, STATISTICS
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
 
@@ -52,7 +52,7 @@ def device() -> torch.device:
 
 def op_arguments(block: SCSA, x: torch.Tensor) -> tuple:
     """The op's arguments after the input for ``block(x)``."""
-    window_h, window_w = block._window(x.shape[2], x.shape[3])
+    window_h, window_w = functional.pooling_window(x.shape[2], x.shape[3], block.window_size)
     eps = (block.norm_h.eps, block.norm_w.eps, block.norm.eps)
     return block._kernel_parameters(x), window_h, window_w, block.head_num, block.scaler, *eps
 
@@ -231,7 +231,7 @@ def test_compile_traces_the_op() -> None:
     torch.testing.assert_close(exported.module()(x.detach()), reference.detach(), rtol=1e-5, atol=1e-5)
 
 
-def test_cuda_kernel_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_kernel_is_opt_in() -> None:
     """On CUDA tensors the op is used only with SCSA_YOLO_CUDA_KERNEL=1 (checked with a stand-in for a CUDA tensor)."""
     x = torch.empty(1, 8, 7, 7, device="meta")
     assert not scsa_fused.kernel_supports(x, torch.float32)  # no kernel for other devices
@@ -240,13 +240,13 @@ def test_cuda_kernel_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
         device = torch.device("cuda")
         dtype = torch.float16
 
-    monkeypatch.delenv(scsa_fused.CUDA_SWITCH, raising=False)
-    assert not scsa_fused.kernel_supports(FakeCuda(), torch.float32)
-    monkeypatch.setenv(scsa_fused.CUDA_SWITCH, "1")
-    assert scsa_fused.kernel_supports(FakeCuda(), torch.float32)
-    assert "Triton kernel (SCSA_YOLO_CUDA_KERNEL=1)" in scsa_fused.kernel_status()
-    with scsa_fused.fused_kernel_disabled():
+    with switches.kernel_switches_set(cuda_kernel=False):
         assert not scsa_fused.kernel_supports(FakeCuda(), torch.float32)
+    with switches.kernel_switches_set(cuda_kernel=True):
+        assert scsa_fused.kernel_supports(FakeCuda(), torch.float32)
+        assert "Triton kernel (SCSA_YOLO_CUDA_KERNEL=1)" in scsa_fused.kernel_status()
+        with scsa_fused.fused_kernel_disabled():
+            assert not scsa_fused.kernel_supports(FakeCuda(), torch.float32)
 
 
 # ---- on a GPU only (scripts/gpu_check.sh runs these) -------------------------------------------------------------
@@ -254,10 +254,16 @@ def test_cuda_kernel_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture
+def cuda_kernel_on() -> Iterator[None]:
+    """The Triton kernel switched on for the test (as ``SCSA_YOLO_CUDA_KERNEL=1`` at start-up does)."""
+    with switches.kernel_switches_set(cuda_kernel=True):
+        yield
+
+
 @needs_cuda
-def test_cuda_forward_runs_the_op_and_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_forward_runs_the_op_and_matches_reference(cuda_kernel_on: None) -> None:
     """With SCSA_YOLO_CUDA_KERNEL=1, SCSA.forward on CUDA runs the op, in float32 and under float16 autocast."""
-    monkeypatch.setenv(scsa_fused.CUDA_SWITCH, "1")
     block = randomised(SCSA(64, head_num=2), seed=11).cuda()
     x = torch.randn(2, 64, 40, 33, device="cuda", requires_grad=True)
     assert block.uses_kernel(x)
@@ -302,13 +308,12 @@ def tensors_in(outputs: object) -> list[torch.Tensor]:
 
 
 @needs_cuda
-def test_cuda_model_amp_train_step_matches_ops_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_model_amp_train_step_matches_ops_path(cuda_kernel_on: None) -> None:
     """YOLOv8n-SCSA on CUDA under AMP: the kernel and the PyTorch-op path give close head outputs and finite grads."""
     from ultralytics import YOLO
 
     import scsa_yolo  # noqa: F401  (registers SCSA with Ultralytics)
 
-    monkeypatch.setenv(scsa_fused.CUDA_SWITCH, "1")
     model = YOLO("yolov8n-scsa.yaml").model.cuda().train()
     images = torch.rand(4, 3, 256, 256, device="cuda")
     outputs = {}

@@ -25,7 +25,7 @@ from ultralytics.utils.torch_utils import get_cpu_info
 from scsa_yolo.benchmark.measure import time_interleaved
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
 from scsa_yolo.nn.scsa import SCSA
-from scsa_yolo.nn.scsa_fused import CUDA_SWITCH, fused_kernel_disabled, kernel_status
+from scsa_yolo.nn.scsa_fused import fused_kernel_disabled, kernel_status
 
 SCSA_PATHS = ("fast", "ops", "reference")
 """SCSA implementations the model benchmark compares (see ``scsa_path``)."""
@@ -380,18 +380,11 @@ def cuda_description(device: torch.device) -> str:
     )
 
 
-@contextmanager
-def cuda_kernel_switched_on() -> Iterator[None]:
-    """Set ``SCSA_YOLO_CUDA_KERNEL=1`` inside the context, so ``SCSA.forward`` runs the Triton kernel on CUDA."""
-    previous = os.environ.get(CUDA_SWITCH)
-    os.environ[CUDA_SWITCH] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[CUDA_SWITCH]
-        else:
-            os.environ[CUDA_SWITCH] = previous
+def cuda_kernel_switched_on():
+    """Switch the Triton kernel on inside the context (``scsa_yolo.nn.switches``; the variable is read at import)."""
+    from scsa_yolo.nn.switches import kernel_switches_set
+
+    return kernel_switches_set(cuda_kernel=True)
 
 
 def bench_module_cuda(

@@ -17,17 +17,22 @@ Both are defined with ``torch.library.Library`` (the Python form of ``TORCH_LIBR
 parameters are tensors in the order of ``PARAMETERS``; this module knows tensors and numbers only, never ``SCSA``.
 
 Which device runs the op (``kernel_supports``): on CPU, wherever the C++ kernel built (``SCSA_YOLO_FUSED=0``
-switches it off; a failed build warns once, naming the reason, and SCSA runs its PyTorch ops), for float32/float64
-inputs with parameters of the same dtype, outside CPU autocast. On CUDA, only when ``SCSA_YOLO_CUDA_KERNEL=1``: the
-Triton kernel is tested against the reference under Triton's interpreter, but its GPU speed has not been measured,
-so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Under ``torch.func`` transforms
-and forward-mode AD (``autograd_transforms_active``) no kernel is used: SCSA runs plain PyTorch ops there.
+switches it off, see ``scsa_yolo.nn.switches``; a failed build warns once, naming the reason, and SCSA runs its
+PyTorch ops), for float32/float64 inputs with parameters of the same dtype, outside CPU autocast. On CUDA, only when
+``SCSA_YOLO_CUDA_KERNEL=1``: the Triton kernel is tested against the reference under Triton's interpreter, but its GPU
+speed has not been measured, so it is opt-in. ``fused_kernel_disabled()`` switches both off in a ``with`` block. Under
+``torch.func`` transforms and forward-mode AD (``autograd_transforms_active``) no kernel is used: SCSA runs plain
+PyTorch ops there.
+
+Torch versions: the registration feature-detects what it uses (``torch.library.register_fake`` from torch 2.4,
+``impl_abstract`` before it; the ``device_type`` argument of ``torch.is_autocast_enabled`` from 2.4). Where the
+op cannot be registered at all it warns once and no kernel is used (``registration_error``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +42,7 @@ from torch.autograd import forward_ad
 
 from scsa_yolo.nn.kernels import PARAMETERS, STATISTICS, statistics_shapes
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
+from scsa_yolo.nn.switches import CUDA_KERNEL_VARIABLE, kernel_switches
 
 __all__ = [
     "CUDA_SWITCH",
@@ -47,31 +53,39 @@ __all__ = [
     "kernel_status",
     "refuse_double_backward",
     "kernel_supports",
+    "registration_error",
     "scsa",
     "scsa_op",
 ]
 
-CUDA_SWITCH = "SCSA_YOLO_CUDA_KERNEL"
-"""Environment variable: ``1`` runs the Triton kernel on CUDA (opt-in until its speed is measured on a GPU)."""
+CUDA_SWITCH = CUDA_KERNEL_VARIABLE
+"""``SCSA_YOLO_CUDA_KERNEL``: ``1`` runs the Triton kernel on CUDA (read once by ``scsa_yolo.nn.switches``)."""
 TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 """Triton comes with torch's CUDA wheels on Linux; without it CUDA runs the PyTorch-op path."""
 
 _disabled: ContextVar[int] = ContextVar("scsa_fused_kernel_disabled", default=0)
 """Nesting depth of ``fused_kernel_disabled`` in the current thread or task."""
 
-if "_LIBRARY" in globals():  # importlib.reload: drop this module's earlier registration (a namespace is defined once)
+if globals().get("_LIBRARY") is not None:  # importlib.reload: drop the earlier registration (defined once)
     globals()["_LIBRARY"]._destroy()
-_LIBRARY = torch.library.Library("scsa_yolo", "DEF")
-_LIBRARY.define(
-    "scsa(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
-    "float eps_w, float eps, bool keep_statistics) -> Tensor[]"
-)
-_LIBRARY.define(
-    "scsa_backward(Tensor grad, Tensor x, Tensor[] params, Tensor[] statistics, SymInt window_h, SymInt window_w, "
-    "int heads, float scaler, bool input_needs_grad) -> Tensor[]"
-)
-scsa_op = torch.ops.scsa_yolo.scsa.default
-scsa_backward_op = torch.ops.scsa_yolo.scsa_backward.default
+_LIBRARY = None
+registration_error: str | None = None
+"""Why the op could not be registered on this torch (None when it was): SCSA then never uses a kernel."""
+try:
+    _LIBRARY = torch.library.Library("scsa_yolo", "DEF")
+    _LIBRARY.define(
+        "scsa(Tensor x, Tensor[] params, SymInt window_h, SymInt window_w, int heads, float scaler, float eps_h, "
+        "float eps_w, float eps, bool keep_statistics) -> Tensor[]"
+    )
+    _LIBRARY.define(
+        "scsa_backward(Tensor grad, Tensor x, Tensor[] params, Tensor[] statistics, SymInt window_h, "
+        "SymInt window_w, int heads, float scaler, bool input_needs_grad) -> Tensor[]"
+    )
+    scsa_op = torch.ops.scsa_yolo.scsa.default
+    scsa_backward_op = torch.ops.scsa_yolo.scsa_backward.default
+except Exception as _error:  # a torch whose library API differs: no op, SCSA runs its PyTorch ops
+    registration_error = f"{type(_error).__name__}: {_error}"
+    scsa_op = scsa_backward_op = None
 # Registered with the dispatcher directly (TORCH_LIBRARY style) rather than through torch.library.custom_op: the
 # latter's Python wrappers cost about 1 ms per forward + backward, more than the CPU kernel's backward itself.
 
@@ -180,14 +194,39 @@ def _scsa_autograd(x, params, window_h, window_w, heads, scaler, eps_h, eps_w, e
         return scsa_op(x, params, *settings)
 
 
-for _name, _impls in {
-    "scsa": {"CPU": _scsa_cpu, "CUDA": _scsa_cuda, "Autograd": _scsa_autograd},
-    "scsa_backward": {"CPU": _scsa_backward_cpu, "CUDA": _scsa_backward_cuda},
-}.items():
-    for _key, _impl in _impls.items():
-        _LIBRARY.impl(_name, _impl, _key)
-torch.library.register_fake("scsa_yolo::scsa", _scsa_fake, lib=_LIBRARY)
-torch.library.register_fake("scsa_yolo::scsa_backward", _scsa_backward_fake, lib=_LIBRARY)
+def _register_kernels() -> str | None:
+    """Register the device, autograd and fake kernels; returns why not where this torch lacks an API."""
+    try:
+        for name, impls in {
+            "scsa": {"CPU": _scsa_cpu, "CUDA": _scsa_cuda, "Autograd": _scsa_autograd},
+            "scsa_backward": {"CPU": _scsa_backward_cpu, "CUDA": _scsa_backward_cuda},
+        }.items():
+            for key, impl in impls.items():
+                _LIBRARY.impl(name, impl, key)
+        torch._C._AutoDispatchBelowADInplaceOrView  # noqa: B018 (used by the autograd kernel)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    register_fake = getattr(torch.library, "register_fake", None)  # torch >= 2.4
+    if register_fake is None:  # torch 2.2-2.3: the same, under its earlier name
+        register_fake = getattr(torch.library, "impl_abstract", None)
+    if register_fake is None:
+        return f"torch {torch.__version__} has neither torch.library.register_fake nor impl_abstract"
+    try:
+        register_fake("scsa_yolo::scsa", _scsa_fake, lib=_LIBRARY)
+        register_fake("scsa_yolo::scsa_backward", _scsa_backward_fake, lib=_LIBRARY)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+if registration_error is None:
+    registration_error = _register_kernels()
+if registration_error is not None:
+    warnings.warn(
+        f"scsa_yolo: the SCSA op could not be registered on torch {torch.__version__} ({registration_error}); "
+        "SCSA runs its PyTorch ops, which give the same outputs more slowly.",
+        stacklevel=2,
+    )
 
 
 def scsa(
@@ -245,8 +284,16 @@ def autograd_transforms_active() -> bool:
 
 
 def _cuda_kernel_enabled() -> bool:
-    """``SCSA_YOLO_CUDA_KERNEL=1`` and Triton installed."""
-    return TRITON_INSTALLED and os.environ.get(CUDA_SWITCH, "0") == "1"
+    """``SCSA_YOLO_CUDA_KERNEL=1`` (``switches``) and Triton installed."""
+    return TRITON_INSTALLED and kernel_switches().cuda_kernel
+
+
+def _cpu_autocast() -> bool:
+    """Whether CPU autocast is on (``torch.is_autocast_enabled("cpu")`` from torch 2.4, an older name before)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
 
 
 def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
@@ -256,13 +303,13 @@ def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
     available on ``x``'s device, the dtypes it takes there, no autocast it would ignore, no ``torch.func`` transform
     or forward-mode AD.
     """
-    if _disabled.get() or autograd_transforms_active():
+    if _disabled.get() or registration_error is not None or autograd_transforms_active():
         return False
     if x.device.type == "cpu":
         return (
             x.dtype in (torch.float32, torch.float64)
             and param_dtype == x.dtype
-            and not torch.is_autocast_enabled("cpu")
+            and not _cpu_autocast()
             and cpu_kernel.unavailable_reason() is None
             and cpu_kernel.load() is not None
         )
@@ -274,6 +321,8 @@ def kernel_supports(x: torch.Tensor, param_dtype: torch.dtype) -> bool:
 
 def kernel_status() -> str:
     """One line for reports: which kernel the op runs on CPU and on CUDA here, and if none, why."""
+    if registration_error is not None:
+        return f"CPU and CUDA: PyTorch ops (the op could not be registered: {registration_error})"
     if cpu_kernel.load() is None:
         cpu = f"CPU: PyTorch ops (fused kernel unavailable: {cpu_kernel.unavailable_reason()})"
     else:

@@ -4,7 +4,9 @@ It is compiled with ``torch.utils.cpp_extension`` (the C++ compiler torch finds,
 torch's extension folder (``TORCH_EXTENSIONS_DIR`` moves it), one build per kernel source (content and location),
 Python, torch version and CPU instruction set, so the first CPU forward in a new environment pauses for about a
 minute (logged; ``scripts/setup.sh`` builds it up front). Where it cannot be built (no C++ compiler, no Python
-headers), ``load`` warns once and returns None, and SCSA runs its PyTorch-op path, which computes the same thing.
+headers, a torch whose extension API or headers the source does not fit), ``load`` warns once and returns None, and
+SCSA runs its PyTorch-op path, which computes the same thing. ``SCSA_YOLO_FUSED=0`` (``scsa_yolo.nn.switches``)
+skips the build.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from types import ModuleType
 
 import torch
 
+from scsa_yolo.nn.switches import CPU_KERNEL_VARIABLE, kernel_switches
+
 __all__ = ["ENV_SWITCH", "SOURCE", "load", "unavailable_reason"]
 
 SOURCE = Path(__file__).parents[1] / "csrc" / "cpu" / "scsa_cpu.cpp"
-ENV_SWITCH = "SCSA_YOLO_FUSED"
+ENV_SWITCH = CPU_KERNEL_VARIABLE
+"""``SCSA_YOLO_FUSED``: read once by ``scsa_yolo.nn.switches``."""
 
 ISA_FLAGS = {
     "AVX2": ("-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"),
@@ -41,13 +46,16 @@ the CPU_CAPABILITY macros select ATen's matching ``Vectorized`` implementation (
 portable code."""
 
 _kernel: ModuleType | None = None
-_unavailable_reason: str | None = None if os.environ.get(ENV_SWITCH, "1") != "0" else f"{ENV_SWITCH}=0"
+_unavailable_reason: str | None = None
+"""Why the build failed (None: not tried yet, or built)."""
 _load_lock = threading.Lock()
 
 
 def load() -> ModuleType | None:
     """The compiled kernel module, building it on first call; None (after one warning) where it cannot be built."""
     global _kernel, _unavailable_reason
+    if not kernel_switches().cpu_kernel:
+        return None
     if _kernel is not None or _unavailable_reason is not None:
         return _kernel
     with _load_lock:
@@ -67,6 +75,8 @@ def load() -> ModuleType | None:
 
 def unavailable_reason() -> str | None:
     """Why the kernel is not in use (switched off, or the build error), or None while it is (or is not yet built)."""
+    if not kernel_switches().cpu_kernel:
+        return f"{ENV_SWITCH}=0"
     return _unavailable_reason
 
 
