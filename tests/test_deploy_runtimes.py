@@ -23,8 +23,6 @@ from scsa_yolo.deploy.runner import REPORT_CSV, REPORT_MD, REPORT_PNG, calibrate
 pytestmark = [pytest.mark.deploy, pytest.mark.usefixtures("torch_single_thread")]
 IMGSZ = 64
 RELATIVE_TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2}
-# SCSA formulations that these runtimes cannot load until the export-friendly graph lands (issue 22, branch i22).
-NEEDS_EXPORT_FRIENDLY_SCSA = {"ncnn", "paddle"}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +52,6 @@ def test_scsa_model_runs_on_target(target, scsa_checkpoint, dataset, tmp_path):
     missing = target.missing_modules()
     if missing:
         pytest.skip(f"{target.name} needs {', '.join(missing)}: {target.runtime.pip}")
-    if target.format in NEEDS_EXPORT_FRIENDLY_SCSA:
-        pytest.xfail("needs the export-friendly SCSA graph (issue 22, the nn/ part)")  # removed when it lands
     images = sorted((dataset.parent / "images").glob("*.jpg"))
     exported = measure.export(scsa_checkpoint, target, tmp_path / "export", IMGSZ, str(dataset), "train", images)
     assert exported.path is not None, exported.error
