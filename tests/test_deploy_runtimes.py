@@ -94,8 +94,8 @@ def test_deploy_command_end_to_end(tmp_path, dataset):
     assert all(row["status"] == "ok" for row in rows), [row["error"] for row in rows]
     for row in rows:
         assert float(row["latency_ms"]) > 0 and float(row["ratio"]) > 0
-        if row["target"] in {"torchscript", "onnx"}:
-            assert float(row["parity"]) < 1e-3
+        if row["target"] in {"torchscript", "onnx"}:  # boxes in pixels up to ~500: 1e-2 is ~2e-5 relative
+            assert float(row["parity"]) < 1e-2
     scsa_int8 = next(row for row in rows if row["target"] == "onnx:int8" and row["model"] == "yolov8n-scsa")
     assert scsa_int8["int8_drop"] != "" and scsa_int8["drop_vs_reference"] != ""
     assert float(scsa_int8["drop_vs_reference_low"]) <= float(scsa_int8["drop_vs_reference_high"])
