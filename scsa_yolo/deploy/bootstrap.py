@@ -17,14 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from scsa_yolo.benchmark.evaluation import ImageStatsValidator
-from scsa_yolo.benchmark.stats import (
-    CONFIDENCE,
-    DEFAULT_BOOTSTRAP_SEED,
-    DEFAULT_RESAMPLES,
-    image_resamples,
-    ratio_interval,
-    resampled_metrics,
-)
+from scsa_yolo.benchmark.comparisons import CONFIDENCE, image_resamples, resampled_metrics
+from scsa_yolo.benchmark.measure import ratio_interval
+from scsa_yolo.benchmark.settings import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
 
 METRIC = "map50_95"
 
@@ -124,7 +119,7 @@ def int8_drops(
     if any(run[0]["all"].images != images for run in runs.values()):
         raise ValueError("the INT8 drops need validations on the same images")
     weights = image_resamples(len(images), resamples, seed)
-    values = resampled_metrics(runs, weights, (METRIC,))
+    values = resampled_metrics(runs, weights)  # detection's metrics, METRIC among them
     plain_drop = values[f"plain/q/{METRIC}"][0] - values[f"plain/pt/{METRIC}"][0]  # (1 + B,): full set, resamples
     scsa_drop = values[f"scsa/q/{METRIC}"][0] - values[f"scsa/pt/{METRIC}"][0]
     return Int8Drops(_interval(plain_drop), _interval(scsa_drop), _interval(scsa_drop - plain_drop))
