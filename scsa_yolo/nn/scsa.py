@@ -331,7 +331,7 @@ class SCSA(nn.Module):
             not torch.jit.is_tracing()
             and not torch.jit.is_scripting()
             and not torch.onnx.is_in_onnx_export()
-            and not torch.compiler.is_exporting()
+            and not getattr(torch.compiler, "is_exporting", lambda: False)()  # absent in torch 2.4
             and x.dim() == 4
             and x.shape[1] == self.dim
             and x.numel() > 0
