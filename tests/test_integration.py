@@ -168,13 +168,37 @@ def test_version_guard_names_supported_range(monkeypatch):
     import ultralytics
 
     monkeypatch.setattr(ultralytics, "__version__", "9.0.0")
-    with pytest.raises(integration.UltralyticsInternalsChanged, match=r"9\.0\.0.*>=8\.4\.190,<8\.5"):
+    with pytest.raises(integration.UnsupportedUltralytics, match=r"ultralytics 9\.0\.0: .*>=8\.2\.103,<8\.5"):
+        integration.check_ultralytics()
+    monkeypatch.setattr(ultralytics, "__version__", "8.2.102")
+    with pytest.raises(integration.UnsupportedUltralytics, match=r"8\.2\.102"):
+        integration.check_ultralytics()
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [("8.2.103", True), ("8.3.0", True), ("8.4.190", True), ("8.4.999rc1", True), ("8.2.102", False),
+     ("8.5.0", False), ("8.5.0rc1", False), ("9.0", False), ("8.1.47", False)],
+)  # fmt: skip
+def test_supported_range(version, supported):
+    assert integration.version_supported(version) is supported
+
+
+def test_guard_detects_parse_model_without_its_locals_lookup(monkeypatch):
+    def parse_model(d, ch, verbose=True):
+        channels = [ch]
+        return locals(), channels
+
+    monkeypatch.setattr(tasks, "parse_model", parse_model)
+    assert integration.parse_model_features(parse_model) == []
+    with pytest.raises(integration.UnsupportedUltralytics, match="no longer resolves string arguments"):
+        monkeypatch.setattr(tasks, "parse_model", lambda d, ch, verbose=True: ch)
         integration.check_ultralytics()
 
 
 def test_guard_detects_changed_parse_model(monkeypatch):
     monkeypatch.setattr(tasks, "parse_model", lambda cfg, channels, verbose=True: None)
-    with pytest.raises(integration.UltralyticsInternalsChanged, match="signature"):
+    with pytest.raises(integration.UnsupportedUltralytics, match="signature"):
         integration.check_ultralytics()
 
 
@@ -185,8 +209,9 @@ def run_python(code: str, **env: str) -> str:
 
 
 def test_startup_hook_is_lazy_and_registers_on_ultralytics_import():
-    loaded = run_python("import sys; print([m for m in ('torch', 'ultralytics', 'scsa_yolo') if m in sys.modules])")
+    loaded = run_python("import sys; print([m for m in ('torch', 'ultralytics') if m in sys.modules])")
     assert loaded.strip() == "[]"
+    assert run_python("import sys; print('scsa_yolo' in sys.modules)", SCSA_YOLO_AUTOLOAD="0").strip() == "False"
     probe = "from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
     assert run_python(probe).strip() == "True"
     assert run_python(probe, SCSA_YOLO_AUTOLOAD="0").strip() == "False"
@@ -233,4 +258,25 @@ def test_unsupported_ultralytics_warns_and_leaves_plain_models_working():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "23"]
-    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.4.190,<8.5" in result.stderr
+    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.2.103,<8.5" in result.stderr
+
+
+def test_import_is_light_and_registers_in_either_order():
+    light = "import sys, scsa_yolo; print([m for m in ('torch', 'ultralytics') if m in sys.modules])"
+    assert run_python(light, SCSA_YOLO_AUTOLOAD="0").strip() == "[]"
+    before = "import scsa_yolo; from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
+    after = "from ultralytics.nn import tasks; import scsa_yolo; print(hasattr(tasks, 'SCSA'))"
+    for code in (before, after):
+        assert run_python(code, SCSA_YOLO_AUTOLOAD="0").strip() == "True"
+    assert run_python("import scsa_yolo; print(scsa_yolo.SCSA.__module__)").strip() == "scsa_yolo.nn.scsa"
+
+
+def test_explicit_register_raises_one_line_on_unsupported_ultralytics():
+    code = (
+        "import ultralytics; ultralytics.__version__ = '8.5.1'; import scsa_yolo, warnings; "
+        "warnings.simplefilter('ignore'); from ultralytics.nn import tasks\n"
+        "try: scsa_yolo.register()\nexcept ImportError as e: print(type(e).__name__, e)"
+    )
+    out = run_python(code, SCSA_YOLO_AUTOLOAD="0").strip()
+    assert out.startswith("UnsupportedUltralytics scsa_yolo cannot register its blocks with ultralytics 8.5.1")
+    assert "pip install 'ultralytics>=8.2.103,<8.5'" in out and "\n" not in out
