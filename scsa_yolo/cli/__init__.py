@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "speed": "speed",
     "models": "models",
     "demo-data": "demo_data",
+    "doctor": "doctor",
 }
 
 
