@@ -168,7 +168,10 @@ def _check_arguments(name: str, block: type[nn.Module], where: str, args: tuple)
     accepted = ", ".join(p.name for p in parameters)
     if len(args) > len(parameters):
         raise ValueError(f"{where}: {name} takes at most {len(parameters)} arguments ({accepted}), got {list(args)}")
-    hints = typing.get_type_hints(block.__init__)
+    try:
+        hints = typing.get_type_hints(block.__init__)
+    except TypeError:  # ``int | None`` under Python < 3.10: leave the types to the block
+        hints = {}
     for parameter, value in zip(parameters, args):
         expected = hints.get(parameter.name)
         origin = typing.get_origin(expected) or expected
