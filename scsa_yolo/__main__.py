@@ -1,11 +1,21 @@
 """``python -m scsa_yolo ARGS``: the ``yolo`` command with scsa_yolo registered first.
 
 Same arguments as ``yolo``; for environments where the start-up hook does not run (``python -S``, or
-``SCSA_YOLO_AUTOLOAD=0``).
+``SCSA_YOLO_AUTOLOAD=0``). An unsupported Ultralytics is one line naming it and the supported range (exit 2).
 """
+
+import sys
 
 from ultralytics.cfg import entrypoint
 
-import scsa_yolo  # noqa: F401  (importing it registers the blocks)
+import scsa_yolo
+from scsa_yolo.errors import EXIT_USAGE
+from scsa_yolo.integration import UnsupportedUltralytics
+
+try:
+    scsa_yolo.register()
+except UnsupportedUltralytics as error:
+    print(f"python -m scsa_yolo: error: {error}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
 
 entrypoint()
