@@ -280,3 +280,17 @@ def test_explicit_register_raises_one_line_on_unsupported_ultralytics():
     out = run_python(code, SCSA_YOLO_AUTOLOAD="0").strip()
     assert out.startswith("UnsupportedUltralytics scsa_yolo cannot register its blocks with ultralytics 8.5.1")
     assert "pip install 'ultralytics>=8.2.103,<8.5'" in out and "\n" not in out
+
+
+def test_python_m_scsa_yolo_names_an_unsupported_ultralytics_in_one_line():
+    code = (
+        "import sys, runpy, ultralytics; ultralytics.__version__ = '8.1.47'; sys.argv = ['scsa_yolo', 'checks'];"
+        "runpy.run_module('scsa_yolo', run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "python -m scsa_yolo: error: scsa_yolo cannot register its blocks with ultralytics 8.1.47: this version is "
+        "outside the supported range; scsa_yolo supports ultralytics>=8.2.103,<8.5: "
+        "pip install 'ultralytics>=8.2.103,<8.5'"
+    )
