@@ -18,7 +18,9 @@ channels for its built-in blocks. ``register()`` therefore
    re-indexed around inserted attention layers first (``scsa_yolo.transfer``), and the log says what moved;
 6. adds the block classes to torch's safe globals, so checkpoints holding them also load under Ultralytics'
    restricted loading (``ULTRALYTICS_SAFE_LOAD=1``, ``weights_only=True``); with that flag set, also the timm
-   classes inside the timm-based blocks.
+   classes inside the timm-based blocks;
+7. where the release's Muon step (``MuSGD``, the optimizer YOLO26 trains with by default) rejects 3-D weights (8.4.0
+   does), lets it update the blocks' Conv1d weights as (C, 1, 1, k) conv filters (found by a probe, not a version).
 
 It relies on these internals. ``check_ultralytics()`` is the one check in front of them: the version must lie in
 ``SUPPORTED_ULTRALYTICS`` (the range the compatibility suite tests, ``.ci/compat``), and the internals must be
@@ -373,6 +375,44 @@ def _library_classes_inside_blocks() -> list[type]:
     return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 
 
+def _muon_update_rejects_3d(muon_update) -> bool:
+    """Whether this release's Muon step (``MuSGD``, YOLO26's default optimizer) fails on a 3-D weight.
+
+    Ultralytics 8.4.0 orthogonalises 2-D and 4-D (conv) updates only and asserts on anything else; SCSA's and ECA's
+    Conv1d weights are 3-D. Probed on a 2x1x3 zero tensor, not read from the version.
+    """
+    probe = torch.zeros(2, 1, 3)
+    try:
+        muon_update(probe, torch.zeros_like(probe))
+    except AssertionError:
+        return True
+    except Exception:  # another signature or failure: not the case handled here
+        return False
+    return False
+
+
+def _wrap_muon_update(muon_update):
+    def muon_update_any_rank(grad, momentum, *args, **kwargs):
+        if grad.ndim == 3:  # (C, 1, k) -> (C, 1, 1, k): the release's conv branch flattens it to (C, k); views only,
+            grad, momentum = grad.unsqueeze(2), momentum.unsqueeze(2)  # so the momentum buffer is updated in place
+        return muon_update(grad, momentum, *args, **kwargs)
+
+    muon_update_any_rank.__scsa_yolo_wrapped__ = muon_update
+    muon_update_any_rank.__doc__ = muon_update.__doc__
+    return muon_update_any_rank
+
+
+def _patch_muon() -> None:
+    """Let the Muon step of releases that handle only 2-D and 4-D weights update the blocks' 3-D Conv1d weights."""
+    try:
+        from ultralytics.optim import muon
+    except ImportError:  # a release without MuSGD
+        return
+    update = getattr(muon, "muon_update", None)
+    if callable(update) and not hasattr(update, "__scsa_yolo_wrapped__") and _muon_update_rejects_3d(update):
+        muon.muon_update = _wrap_muon_update(update)
+
+
 def ensure_registered(*_) -> None:
     """Callback that only exists to be pickled by reference: unpickling it imports ``scsa_yolo``, which registers."""
 
@@ -405,6 +445,7 @@ def register() -> None:
             torch.serialization.add_safe_globals([*BLOCKS.values(), AttentionBottleneck])
             if restricted_loading():
                 torch.serialization.add_safe_globals(_library_classes_inside_blocks())
+        _patch_muon()
         callbacks = base.default_callbacks["on_pretrain_routine_start"]
         if ensure_registered not in callbacks:
             callbacks.append(ensure_registered)

@@ -294,3 +294,23 @@ def test_python_m_scsa_yolo_names_an_unsupported_ultralytics_in_one_line():
         "outside the supported range; scsa_yolo supports ultralytics>=8.2.103,<8.5: "
         "pip install 'ultralytics>=8.2.103,<8.5'"
     )
+
+
+def test_muon_step_that_rejects_3d_weights_is_let_through():
+    """A Muon step like Ultralytics 8.4.0's (2-D and 4-D only) updates a Conv1d weight once wrapped."""
+
+    def muon_update(grad, momentum, beta=0.95, nesterov=True):
+        momentum.lerp_(grad, 1 - beta)
+        update = grad.lerp(momentum, beta) if nesterov else momentum
+        if update.ndim == 4:
+            update = update.view(len(update), -1)
+        assert update.ndim == 2
+        return update * max(1, grad.size(-2) / grad.size(-1)) ** 0.5
+
+    assert integration._muon_update_rejects_3d(muon_update)
+    wrapped = integration._wrap_muon_update(muon_update)
+    assert not integration._muon_update_rejects_3d(wrapped)
+    grad, momentum = torch.randn(8, 1, 3), torch.zeros(8, 1, 3)
+    update = wrapped(grad, momentum, beta=0.9)
+    assert update.shape == (8, 3) and torch.allclose(momentum, 0.1 * grad)  # the buffer itself was updated
+    assert torch.equal(wrapped(torch.ones(4, 6), torch.zeros(4, 6)), muon_update(torch.ones(4, 6), torch.zeros(4, 6)))
