@@ -121,7 +121,7 @@ def test_a_missing_extra_is_one_line_naming_it(wheel_env, prepared, args, extra)
     assert result.returncode == 2, (result.stdout + result.stderr)[-3000:]
     assert "Traceback" not in result.stderr
     (line,) = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert f"'{extra}' extra" in line and f"pip install 'scsa-yolo[{extra}]'" in line
+    assert f"pip install 'scsa-yolo[{extra}]'" in line
 
 
 def test_doctor_reports_the_missing_extras(wheel_env, prepared):
