@@ -59,7 +59,7 @@ FAMILY_RELEASES: dict[str, str] = {"yolov8": "8.0.0", "yolo11": "8.3.0", "yolo26
 family is available is read from the installed configs."""
 
 _CHANNELS_LOCAL = "ch"  # the name of parse_model's running list of layer output channels
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered when check_ultralytics' import of tasks runs the import hook
 _registered = False
 
 
@@ -428,6 +428,8 @@ def register() -> None:
         if _registered:
             return
         check_ultralytics()
+        if _registered:  # importing Ultralytics above ran the import hook (scsa_yolo.hook), which registered
+            return
         from ultralytics.nn import tasks
         from ultralytics.utils.callbacks import base
 

@@ -314,3 +314,11 @@ def test_muon_step_that_rejects_3d_weights_is_let_through():
     update = wrapped(grad, momentum, beta=0.9)
     assert update.shape == (8, 3) and torch.allclose(momentum, 0.1 * grad)  # the buffer itself was updated
     assert torch.equal(wrapped(torch.ones(4, 6), torch.zeros(4, 6)), muon_update(torch.ones(4, 6), torch.zeros(4, 6)))
+
+
+def test_explicit_register_before_ultralytics_is_imported_does_not_deadlock():
+    """register() imports Ultralytics, which runs the pending import hook, which registers in the same thread."""
+    code = "import scsa_yolo; scsa_yolo.register(); from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
+    env = {**os.environ, "SCSA_YOLO_AUTOLOAD": "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.stdout.split() == ["True"], result.stderr[-2000:]
