@@ -18,75 +18,141 @@ channels for its built-in blocks. ``register()`` therefore
    re-indexed around inserted attention layers first (``scsa_yolo.transfer``), and the log says what moved;
 6. adds the block classes to torch's safe globals, so checkpoints holding them also load under Ultralytics'
    restricted loading (``ULTRALYTICS_SAFE_LOAD=1``, ``weights_only=True``); with that flag set, also the timm
-   classes inside the timm-based blocks.
+   classes inside the timm-based blocks;
+7. where the release's Muon step (``MuSGD``, the optimizer YOLO26 trains with by default) rejects 3-D weights (8.4.0
+   does), lets it update the blocks' Conv1d weights as (C, 1, 1, k) conv filters (found by a probe, not a version).
 
-It relies on these internals; ``check_ultralytics()`` verifies them and fails with the supported range if they move.
+It relies on these internals. ``check_ultralytics()`` is the one check in front of them: the version must lie in
+``SUPPORTED_ULTRALYTICS`` (the range the compatibility suite tests, ``.ci/compat``), and the internals must be
+there. Where a feature comes and goes between the supported releases it is detected, not read from the version:
+restricted loading (``ultralytics.utils.SAFE_LOAD``, absent before mid-2026) and torch's safe-globals list
+(``torch.serialization.add_safe_globals``). Ultralytics is imported only after that check, and an unsupported
+version gets one line naming it and the supported range (:class:`UnsupportedUltralytics`).
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 import typing
 from collections.abc import Sequence
 from copy import deepcopy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from ultralytics.utils import LOGGER, SAFE_LOAD
 
-from scsa_yolo import models, transfer
+from scsa_yolo.errors import UsageError
 from scsa_yolo.nn import BLOCKS
-from scsa_yolo.nn.csp import WRAPPERS, attend_bottlenecks, split_csp_row_name
 
-SUPPORTED_ULTRALYTICS = ">=8.4.190,<8.5"
-"""Ultralytics versions the registration accepts: tested on 8.4.190; later 8.4.x releases must also pass the internal
-checks in ``check_ultralytics``."""
+if TYPE_CHECKING:
+    from scsa_yolo import transfer
+
+SUPPORTED_ULTRALYTICS = ">=8.2.103,<8.5"
+"""Ultralytics versions the registration accepts: the range the compatibility suite tests (8.2.103, 8.3.0, 8.3.253,
+8.4.0 and the pinned newest 8.4.x); pyproject.toml declares the same range."""
+
+FAMILY_RELEASES: dict[str, str] = {"yolov8": "8.0.0", "yolo11": "8.3.0", "yolo26": "8.4.0"}
+"""Model family (stem prefix) to the first Ultralytics release that ships its configs, for messages only: whether a
+family is available is read from the installed configs."""
 
 _CHANNELS_LOCAL = "ch"  # the name of parse_model's running list of layer output channels
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered when check_ultralytics' import of tasks runs the import hook
 _registered = False
 
 
-class UltralyticsInternalsChanged(ImportError):
-    """The installed Ultralytics no longer exposes an internal that the registration relies on."""
+class UnsupportedUltralytics(UsageError, ImportError):
+    """The installed Ultralytics is outside the supported range or lacks an internal the registration relies on."""
 
 
-def _internals_changed(what: str) -> UltralyticsInternalsChanged:
+UltralyticsInternalsChanged = UnsupportedUltralytics  # the earlier name
+
+
+def _unsupported(what: str) -> UnsupportedUltralytics:
     import ultralytics
 
-    return UltralyticsInternalsChanged(
-        f"scsa_yolo cannot register its blocks with ultralytics {ultralytics.__version__}: {what}. "
-        f"scsa_yolo supports ultralytics{SUPPORTED_ULTRALYTICS}; install a version in that range "
-        f"(pip install 'ultralytics{SUPPORTED_ULTRALYTICS}') or upgrade scsa_yolo."
+    return UnsupportedUltralytics(
+        f"scsa_yolo cannot register its blocks with ultralytics {ultralytics.__version__}: {what}; "
+        f"scsa_yolo supports ultralytics{SUPPORTED_ULTRALYTICS}: pip install 'ultralytics{SUPPORTED_ULTRALYTICS}'"
     )
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'8.4.190' -> (8, 4, 190); a pre-release or local suffix ('8.4.0rc1', '8.4.0+x') is cut off."""
+    return tuple(int(re.match(r"\d*", part).group() or 0) for part in version.split("+")[0].split(".")[:3])
+
+
+def version_supported(version: str) -> bool:
+    """Whether an Ultralytics version string lies in :data:`SUPPORTED_ULTRALYTICS`."""
+    low, high = (version_tuple(b.lstrip("<>=")) for b in SUPPORTED_ULTRALYTICS.split(","))
+    return low <= version_tuple(version) < high
+
+
+def parse_model_features(parse_model) -> list[str]:
+    """What the registration needs from ``parse_model`` and is missing from it (empty when it has all).
+
+    Args:
+        parse_model (Callable): Ultralytics' (unwrapped) ``parse_model``.
+
+    Returns:
+        (list[str]): One phrase per missing feature.
+    """
+    missing = []
+    parameters = list(inspect.signature(parse_model).parameters)
+    if parameters[:2] != ["d", "ch"]:
+        missing.append(f"parse_model's signature changed to {parameters}")
+    code = getattr(parse_model, "__code__", None)
+    if code is None or _CHANNELS_LOCAL not in code.co_varnames:
+        missing.append(f"parse_model has no local '{_CHANNELS_LOCAL}' (its list of layer output channels)")
+    elif "locals" not in code.co_names:
+        missing.append("parse_model no longer resolves string arguments through its locals()")
+    return missing
+
+
 def check_ultralytics() -> None:
-    """Verify that the installed Ultralytics has the internals ``register()`` relies on.
+    """Verify that the installed Ultralytics is in the supported range and has the internals ``register()`` uses.
 
     Raises:
-        UltralyticsInternalsChanged: If the version is outside ``SUPPORTED_ULTRALYTICS`` or an internal moved.
+        UnsupportedUltralytics: If the version is outside ``SUPPORTED_ULTRALYTICS`` or an internal moved.
     """
     import ultralytics
-    from ultralytics.nn import tasks
-    from ultralytics.utils.callbacks import base
-    from ultralytics.utils.checks import check_version
 
-    if not check_version(ultralytics.__version__, SUPPORTED_ULTRALYTICS):
-        raise _internals_changed("this version is outside the supported range")
+    if not version_supported(ultralytics.__version__):
+        raise _unsupported("this version is outside the supported range")
+    try:
+        from ultralytics.nn import tasks
+        from ultralytics.utils.callbacks import base
+    except ImportError as error:
+        raise _unsupported(f"{error}") from None
     if not callable(getattr(tasks, "parse_model", None)):
-        raise _internals_changed("ultralytics.nn.tasks.parse_model is gone")
-    parameters = list(inspect.signature(_original(tasks.parse_model)).parameters)
-    if parameters[:2] != ["d", "ch"]:
-        raise _internals_changed(f"parse_model's signature changed to {parameters}")
+        raise _unsupported("ultralytics.nn.tasks.parse_model is gone")
+    if missing := parse_model_features(_original(tasks.parse_model)):
+        raise _unsupported("; ".join(missing))
     if not callable(getattr(tasks, "check_yaml", None)):
-        raise _internals_changed("ultralytics.nn.tasks no longer imports check_yaml")
+        raise _unsupported("ultralytics.nn.tasks no longer imports check_yaml")
     if not callable(getattr(getattr(tasks, "BaseModel", None), "load", None)):
-        raise _internals_changed("ultralytics.nn.tasks.BaseModel.load is gone")
+        raise _unsupported("ultralytics.nn.tasks.BaseModel.load is gone")
     if "on_pretrain_routine_start" not in base.default_callbacks:
-        raise _internals_changed("the 'on_pretrain_routine_start' default callback is gone")
+        raise _unsupported("the 'on_pretrain_routine_start' default callback is gone")
+
+
+def restricted_loading() -> bool | None:
+    """Ultralytics' restricted checkpoint loading (``ULTRALYTICS_SAFE_LOAD=1``): None where the version has none.
+
+    Returns:
+        (bool | None): None when ``ultralytics.utils.SAFE_LOAD`` does not exist, else its value.
+    """
+    import ultralytics.utils
+
+    flag = getattr(ultralytics.utils, "SAFE_LOAD", None)
+    return None if flag is None else bool(flag)
+
+
+def safe_globals_supported() -> bool:
+    """Whether torch keeps an allow-list for ``weights_only`` loading (``torch.serialization.add_safe_globals``)."""
+    return callable(getattr(torch.serialization, "add_safe_globals", None))
 
 
 def _original(function):
@@ -104,7 +170,10 @@ def _check_arguments(name: str, block: type[nn.Module], where: str, args: tuple)
     accepted = ", ".join(p.name for p in parameters)
     if len(args) > len(parameters):
         raise ValueError(f"{where}: {name} takes at most {len(parameters)} arguments ({accepted}), got {list(args)}")
-    hints = typing.get_type_hints(block.__init__)
+    try:
+        hints = typing.get_type_hints(block.__init__)
+    except TypeError:  # ``int | None`` under Python < 3.10: leave the types to the block
+        hints = {}
     for parameter, value in zip(parameters, args):
         expected = hints.get(parameter.name)
         origin = typing.get_origin(expected) or expected
@@ -134,7 +203,7 @@ def _yaml_adapter(name: str, block: type[nn.Module]) -> type[nn.Module]:
 
     def __new__(cls, channels: list, f: int, i: int, *args) -> nn.Module:
         if not isinstance(channels, list) or not isinstance(channels[f], int):  # CBLinear's entry is a list
-            raise _internals_changed(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
+            raise _unsupported(f"parse_model resolved '{_CHANNELS_LOCAL}' to {type(channels).__name__}")
         where = f"model YAML layer {i} ({name}, from={f}, args={list(args)})"
         _check_arguments(name, block, where, args)
         try:
@@ -164,6 +233,8 @@ def _check_row(i: int, row) -> None:
 
 
 def _wrap_parse_model(parse_model):
+    from scsa_yolo.nn.csp import attend_bottlenecks, split_csp_row_name
+
     def parse_model_with_blocks(d: dict, ch, verbose: bool = True):
         names = {i: row[2] for i, row in enumerate(_rows(d)) if isinstance(row, list) and len(row) > 2}
         names = {i: name for i, name in names.items() if isinstance(name, str)}
@@ -195,7 +266,32 @@ def _wrap_parse_model(parse_model):
     return parse_model_with_blocks
 
 
+def _missing_family(name: str) -> str | None:
+    """For a derived name of a family the installed Ultralytics does not ship, the message that says so."""
+    import ultralytics
+
+    from scsa_yolo import models
+
+    stem = Path(name).stem
+    for prefix, release in FAMILY_RELEASES.items():
+        if re.match(rf"{prefix}[nslmx]?(-|$)", stem) and not any(s.startswith(prefix) for s in models.stock_configs()):
+            return (
+                f"model '{name}': the {prefix} family arrived in ultralytics {release}, and the installed "
+                f"ultralytics {ultralytics.__version__} does not ship it; pip install 'ultralytics>={release}"
+                f",{SUPPORTED_ULTRALYTICS.split(',')[1]}' or use a family it has ({', '.join(_families())})"
+            )
+    return None
+
+
+def _families() -> list[str]:
+    from scsa_yolo import models
+
+    return [prefix for prefix in FAMILY_RELEASES if any(s.startswith(prefix) for s in models.stock_configs())]
+
+
 def _wrap_check_yaml(check_yaml):
+    from scsa_yolo import models
+
     def check_yaml_with_derived_models(file, suffix=(".yaml", ".yml"), hard=True):
         found = check_yaml(file, suffix=suffix, hard=False)
         if found:
@@ -205,7 +301,11 @@ def _wrap_check_yaml(check_yaml):
         # quotes the name as typed, scale letter included.
         name = str(file)
         if Path(name).name == name and (hard or not check_yaml(models.scale_free(name), suffix=suffix, hard=False)):
-            if derived := models.model_yaml(name):
+            try:
+                derived = models.model_yaml(name)
+            except models.UnknownModel as error:
+                raise models.UnknownModel(_missing_family(name) or str(error)) from None
+            if derived:
                 return str(derived)
         return check_yaml(file, suffix=suffix, hard=hard)
 
@@ -214,6 +314,10 @@ def _wrap_check_yaml(check_yaml):
 
 
 def _wrap_load(load):
+    from ultralytics.utils import LOGGER
+
+    from scsa_yolo import transfer
+
     def load_with_layer_alignment(self, weights, verbose=True):
         source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
         if not isinstance(getattr(source, "model", None), nn.Sequential) or not isinstance(self.model, nn.Sequential):
@@ -237,6 +341,8 @@ def _wrap_load(load):
 
 
 def _log_transfer(report: transfer.TransferReport, source: nn.Module) -> None:
+    from ultralytics.utils import LOGGER
+
     total = report.transferred + len(report.kept_init) + len(report.new_classes) + len(report.missing)
     LOGGER.info(
         f"scsa_yolo: transferred {report.transferred}/{total} tensors after re-indexing layers; "
@@ -269,6 +375,44 @@ def _library_classes_inside_blocks() -> list[type]:
     return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 
 
+def _muon_update_rejects_3d(muon_update) -> bool:
+    """Whether this release's Muon step (``MuSGD``, YOLO26's default optimizer) fails on a 3-D weight.
+
+    Ultralytics 8.4.0 orthogonalises 2-D and 4-D (conv) updates only and asserts on anything else; SCSA's and ECA's
+    Conv1d weights are 3-D. Probed on a 2x1x3 zero tensor, not read from the version.
+    """
+    probe = torch.zeros(2, 1, 3)
+    try:
+        muon_update(probe, torch.zeros_like(probe))
+    except AssertionError:
+        return True
+    except Exception:  # another signature or failure: not the case handled here
+        return False
+    return False
+
+
+def _wrap_muon_update(muon_update):
+    def muon_update_any_rank(grad, momentum, *args, **kwargs):
+        if grad.ndim == 3:  # (C, 1, k) -> (C, 1, 1, k): the release's conv branch flattens it to (C, k); views only,
+            grad, momentum = grad.unsqueeze(2), momentum.unsqueeze(2)  # so the momentum buffer is updated in place
+        return muon_update(grad, momentum, *args, **kwargs)
+
+    muon_update_any_rank.__scsa_yolo_wrapped__ = muon_update
+    muon_update_any_rank.__doc__ = muon_update.__doc__
+    return muon_update_any_rank
+
+
+def _patch_muon() -> None:
+    """Let the Muon step of releases that handle only 2-D and 4-D weights update the blocks' 3-D Conv1d weights."""
+    try:
+        from ultralytics.optim import muon
+    except ImportError:  # a release without MuSGD
+        return
+    update = getattr(muon, "muon_update", None)
+    if callable(update) and not hasattr(update, "__scsa_yolo_wrapped__") and _muon_update_rejects_3d(update):
+        muon.muon_update = _wrap_muon_update(update)
+
+
 def ensure_registered(*_) -> None:
     """Callback that only exists to be pickled by reference: unpickling it imports ``scsa_yolo``, which registers."""
 
@@ -277,15 +421,19 @@ def register() -> None:
     """Make every block in ``scsa_yolo.nn.BLOCKS`` usable in Ultralytics model YAMLs; safe to call repeatedly.
 
     Raises:
-        UltralyticsInternalsChanged: If the installed Ultralytics lacks an internal this relies on.
+        UnsupportedUltralytics: If the installed Ultralytics is outside the supported range or lacks an internal.
     """
     global _registered
     with _lock:
         if _registered:
             return
         check_ultralytics()
+        if _registered:  # importing Ultralytics above ran the import hook (scsa_yolo.hook), which registered
+            return
         from ultralytics.nn import tasks
         from ultralytics.utils.callbacks import base
+
+        from scsa_yolo.nn.csp import WRAPPERS
 
         for name, block in BLOCKS.items():
             setattr(tasks, name, _yaml_adapter(name, block))
@@ -295,9 +443,11 @@ def register() -> None:
             tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
         if not hasattr(tasks.BaseModel.load, "__scsa_yolo_wrapped__"):
             tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
-        torch.serialization.add_safe_globals([*BLOCKS.values(), *WRAPPERS])
-        if SAFE_LOAD:
-            torch.serialization.add_safe_globals(_library_classes_inside_blocks())
+        if safe_globals_supported():
+            torch.serialization.add_safe_globals([*BLOCKS.values(), *WRAPPERS])
+            if restricted_loading():
+                torch.serialization.add_safe_globals(_library_classes_inside_blocks())
+        _patch_muon()
         callbacks = base.default_callbacks["on_pretrain_routine_start"]
         if ensure_registered not in callbacks:
             callbacks.append(ensure_registered)

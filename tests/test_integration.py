@@ -168,13 +168,37 @@ def test_version_guard_names_supported_range(monkeypatch):
     import ultralytics
 
     monkeypatch.setattr(ultralytics, "__version__", "9.0.0")
-    with pytest.raises(integration.UltralyticsInternalsChanged, match=r"9\.0\.0.*>=8\.4\.190,<8\.5"):
+    with pytest.raises(integration.UnsupportedUltralytics, match=r"ultralytics 9\.0\.0: .*>=8\.2\.103,<8\.5"):
+        integration.check_ultralytics()
+    monkeypatch.setattr(ultralytics, "__version__", "8.2.102")
+    with pytest.raises(integration.UnsupportedUltralytics, match=r"8\.2\.102"):
+        integration.check_ultralytics()
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [("8.2.103", True), ("8.3.0", True), ("8.4.190", True), ("8.4.999rc1", True), ("8.2.102", False),
+     ("8.5.0", False), ("8.5.0rc1", False), ("9.0", False), ("8.1.47", False)],
+)  # fmt: skip
+def test_supported_range(version, supported):
+    assert integration.version_supported(version) is supported
+
+
+def test_guard_detects_parse_model_without_its_locals_lookup(monkeypatch):
+    def parse_model(d, ch, verbose=True):
+        channels = [ch]
+        return locals(), channels
+
+    monkeypatch.setattr(tasks, "parse_model", parse_model)
+    assert integration.parse_model_features(parse_model) == []
+    with pytest.raises(integration.UnsupportedUltralytics, match="no longer resolves string arguments"):
+        monkeypatch.setattr(tasks, "parse_model", lambda d, ch, verbose=True: ch)
         integration.check_ultralytics()
 
 
 def test_guard_detects_changed_parse_model(monkeypatch):
     monkeypatch.setattr(tasks, "parse_model", lambda cfg, channels, verbose=True: None)
-    with pytest.raises(integration.UltralyticsInternalsChanged, match="signature"):
+    with pytest.raises(integration.UnsupportedUltralytics, match="signature"):
         integration.check_ultralytics()
 
 
@@ -185,8 +209,9 @@ def run_python(code: str, **env: str) -> str:
 
 
 def test_startup_hook_is_lazy_and_registers_on_ultralytics_import():
-    loaded = run_python("import sys; print([m for m in ('torch', 'ultralytics', 'scsa_yolo') if m in sys.modules])")
+    loaded = run_python("import sys; print([m for m in ('torch', 'ultralytics') if m in sys.modules])")
     assert loaded.strip() == "[]"
+    assert run_python("import sys; print('scsa_yolo' in sys.modules)", SCSA_YOLO_AUTOLOAD="0").strip() == "False"
     probe = "from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
     assert run_python(probe).strip() == "True"
     assert run_python(probe, SCSA_YOLO_AUTOLOAD="0").strip() == "False"
@@ -233,4 +258,67 @@ def test_unsupported_ultralytics_warns_and_leaves_plain_models_working():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "23"]
-    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.4.190,<8.5" in result.stderr
+    assert "scsa_yolo is installed but not registered" in result.stderr and ">=8.2.103,<8.5" in result.stderr
+
+
+def test_import_is_light_and_registers_in_either_order():
+    light = "import sys, scsa_yolo; print([m for m in ('torch', 'ultralytics') if m in sys.modules])"
+    assert run_python(light, SCSA_YOLO_AUTOLOAD="0").strip() == "[]"
+    before = "import scsa_yolo; from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
+    after = "from ultralytics.nn import tasks; import scsa_yolo; print(hasattr(tasks, 'SCSA'))"
+    for code in (before, after):
+        assert run_python(code, SCSA_YOLO_AUTOLOAD="0").strip() == "True"
+    assert run_python("import scsa_yolo; print(scsa_yolo.SCSA.__module__)").strip() == "scsa_yolo.nn.scsa"
+
+
+def test_explicit_register_raises_one_line_on_unsupported_ultralytics():
+    code = (
+        "import ultralytics; ultralytics.__version__ = '8.5.1'; import scsa_yolo, warnings; "
+        "warnings.simplefilter('ignore'); from ultralytics.nn import tasks\n"
+        "try: scsa_yolo.register()\nexcept ImportError as e: print(type(e).__name__, e)"
+    )
+    out = run_python(code, SCSA_YOLO_AUTOLOAD="0").strip()
+    assert out.startswith("UnsupportedUltralytics scsa_yolo cannot register its blocks with ultralytics 8.5.1")
+    assert "pip install 'ultralytics>=8.2.103,<8.5'" in out and "\n" not in out
+
+
+def test_python_m_scsa_yolo_names_an_unsupported_ultralytics_in_one_line():
+    code = (
+        "import sys, runpy, ultralytics; ultralytics.__version__ = '8.1.47'; sys.argv = ['scsa_yolo', 'checks'];"
+        "runpy.run_module('scsa_yolo', run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "python -m scsa_yolo: error: scsa_yolo cannot register its blocks with ultralytics 8.1.47: this version is "
+        "outside the supported range; scsa_yolo supports ultralytics>=8.2.103,<8.5: "
+        "pip install 'ultralytics>=8.2.103,<8.5'"
+    )
+
+
+def test_muon_step_that_rejects_3d_weights_is_let_through():
+    """A Muon step like Ultralytics 8.4.0's (2-D and 4-D only) updates a Conv1d weight once wrapped."""
+
+    def muon_update(grad, momentum, beta=0.95, nesterov=True):
+        momentum.lerp_(grad, 1 - beta)
+        update = grad.lerp(momentum, beta) if nesterov else momentum
+        if update.ndim == 4:
+            update = update.view(len(update), -1)
+        assert update.ndim == 2
+        return update * max(1, grad.size(-2) / grad.size(-1)) ** 0.5
+
+    assert integration._muon_update_rejects_3d(muon_update)
+    wrapped = integration._wrap_muon_update(muon_update)
+    assert not integration._muon_update_rejects_3d(wrapped)
+    grad, momentum = torch.randn(8, 1, 3), torch.zeros(8, 1, 3)
+    update = wrapped(grad, momentum, beta=0.9)
+    assert update.shape == (8, 3) and torch.allclose(momentum, 0.1 * grad)  # the buffer itself was updated
+    assert torch.equal(wrapped(torch.ones(4, 6), torch.zeros(4, 6)), muon_update(torch.ones(4, 6), torch.zeros(4, 6)))
+
+
+def test_explicit_register_before_ultralytics_is_imported_does_not_deadlock():
+    """register() imports Ultralytics, which runs the pending import hook, which registers in the same thread."""
+    code = "import scsa_yolo; scsa_yolo.register(); from ultralytics.nn import tasks; print(hasattr(tasks, 'SCSA'))"
+    env = {**os.environ, "SCSA_YOLO_AUTOLOAD": "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.stdout.split() == ["True"], result.stderr[-2000:]

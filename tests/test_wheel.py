@@ -1,40 +1,38 @@
-"""The built wheel, installed in a fresh virtual environment without the checkout, provides a working ``scsa-yolo``.
+"""The built wheel alone (no extras), installed by pip's own resolution next to torch, gives a working ``scsa-yolo``.
 
-Reinstalling torch and Ultralytics would take minutes, so the fresh venv sees the test venv's third-party packages
-through one ``.pth`` line (only their folder: the ``.pth`` files there, such as the checkout's editable install, are
-not processed). The package itself, its start-up hook and its command come from the wheel alone, the commands run
-from a folder outside the checkout with no PYTHONPATH and no YOLO_OFFLINE set, and the test checks where
-``scsa_yolo`` was imported from.
+The environment is made by ``.ci/compat`` (``.ci/compat wheel``): a fresh venv that sees only a torch-only
+environment through a ``.pth`` line, into which pip installed the built wheel and resolved every other dependency
+itself, so an undeclared import fails here (as scipy did on 441b05f). Its path comes in ``SCSA_YOLO_WHEEL_ENV``;
+without it these tests are skipped. The commands run from a folder outside the checkout with no PYTHONPATH and no
+YOLO_OFFLINE, and the tests check where ``scsa_yolo`` was imported from.
 """
 
 import csv
 import json
 import os
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-HELP_PROBE = r"""
-import contextlib, io, json, sys, tempfile, os
+WHEEL_ENV = os.environ.get("SCSA_YOLO_WHEEL_ENV")
+pytestmark = pytest.mark.skipif(
+    not WHEEL_ENV, reason="needs the wheel-alone environment that `.ci/compat wheel` makes (SCSA_YOLO_WHEEL_ENV)"
+)
+
+PROBE = r"""
+import contextlib, io, json, sys, os
 from importlib.metadata import distribution
 (entry,) = [e for e in distribution("scsa-yolo").entry_points if e.group == "console_scripts"]
 main = entry.load()
-report = {"entry": entry.name}
+report = {"entry": entry.name, "help": {}}
 for argv in (["--help"], *([name, "--help"] for name in sys.argv[2:])):
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         main(argv)
-    report[" ".join(argv)] = out.getvalue()
-os.chdir(tempfile.mkdtemp())  # no ./data_cache here: the demo benchmark must say how to get its wheel
-err = io.StringIO()
-with contextlib.redirect_stderr(err):
-    report["demo_exit"] = main(["benchmark", "--epochs", "1"])
-report["demo_error"] = err.getvalue()
+    report["help"][" ".join(argv)] = out.getvalue()
+report["heavy_after_help"] = [m for m in ("torch", "ultralytics") if m in sys.modules]
 os.chdir(sys.argv[1])  # the foreign folder: convert a download there with the command's prepare
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
@@ -48,31 +46,20 @@ print(json.dumps(report))
 """
 
 
-def _run(command, cwd, env):
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return result.stdout
+def run(command, cwd, env):
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def wheel_env(tmp_path_factory):
-    """A fresh venv with only the built wheel installed; returns (venv, environment for its commands)."""
-    root = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w",
-          str(root / "dist"), str(REPO)], cwd=root, env=os.environ)  # fmt: skip
-    (wheel,) = (root / "dist").glob("scsa_yolo-*.whl")
-    venv = root / "venv"
-    _run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], cwd=root, env=os.environ)
-    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
-          "--no-index", str(wheel)], cwd=root, env=os.environ)  # fmt: skip
-    site_packages = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
-    (site_packages / "_test_venv_packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
+def wheel_env():
+    """(venv, its site-packages, the environment for its commands)."""
+    venv = Path(WHEEL_ENV)
+    python = venv / "bin" / "python"
+    site_packages = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], "/", None)
+                         .stdout.strip())  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "YOLO_OFFLINE", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    # The fused CPU kernel's build cache is keyed by its source's content but rebuilt for a new source path: the
-    # wheel's copy would cost a minute's compile here (and another for the next checkout process).
-    env["SCSA_YOLO_FUSED"] = "0"
-    return venv, env, site_packages
+    return venv, site_packages, env
 
 
 def write_urpc_download(source: Path) -> None:
@@ -88,26 +75,72 @@ def write_urpc_download(source: Path) -> None:
         )
 
 
-def test_wheel_command_helps_prepares_and_benchmarks_from_a_foreign_folder(wheel_env, tmp_path):
-    """One process runs the entry point's subcommands (help, demo error, prepare); the console script benchmarks."""
+@pytest.fixture(scope="module")
+def prepared(wheel_env, tmp_path_factory):
+    """The foreign folder with a URPC-style download, and the probe's report (help texts, prepare run)."""
     from scsa_yolo.cli import SUBCOMMANDS
 
-    venv, env, site_packages = wheel_env
-    work = tmp_path / "elsewhere"
+    venv, _, env = wheel_env
+    work = tmp_path_factory.mktemp("elsewhere")
     write_urpc_download(work / "download")
-    probe = [venv / "bin" / "python", "-c", HELP_PROBE, str(work), *SUBCOMMANDS]
-    report = json.loads(_run(probe, cwd=tmp_path, env=env).splitlines()[-1])
-    assert report["entry"] == "scsa-yolo" and (venv / "bin" / "scsa-yolo").is_file()
+    result = run([venv / "bin" / "python", "-c", PROBE, str(work), *SUBCOMMANDS], cwd=work, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return work, json.loads(result.stdout.splitlines()[-1])
+
+
+def test_no_extra_is_installed_and_the_package_is_the_wheel(wheel_env, prepared):
+    venv, site_packages, env = wheel_env
+    _, report = prepared
     assert Path(report["package"]).is_relative_to(site_packages)  # the wheel's copy, not the checkout
-    assert report["online"] is False  # YOLO_OFFLINE came from the command, not from this test's environment
+    code = "import importlib.util as u; print([m for m in ('timm', 'pytorch_grad_cam', 'ray') if u.find_spec(m)])"
+    assert run([venv / "bin" / "python", "-c", code], cwd="/", env=env).stdout.strip() == "[]"
+
+
+def test_every_subcommand_helps_without_torch_and_prepare_runs(prepared):
+    from scsa_yolo.cli import SUBCOMMANDS
+
+    _, report = prepared
+    assert report["entry"] == "scsa-yolo"
     for name in SUBCOMMANDS:
-        assert name in report["--help"] and f"usage: scsa-yolo {name}" in report[f"{name} --help"]
-    assert report["demo_exit"] == 2 and "python -m pip download --no-deps deepforest==" in report["demo_error"]
+        assert name in report["help"]["--help"] and f"usage: scsa-yolo {name}" in report["help"][f"{name} --help"]
+    assert report["heavy_after_help"] == []
+    assert report["online"] is False  # YOLO_OFFLINE came from the command, not from this test's environment
     assert report["prepare_exit"] == 0 and "data=data/URPC/data.yaml" in report["prepare"]
 
+
+@pytest.mark.parametrize(
+    ("args", "extra"),
+    [(["cam", "--model", "yolov8n-scsa.yaml", "--source", "download/image"], "compare"),
+     (["benchmark", "--engine", "ray", "--models", "yolov8n-scsa.yaml", "--data", "data/URPC/data.yaml",
+       "--epochs", "1", "--out", "bench-ray"], "cluster")],
+)  # fmt: skip
+def test_a_missing_extra_is_one_line_naming_it(wheel_env, prepared, args, extra):
+    venv, _, env = wheel_env
+    work, _ = prepared
+    result = run([venv / "bin" / "scsa-yolo", *args], cwd=work, env=env)
+    assert result.returncode == 2, (result.stdout + result.stderr)[-3000:]
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert f"pip install 'scsa-yolo[{extra}]'" in line
+
+
+def test_doctor_reports_the_missing_extras(wheel_env, prepared):
+    venv, _, env = wheel_env
+    work, _ = prepared
+    healthy = run([venv / "bin" / "scsa-yolo", "doctor", "--no-build"], cwd=work, env=env)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "INFO  extra 'compare': not installed" in healthy.stdout
+    needed = run([venv / "bin" / "scsa-yolo", "doctor", "--no-build", "--need", "cluster"], cwd=work, env=env)
+    assert needed.returncode == 1 and "-> fix: pip install 'scsa-yolo[cluster]'" in needed.stdout
+
+
+def test_console_script_benchmarks_from_a_foreign_folder(wheel_env, prepared):
+    venv, _, env = wheel_env
+    work, _ = prepared
     benchmark = ["benchmark", "--models", "yolov8n-scsa.yaml", "--data", "data/URPC/data.yaml", "--epochs", "1",
                  "--imgsz", "64", "--batch", "2", "--device", "cpu", "--out", "bench"]  # fmt: skip
-    _run([venv / "bin" / "scsa-yolo", *benchmark], cwd=work, env=env)
+    result = run([venv / "bin" / "scsa-yolo", *benchmark], cwd=work, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     with open(work / "bench" / "results.csv", newline="") as handle:
         (row,) = csv.DictReader(handle)
     assert row["model_file"] == "yolov8n-scsa.yaml" and int(row["params"]) > 3_000_000

@@ -36,6 +36,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "models",
     "demo-data": "demo_data",
     "deploy": "deploy",
+    "doctor": "doctor",
 }
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scsa_yolo.benchmark.evaluation import ImageStatsValidator
 from scsa_yolo.benchmark.comparisons import CONFIDENCE, image_resamples, resampled_metrics
+from scsa_yolo.benchmark.evaluation import ImageStatsValidator
 from scsa_yolo.benchmark.measure import ratio_interval
 from scsa_yolo.benchmark.settings import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
 
