@@ -211,7 +211,7 @@ def test_every_preset_and_table_name_resolves():
     from ultralytics.nn import tasks
 
     from scsa_yolo import summary
-    from scsa_yolo.benchmark.runner import PRESETS
+    from scsa_yolo.benchmark.plan import PRESETS
     from scsa_yolo.summary import pairs
 
     names = {name for preset in PRESETS.values() for name in preset}
