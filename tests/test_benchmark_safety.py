@@ -23,7 +23,8 @@ from ultralytics.utils import USER_CONFIG_DIR
 from scsa_yolo.benchmark import BenchmarkRequest, TrainSettings, run_benchmark
 from scsa_yolo.benchmark.image_stats import load_image_stats
 from scsa_yolo.benchmark.plan import OUT_OWNER_FILE, plan_benchmark
-from scsa_yolo.benchmark.records import OWNER, OWNER_FILE, RUN_RECORD, ResultsFolderError, RunRecord, sha256
+from scsa_yolo.benchmark.records import OWNER, OWNER_FILE, RUN_RECORD, ResultsFolderError, RunRecord
+from scsa_yolo.data.images import file_digest
 from scsa_yolo.errors import UsageError
 
 MODELS = ("yolov8n.yaml", "yolov8n-scsa.yaml")
@@ -107,7 +108,7 @@ def test_planted_pickle_is_never_unpickled(data, tmp_path, monkeypatch):
         plan_benchmark(request(data, out))
     # a forged ownership file with the right hash: the restricted loader still refuses the pickle's code
     (last.parent.parent / OWNER_FILE).write_text(
-        json.dumps({"owner": OWNER, "run": "yolov8n-seed0", "files": {"weights/last.pt": sha256(last)}})
+        json.dumps({"owner": OWNER, "run": "yolov8n-seed0", "files": {"weights/last.pt": file_digest(last)}})
     )
     with pytest.raises(UsageError, match="restricted loader"):
         plan_benchmark(request(data, out))
@@ -184,7 +185,7 @@ def test_damaged_files_are_named_and_statistics_redone(done, tmp_path, monkeypat
         load_image_stats(stats)
     spy = NoTraining(monkeypatch)
     run_benchmark(request(data, out))  # the damaged statistics are recomputed from the checkpoint, not used
-    assert spy.calls == [] and sha256(stats) == RunRecord.read(record).image_stats_sha256
+    assert spy.calls == [] and file_digest(stats) == RunRecord.read(record).image_stats_sha256
     assert load_image_stats(stats)["all"].images
 
     (run_dir / "weights" / "last.pt").unlink()

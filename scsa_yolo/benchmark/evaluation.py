@@ -177,8 +177,8 @@ def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, task: st
         The task's metrics record, the number of val images, the statistics file's path relative to ``run_dir``
         and its SHA-256.
     """
-    from scsa_yolo.benchmark.records import sha256
     from scsa_yolo.benchmark.run import load_restricted
+    from scsa_yolo.data.images import file_digest
 
     checkpoint = load_restricted(weights, "run checkpoint")
     model = (checkpoint.get("ema") or checkpoint["model"]).float()
@@ -191,7 +191,7 @@ def validate_run(weights: Path, settings: TrainSettings, run_dir: Path, task: st
         from scsa_yolo.benchmark.evaluation_tasks import validate_summed
 
         metrics, images, path = validate_summed(model, args, task)
-    return metrics, images, path.relative_to(run_dir).as_posix(), sha256(path)
+    return metrics, images, path.relative_to(run_dir).as_posix(), file_digest(path)
 
 
 MATCH_VALIDATORS = {"segment": SegmentStatsValidator, "pose": PoseStatsValidator, "obb": OBBStatsValidator}

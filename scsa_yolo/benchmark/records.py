@@ -9,7 +9,6 @@ folder, so a moved or copied results folder reads the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, make_dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from scsa_yolo.benchmark.settings import TrainSettings
 from scsa_yolo.benchmark.tasks import TASKS
+from scsa_yolo.data.images import file_digest
 from scsa_yolo.errors import UsageError
 
 RUN_RECORD = "benchmark_run.json"
@@ -33,15 +33,6 @@ class ResultsFolderError(UsageError):
 
 class SettingsMismatchError(UsageError):
     """An output folder already holds a run made with other settings (the message names them)."""
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -106,7 +97,7 @@ class RunOwnership:
     def record_checkpoints(self, run_dir: Path) -> None:
         """Hash every checkpoint now in ``run_dir/weights`` and write the ownership file."""
         for path in sorted((run_dir / "weights").glob("*.pt")):
-            self.files[path.relative_to(run_dir).as_posix()] = sha256(path)
+            self.files[path.relative_to(run_dir).as_posix()] = file_digest(path)
         self.write(run_dir)
 
     def verified(self, run_dir: Path, relative: str = LAST) -> Path:
@@ -126,7 +117,7 @@ class RunOwnership:
                 f"{path} is missing although this benchmark wrote it; move the run folder {run_dir} away to train "
                 "the run again"
             )
-        if sha256(path) != expected:
+        if file_digest(path) != expected:
             raise ResultsFolderError(
                 f"{path} changed since this benchmark wrote it (SHA-256 differs); it is not loaded: move the run "
                 f"folder {run_dir} away to train the run again"

@@ -24,10 +24,10 @@ from scsa_yolo.benchmark.records import (
     RunRecord,
     SettingsMismatchError,
     mismatched_settings,
-    sha256,
 )
 from scsa_yolo.benchmark.settings import TrainSettings
 from scsa_yolo.benchmark.tasks import metric_label, task_spec
+from scsa_yolo.data.images import file_digest
 from scsa_yolo.errors import UsageError
 
 # Settings that must match between a checkpoint and the requested run for it to be resumed.
@@ -117,10 +117,10 @@ def inspect_run(spec: RunSpec) -> RunState:
                 f"{spec.run_dir} holds a finished run with other settings ({'; '.join(differing)}); choose another "
                 "--out or give the saved settings"
             )
-        if sha256(ownership.verified(spec.run_dir)) != record.weights_sha256:
+        if file_digest(ownership.verified(spec.run_dir)) != record.weights_sha256:
             raise ResultsFolderError(f"{spec.run_dir / LAST} is not the checkpoint {record_path} was validated on")
         stats = spec.run_dir / record.image_stats
-        stats_ok = stats.is_file() and sha256(stats) == record.image_stats_sha256
+        stats_ok = stats.is_file() and file_digest(stats) == record.image_stats_sha256
         if not stats_ok:
             LOGGER.warning(f"{stats} is missing, damaged or edited: its run is validated again (no training)")
         return RunState("finished", record, stats_ok)
