@@ -32,6 +32,7 @@ version gets one line naming it and the supported range (:class:`UnsupportedUltr
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import threading
@@ -233,9 +234,10 @@ def _check_row(i: int, row) -> None:
 
 
 def _wrap_parse_model(parse_model):
-    from scsa_yolo.nn.csp import attend_bottlenecks, split_csp_row_name
-
     def parse_model_with_blocks(d: dict, ch, verbose: bool = True):
+        # imported when a model is parsed: at registration scsa_yolo.nn.csp may still be importing Ultralytics
+        from scsa_yolo.nn.csp import attend_bottlenecks, split_csp_row_name
+
         names = {i: row[2] for i, row in enumerate(_rows(d)) if isinstance(row, list) and len(row) > 2}
         names = {i: name for i, name in names.items() if isinstance(name, str)}
         block_rows = [i for i, name in names.items() if name in BLOCKS]
@@ -290,9 +292,10 @@ def _families() -> list[str]:
 
 
 def _wrap_check_yaml(check_yaml):
-    from scsa_yolo import models
-
     def check_yaml_with_derived_models(file, suffix=(".yaml", ".yml"), hard=True):
+        # imported at lookup time: at registration scsa_yolo.nn.csp (which models reads) may still be importing
+        from scsa_yolo import models
+
         found = check_yaml(file, suffix=suffix, hard=False)
         if found:
             return found
@@ -433,7 +436,9 @@ def register() -> None:
         from ultralytics.nn import tasks
         from ultralytics.utils.callbacks import base
 
-        from scsa_yolo.nn.csp import WRAPPERS
+        # The bottleneck wrappers allow themselves in torch's restricted loader when their module has run (it may be
+        # the module whose Ultralytics import triggered this registration, so it is not read from here).
+        importlib.import_module("scsa_yolo.nn.csp")
 
         for name, block in BLOCKS.items():
             setattr(tasks, name, _yaml_adapter(name, block))
@@ -444,7 +449,7 @@ def register() -> None:
         if not hasattr(tasks.BaseModel.load, "__scsa_yolo_wrapped__"):
             tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
         if safe_globals_supported():
-            torch.serialization.add_safe_globals([*BLOCKS.values(), *WRAPPERS])
+            torch.serialization.add_safe_globals(list(BLOCKS.values()))
             if restricted_loading():
                 torch.serialization.add_safe_globals(_library_classes_inside_blocks())
         _patch_muon()

@@ -322,3 +322,20 @@ def test_explicit_register_before_ultralytics_is_imported_does_not_deadlock():
     env = {**os.environ, "SCSA_YOLO_AUTOLOAD": "0"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.stdout.split() == ["True"], result.stderr[-2000:]
+
+
+def test_importing_the_bottleneck_wrappers_first_still_registers():
+    """scsa_yolo.nn.csp imports Ultralytics, whose import runs the registration while csp is half-initialised."""
+    code = (
+        "import torch, scsa_yolo.nn.csp as csp\n"
+        "from ultralytics.nn import tasks\n"
+        "assert getattr(tasks.check_yaml, '__scsa_yolo_wrapped__', False), 'not registered'\n"
+        "assert tasks.yaml_model_load('yolov8n-scsa.yaml')['head']\n"
+        "allowed = set(torch.serialization.get_safe_globals())\n"
+        "assert set(csp.WRAPPERS) <= allowed, 'wrappers not allowed in restricted loading'\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-W", "error::UserWarning:ultralytics.nn", "-c", code], env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

@@ -190,6 +190,8 @@ UNIT_RULES: dict[type[nn.Module], Callable] = {
 
 WRAPPERS = (AttentionBottleneck, AttendedConv)
 """Classes the rules put into models (checkpoints pickle them)."""
+if hasattr(torch.serialization, "add_safe_globals"):  # so torch's restricted loader (weights_only) takes them
+    torch.serialization.add_safe_globals(list(WRAPPERS))
 
 
 def _rule(module: nn.Module) -> Callable | None:
