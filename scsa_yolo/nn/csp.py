@@ -27,7 +27,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from ultralytics.nn.modules.block import CIB, AAttn, Bottleneck, ResNetBlock
+from ultralytics.nn.modules import block as ultralytics_blocks
+from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv
 
 __all__ = [
@@ -180,13 +181,19 @@ def _before_conv(path: tuple) -> Callable:
     return place
 
 
-UNIT_RULES: dict[type[nn.Module], Callable] = {
-    Bottleneck: _in_bottleneck,  # between cv1 and cv2 (RepBottleneck too: same two convs)
-    ResNetBlock: _before_conv(("cv3",)),  # after the 3x3 cv2, before the 1x1 expansion cv3 (the paper's place)
-    CIB: _before_conv(("cv1", 3)),  # after the depthwise 3x3 on the expanded width, before the 1x1 projection
-    AAttn: _before_conv(("proj",)),  # after attention + positional depthwise 7x7, before the 1x1 projection
+_RULES_BY_UNIT_NAME: dict[str, Callable] = {
+    "Bottleneck": _in_bottleneck,  # between cv1 and cv2 (RepBottleneck too: same two convs)
+    "ResNetBlock": _before_conv(("cv3",)),  # after the 3x3 cv2, before the 1x1 expansion cv3 (the paper's place)
+    "CIB": _before_conv(("cv1", 3)),  # after the depthwise 3x3 on the expanded width, before the 1x1 projection
+    "AAttn": _before_conv(("proj",)),  # after attention + positional depthwise 7x7, before the 1x1 projection
 }
-"""Unit type to the rule that places a block in it; a unit matches its own type or a subclass (RepBottleneck)."""
+UNIT_RULES: dict[type[nn.Module], Callable] = {
+    getattr(ultralytics_blocks, name): rule
+    for name, rule in _RULES_BY_UNIT_NAME.items()
+    if hasattr(ultralytics_blocks, name)  # AAttn arrived with YOLO12 (8.3.7x), CIB with YOLOv10: older releases lack them
+}
+"""Unit type to the rule that places a block in it; a unit matches its own type or a subclass (RepBottleneck).
+Unit types the installed Ultralytics does not have are left out (no config of that release can hold them)."""
 
 WRAPPERS = (AttentionBottleneck, AttendedConv)
 """Classes the rules put into models (checkpoints pickle them)."""
