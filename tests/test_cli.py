@@ -21,6 +21,7 @@ def yolo(*args: str, cwd: Path) -> str:
     return output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not YOLO_SCRIPT.exists(), reason="the ultralytics console script is not installed")
 def test_yolo_cli_train_val_predict(tiny_dataset, tmp_path):
     workdir = tmp_path / "elsewhere"  # outside the repository: names must resolve through the package

@@ -55,6 +55,7 @@ def test_onnx_static_matches_pytorch_on_small_maps(checkpoint):
     np.testing.assert_allclose(ours, reference, **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_yolo_cli_dynamic_onnx_runs_other_sizes(checkpoint):
     yolo = Path(sys.executable).parent / "yolo"
     result = subprocess.run(
@@ -126,6 +127,7 @@ def yolo26_e2e(tmp_path_factory) -> Path:
     return perturbed_checkpoint("yolo26n-scsa.yaml", tmp_path_factory.mktemp("yolo26"))
 
 
+@pytest.mark.slow
 def test_yolo26_end_to_end_onnx_static_and_dynamic_match_pytorch(yolo26_e2e):
     static = YOLO(yolo26_e2e).export(format="onnx", imgsz=128, nms=False)  # nms=False keeps the one-to-one head
     image = torch.rand(1, 3, 128, 128)
@@ -147,6 +149,7 @@ def test_yolo26_end_to_end_torchscript_matches_pytorch(yolo26_e2e):
     assert_same_detections(scripted, pytorch_outputs(yolo26_e2e, image, end2end=True)[0])
 
 
+@pytest.mark.slow
 def test_yolo11_segmentation_dynamic_onnx_matches_pytorch(tmp_path):
     checkpoint = perturbed_checkpoint("yolo11n-seg-scsa.yaml", tmp_path)
     path = YOLO(checkpoint).export(format="onnx", imgsz=256, dynamic=True)

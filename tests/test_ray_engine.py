@@ -126,6 +126,7 @@ def _kill_paused_trial(out: Path, killed: list) -> None:
         killed.append(pid)
 
 
+@pytest.mark.slow
 def test_ray_engine_matches_sequential_names_a_killed_trial_resumes_it_and_skips_finished_runs(
     local_ray, tiny_dataset, tmp_path, monkeypatch
 ):

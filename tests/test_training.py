@@ -26,6 +26,7 @@ def run(command: list, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_last_checkpoint(tiny_dataset, tmp_path):
     project = tmp_path / "runs"
     interrupted = textwrap.dedent(f"""
@@ -71,6 +72,7 @@ def ddp_worker_script(tiny_dataset: Path, tmp_path: Path, keep_plugin_callback: 
     return generate_ddp_file(trainer)
 
 
+@pytest.mark.slow
 def test_ddp_worker_rebuilds_scsa_model_from_yaml(tiny_dataset, tmp_path):
     # The start-up hook is off in the worker, so the pickled callback alone must bring the registration along.
     script = ddp_worker_script(tiny_dataset, tmp_path, keep_plugin_callback=True)
@@ -80,6 +82,7 @@ def test_ddp_worker_rebuilds_scsa_model_from_yaml(tiny_dataset, tmp_path):
     assert sum(isinstance(m, SCSA) for m in weights["model"].modules()) == 3
 
 
+@pytest.mark.slow
 def test_ddp_worker_without_registration_fails(tiny_dataset, tmp_path):
     """Control for the test above: without the callback and the hook, the worker finds neither YAML nor block."""
     script = ddp_worker_script(tiny_dataset, tmp_path, keep_plugin_callback=False)

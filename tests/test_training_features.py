@@ -93,6 +93,7 @@ def test_freeze_by_stock_index_maps_across_the_inserted_blocks(dataset, tmp_path
     assert by_stock == set(indices) & with_parameters(flags) and not by_stock & set(blocks) and 25 not in by_stock
 
 
+@pytest.mark.slow
 def test_tune_runs_on_an_scsa_model(dataset, tmp_path):
     """Ultralytics' tuner (in-process trainers, mutated hyperparameters) trains the SCSA model each iteration."""
     model = YOLO("yolov8n-scsa.yaml")
