@@ -11,26 +11,11 @@ import warnings
 
 import pytest
 import torch
-from helpers import randomised
+from helpers import OPTIONS, SHAPES, options_id, randomised
 
 from scsa_yolo.nn import SCSA, functional, switches
 from scsa_yolo.nn.export_graph import scsa_export
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
-
-SHAPES = [(1, 16, 28, 28), (2, 32, 13, 9), (1, 16, 5, 11), (3, 16, 6, 6), (1, 16, 1, 7), (2, 16, 23, 17)]
-"""Square, non-square, odd, maps shorter than the window on one or both axes, a one-row map, batches > 1."""
-OPTIONS = [
-    {},
-    {"head_num": 2},
-    {"head_num": 4, "qkv_bias": True},
-    {"window_size": -1},
-    {"window_size": 3},
-    {"down_sample_mode": "max_pool"},
-    {"gate_layer": "softmax"},
-    {"qkv_bias": True},
-    {"group_kernel_sizes": (1, 3, 5, 11)},
-]
-ids = [",".join(f"{k}={v}" for k, v in o.items()) or "default" for o in OPTIONS]
 
 
 def export_output(block: SCSA, x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +23,7 @@ def export_output(block: SCSA, x: torch.Tensor) -> torch.Tensor:
     return scsa_export(x, block._kernel_parameters(x), block.options(), block.training, window)
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=ids)
+@pytest.mark.parametrize("options", OPTIONS, ids=options_id)
 def test_export_graph_matches_reference_eager_and_traced(options: dict) -> None:
     """Eager (weights as constants and, with gradients, in the graph) and traced, at every shape: <= 1e-5."""
     for index, shape in enumerate(SHAPES):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import torch
-from helpers import randomised
+from helpers import OPTIONS, SHAPES, options_id, randomised
 
 from scsa_yolo.nn import SCSA
 from scsa_yolo.nn.kernels import cpu as cpu_kernel
@@ -31,21 +31,6 @@ def path(request: pytest.FixtureRequest) -> Iterator[str]:
     else:
         with fused_kernel_disabled():
             yield "ops"
-
-
-SHAPES = [(1, 16, 28, 28), (2, 32, 13, 9), (1, 16, 5, 11), (3, 16, 6, 6), (1, 16, 1, 7), (2, 16, 20, 20)]
-"""Square, non-square, odd, maps shorter than the window on one or both axes, a one-row map, batches > 1."""
-
-OPTIONS = [
-    {},
-    {"head_num": 2},
-    {"window_size": -1},
-    {"window_size": 3},
-    {"down_sample_mode": "max_pool"},
-    {"gate_layer": "softmax"},
-    {"qkv_bias": True},
-    {"group_kernel_sizes": (1, 3, 5, 11)},
-]
 
 
 def assert_same_gradients(fast: list[torch.Tensor], reference: list[torch.Tensor], names: list[str]) -> None:
@@ -73,7 +58,7 @@ def assert_matches_reference(block: SCSA, x: torch.Tensor, grad_out: torch.Tenso
     )
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize("options", OPTIONS, ids=options_id)
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_fast_path_matches_reference(options: dict, mode: str, path: str) -> None:
     """Same outputs (max abs diff <= 1e-5) and same input and parameter gradients for every shape."""

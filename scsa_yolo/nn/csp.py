@@ -187,10 +187,11 @@ _RULES_BY_UNIT_NAME: dict[str, Callable] = {
     "CIB": _before_conv(("cv1", 3)),  # after the depthwise 3x3 on the expanded width, before the 1x1 projection
     "AAttn": _before_conv(("proj",)),  # after attention + positional depthwise 7x7, before the 1x1 projection
 }
+# AAttn arrived with YOLO12 (8.3.7x), CIB with YOLOv10: older releases lack them
 UNIT_RULES: dict[type[nn.Module], Callable] = {
     getattr(ultralytics_blocks, name): rule
     for name, rule in _RULES_BY_UNIT_NAME.items()
-    if hasattr(ultralytics_blocks, name)  # AAttn arrived with YOLO12 (8.3.7x), CIB with YOLOv10: older releases lack them
+    if hasattr(ultralytics_blocks, name)
 }
 """Unit type to the rule that places a block in it; a unit matches its own type or a subclass (RepBottleneck).
 Unit types the installed Ultralytics does not have are left out (no config of that release can hold them)."""
