@@ -142,6 +142,15 @@ def sign_flip_p_value(differences: Sequence[float]) -> float | None:
     return float(np.mean(np.abs(signs @ values / len(values)) >= observed))
 
 
+def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+    """The :data:`CONFIDENCE` percentile interval of bootstrap replicates, non-finite ones left out (NaNs if none)."""
+    finite = replicates[np.isfinite(replicates)]
+    if not len(finite):
+        return math.nan, math.nan
+    low, high = np.quantile(finite, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    return float(low), float(high)
+
+
 def image_resamples(n_images: int, resamples: int, seed: int) -> np.ndarray:
     """(resamples, n_images) counts: how often each image is drawn in each bootstrap set (multinomial, n draws)."""
     rng = np.random.default_rng(seed)
@@ -223,10 +232,7 @@ def paired_comparisons(
                 replicates = np.take_along_axis(diff[:, 1:], seed_draws.T, axis=0).mean(0)
             else:
                 replicates = diff[0, 1:]
-            finite = replicates[np.isfinite(replicates)]
-            low, high = (
-                np.quantile(finite, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]) if len(finite) else (math.nan,) * 2
-            )
+            low, high = percentile_interval(replicates)
             comparisons.append(
                 Comparison(
                     model=name,
@@ -235,11 +241,11 @@ def paired_comparisons(
                     seeds=n_seeds,
                     images=len(images),
                     delta=float(np.mean(per_seed)),
-                    ci_low=float(low),
-                    ci_high=float(high),
+                    ci_low=low,
+                    ci_high=high,
                     p_value=sign_flip_p_value(per_seed) if np.isfinite(per_seed).all() else None,
                     resamples=resamples,
-                    dropped=resamples - len(finite),
+                    dropped=resamples - int(np.isfinite(replicates).sum()),
                 )
             )
     return comparisons

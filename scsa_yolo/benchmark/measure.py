@@ -14,6 +14,8 @@ from torch import nn
 from ultralytics.utils import NUM_THREADS
 from ultralytics.utils.torch_utils import get_cpu_info, get_flops, get_gpu_info, get_num_params
 
+from scsa_yolo.benchmark.comparisons import percentile_interval
+
 clock: Callable[[], float] = time.perf_counter
 """The clock the interleaved timings read (seconds); a test replaces it with a fake one."""
 
@@ -182,5 +184,5 @@ def ratio_interval(
     rng = np.random.default_rng(seed)
     rounds = rng.integers(0, len(model), size=(resamples, len(model)))
     replicates = np.median(model[rounds], axis=1) / np.median(ref[rounds], axis=1)
-    low, high = np.quantile(replicates, [0.025, 0.975])
-    return float(np.median(model) / np.median(ref)), float(low), float(high)
+    low, high = percentile_interval(replicates)
+    return float(np.median(model) / np.median(ref)), low, high

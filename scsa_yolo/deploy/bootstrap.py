@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scsa_yolo.benchmark.comparisons import CONFIDENCE, image_resamples, resampled_metrics
+from scsa_yolo.benchmark.comparisons import image_resamples, percentile_interval, resampled_metrics
 from scsa_yolo.benchmark.evaluation import ImageStatsValidator
 from scsa_yolo.benchmark.measure import ratio_interval
 from scsa_yolo.benchmark.settings import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
@@ -127,11 +127,7 @@ def int8_drops(
 
 def _interval(values: np.ndarray) -> Interval:
     """Column 0 the full set, the rest the resamples (non-finite ones left out)."""
-    replicates = values[1:][np.isfinite(values[1:])]
-    if not len(replicates):
-        return Interval(float(values[0]), math.nan, math.nan)
-    low, high = np.quantile(replicates, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-    return Interval(float(values[0]), float(low), float(high))
+    return Interval(float(values[0]), *percentile_interval(values[1:]))
 
 
 def latency_ratio(samples: list[float], reference: list[float]) -> Interval:
