@@ -32,6 +32,25 @@ def test_interleaved_timing_attributes_each_call_to_its_candidate(monkeypatch: p
     assert order == ["a", "b"] * 5  # one warm-up round, then four rounds taking turns
 
 
+def test_alternating_rounds_reverse_the_order_and_keep_each_candidates_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``alternate``: A, B then B, A (what deploy times runtimes with); each time still goes to its own candidate."""
+    now = [0.0]
+    monkeypatch.setattr(measure, "clock", lambda: now[0])
+    order = []
+
+    def candidate(name: str, ms: float):
+        def run() -> None:
+            order.append(name)
+            now[0] += ms / 1000
+
+        return run
+
+    candidates = {"a": candidate("a", 2.0), "b": candidate("b", 5.0)}
+    samples = measure.interleaved_samples(candidates, repeats=4, warmup=1, alternate=True)
+    assert samples == {"a": pytest.approx([2.0] * 4), "b": pytest.approx([5.0] * 4)}
+    assert order == ["a", "b"] + ["a", "b", "b", "a"] * 2  # warm-up, then rounds 0-3
+
+
 def test_bench_module_times_every_path_and_checks_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
     threads = torch.get_num_threads()
     clock = itertools.count()

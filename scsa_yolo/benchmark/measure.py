@@ -129,7 +129,11 @@ def time_interleaved(
 
 
 def interleaved_samples(
-    candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 3, device: torch.device | None = None
+    candidates: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 3,
+    device: torch.device | None = None,
+    alternate: bool = False,
 ) -> dict[str, list[float]]:
     """Wall time in milliseconds of each call, calling the candidates in turns ``repeats`` times after ``warmup``.
 
@@ -140,6 +144,8 @@ def interleaved_samples(
         repeats: Timed rounds; each round calls every candidate once.
         warmup: Untimed rounds first (allocator and kernel warm-up).
         device: A CUDA device to synchronise around each call, so its asynchronous work is timed too.
+        alternate: Reverse the order every other round (A, B, B, A, ...), so no candidate always runs right after
+            the same other one (runtimes that share caches or thread pools).
 
     Returns:
         Name to its per-round milliseconds, in the given order.
@@ -153,8 +159,10 @@ def interleaved_samples(
         for run in candidates.values():
             run()
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, run in candidates.items():
+    names = list(candidates)
+    for index in range(repeats):
+        for name in reversed(names) if alternate and index % 2 else names:
+            run = candidates[name]
             synchronize()
             start = clock()
             run()

@@ -3,7 +3,7 @@
 Validation keeps, per image, Ultralytics' own matching of predictions to labels (the benchmark's validator), so the
 INT8 drops can be compared with the benchmark's paired bootstrap: the same resampled image sets for the PyTorch and
 the INT8 model of both the plain and the SCSA detector, so image difficulty cancels out of the drops and of their
-difference. Latency ratios get the benchmark's interval over paired timing rounds.
+difference. Latency is timed in the benchmark's interleaved rounds, and the ratios get its interval over them.
 
 Only public names of :mod:`scsa_yolo.benchmark` are used, and only here.
 """
@@ -11,6 +11,7 @@ Only public names of :mod:`scsa_yolo.benchmark` are used, and only here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from scsa_yolo.benchmark.comparisons import image_resamples, percentile_interval, resampled_metrics
 from scsa_yolo.benchmark.evaluation import ImageStatsValidator
-from scsa_yolo.benchmark.measure import ratio_interval
+from scsa_yolo.benchmark.measure import interleaved_samples, ratio_interval
 from scsa_yolo.benchmark.settings import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
 
 METRIC = "map50_95"
@@ -128,6 +129,13 @@ def int8_drops(
 def _interval(values: np.ndarray) -> Interval:
     """Column 0 the full set, the rest the resamples (non-finite ones left out)."""
     return Interval(float(values[0]), *percentile_interval(values[1:]))
+
+
+def interleaved_rounds(
+    candidates: dict[str, Callable[[], object]], rounds: int, warmup: int = 3
+) -> dict[str, list[float]]:
+    """Per-round wall time (ms) of each candidate, called in turn every round, the order reversed every other round."""
+    return interleaved_samples(candidates, rounds, warmup, alternate=True)
 
 
 def latency_ratio(samples: list[float], reference: list[float]) -> Interval:

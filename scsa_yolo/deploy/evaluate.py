@@ -131,7 +131,7 @@ def _time_target(measured: list[Measured], images, rounds: int, reference: str) 
         return forward
 
     try:
-        times = measure.time_interleaved_rounds({name: call(item.backend) for name, item in runnable.items()}, rounds)
+        times = bootstrap.interleaved_rounds({name: call(item.backend) for name, item in runnable.items()}, rounds)
     except Exception as error:
         for item in runnable.values():
             item.row.status, item.row.error = "run failed", measure.one_line(error)

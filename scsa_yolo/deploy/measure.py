@@ -5,8 +5,8 @@
 - :func:`load_backend` opens the result with ``AutoBackend``, the class ``yolo val`` and ``yolo predict`` run.
 - :func:`raw_outputs` / :func:`max_abs_diff`: the head's raw output (before NMS) on the same letterboxed images, for
   the parity column.
-- :func:`time_interleaved_rounds`: latency at batch 1, the candidates called in turn each round (A, B, A, B, ...),
-  per-round times kept for the ratio's interval.
+
+Latency is timed by :func:`scsa_yolo.deploy.bootstrap.interleaved_rounds` (the benchmark's interleaved timing).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,20 +151,3 @@ def max_abs_diff(outputs: list[np.ndarray], reference: list[np.ndarray]) -> floa
             return float("nan")
         diffs.append(float(np.abs(ours - theirs).max()) if ours.size else 0.0)
     return max(diffs) if diffs else float("nan")
-
-
-def time_interleaved_rounds(
-    candidates: dict[str, Callable[[], object]], rounds: int, warmup: int = 3
-) -> dict[str, list[float]]:
-    """Per-round wall time (ms) of each candidate, called in turn every round, the order alternating by round."""
-    names = list(candidates)
-    for _ in range(warmup):
-        for name in names:
-            candidates[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        for name in names if index % 2 == 0 else reversed(names):
-            start = time.perf_counter()
-            candidates[name]()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return times
