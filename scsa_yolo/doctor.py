@@ -10,7 +10,6 @@ works with a cost; ``info`` is a fact.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import site
 import sys
@@ -57,43 +56,28 @@ class Finding:
         return f"{self.status.upper():<5} {self.topic}: {self.found}{fix}"
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """'2.4.1+cu121' -> (2, 4, 1)."""
-    return tuple(int(re.match(r"\d*", part).group() or 0) for part in version.split("+")[0].split(".")[:3])
-
-
 def satisfies(version: str, specifier: str) -> bool:
-    """Whether ``version`` meets a comma-separated specifier of ``>=``, ``>``, ``<=``, ``<``, ``==``, ``!=`` clauses."""
-    comparisons = {
-        ">=": lambda a, b: a >= b,
-        "<=": lambda a, b: a <= b,
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        ">": lambda a, b: a > b,
-        "<": lambda a, b: a < b,
-    }
-    have = version_tuple(version)
-    for clause in filter(None, (c.strip() for c in specifier.split(","))):
-        operator = next(op for op in comparisons if clause.startswith(op))
-        want = version_tuple(clause[len(operator) :].strip())
-        width = max(len(have), len(want))
-        if not comparisons[operator](have + (0,) * (width - len(have)), want + (0,) * (width - len(want))):
-            return False
-    return True
+    """Whether ``version`` meets a PEP 440 specifier such as ``>=8.2.103,<8.5`` (pre-releases count as releases)."""
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(specifier).contains(version, prereleases=True)
 
 
 def requirements() -> dict[str | None, dict[str, str]]:
     """The installed distribution's requirements: extra (None for the core) -> package name -> version specifier."""
+    from packaging.requirements import Requirement
+
     found: dict[str | None, dict[str, str]] = {}
     try:
         lines = metadata.requires(DISTRIBUTION) or []
+        extras = metadata.metadata(DISTRIBUTION).get_all("Provides-Extra") or []
     except metadata.PackageNotFoundError:
         return found
     for line in lines:
-        requirement, _, marker = line.partition(";")
-        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
-        match = re.match(r"\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*\(?([^)]*)\)?", requirement)
-        found.setdefault(extra.group(1) if extra else None, {})[match.group(1)] = match.group(3).strip()
+        requirement = Requirement(line)
+        marker = requirement.marker
+        extra = None if marker is None else next((e for e in extras if marker.evaluate({"extra": e})), None)
+        found.setdefault(extra, {})[requirement.name] = str(requirement.specifier)
     return found
 
 

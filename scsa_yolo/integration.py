@@ -80,15 +80,11 @@ def _unsupported(what: str) -> UnsupportedUltralytics:
     )
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """'8.4.190' -> (8, 4, 190); a pre-release or local suffix ('8.4.0rc1', '8.4.0+x') is cut off."""
-    return tuple(int(re.match(r"\d*", part).group() or 0) for part in version.split("+")[0].split(".")[:3])
-
-
 def version_supported(version: str) -> bool:
-    """Whether an Ultralytics version string lies in :data:`SUPPORTED_ULTRALYTICS`."""
-    low, high = (version_tuple(b.lstrip("<>=")) for b in SUPPORTED_ULTRALYTICS.split(","))
-    return low <= version_tuple(version) < high
+    """Whether an Ultralytics version string lies in :data:`SUPPORTED_ULTRALYTICS` (pre-releases count as releases)."""
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(SUPPORTED_ULTRALYTICS).contains(version, prereleases=True)
 
 
 def parse_model_features(parse_model) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import ultralytics
+from packaging.version import Version
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
@@ -29,7 +30,7 @@ from scsa_yolo import integration
 from scsa_yolo.nn import BLOCKS, SCSA
 
 EXPECTED = os.environ.get("SCSA_YOLO_COMPAT", "")
-VERSION = integration.version_tuple(ultralytics.__version__)
+VERSION = Version(ultralytics.__version__).release
 # The families each release ships, written from the release notes; the tests compare them with what is installed.
 FAMILIES = [f for f, since in (("yolov8", (8, 0)), ("yolo11", (8, 3)), ("yolo26", (8, 4))) if VERSION[:2] >= since]
 NEWEST = FAMILIES[-1]
