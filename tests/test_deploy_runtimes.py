@@ -12,12 +12,12 @@ import csv
 import importlib.metadata
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from packaging.requirements import Requirement
 from ultralytics import YOLO
 
 from scsa_yolo.deploy import bootstrap, measure, targets
@@ -34,9 +34,9 @@ DEPLOY_ENV_VARIABLE = "SCSA_YOLO_DEPLOY_ENV"
 
 def deploy_extra_modules() -> set[str]:
     """Import names of what the installed scsa-yolo's ``deploy`` extra requires (names as pip spells them)."""
-    requirements = importlib.metadata.requires("scsa-yolo") or []
-    extra = [r for r in requirements if re.search(r"extra\s*==\s*['\"]deploy['\"]", r)]
-    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].replace("-", "_").lower() for r in extra}
+    requirements = [Requirement(text) for text in importlib.metadata.requires("scsa-yolo") or []]
+    extra = [r for r in requirements if r.marker is not None and r.marker.evaluate({"extra": "deploy"})]
+    return {r.name.replace("-", "_").lower() for r in extra}
 
 
 @pytest.fixture(scope="module")
