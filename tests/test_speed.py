@@ -14,11 +14,12 @@ from scsa_yolo.benchmark.speed import ModuleRow, bench_model, bench_module, form
 from scsa_yolo.nn import SCSA, scsa_fused
 
 
-def test_interleaved_timing_attributes_each_call_to_its_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a clock that only the candidates advance (A by 2 ms, B by 5 ms per call), the medians are exact."""
+@pytest.fixture
+def fake_candidates(monkeypatch: pytest.MonkeyPatch) -> tuple[dict, list[str]]:
+    """Candidates A and B under a clock that only they advance (A by 2 ms, B by 5 ms per call), and their call order."""
     now = [0.0]
     monkeypatch.setattr(measure, "clock", lambda: now[0])
-    order = []
+    order: list[str] = []
 
     def candidate(name: str, ms: float):
         def run() -> None:
@@ -27,25 +28,20 @@ def test_interleaved_timing_attributes_each_call_to_its_candidate(monkeypatch: p
 
         return run
 
-    medians = measure.time_interleaved({"a": candidate("a", 2.0), "b": candidate("b", 5.0)}, repeats=4, warmup=1)
+    return {"a": candidate("a", 2.0), "b": candidate("b", 5.0)}, order
+
+
+def test_interleaved_timing_attributes_each_call_to_its_candidate(fake_candidates) -> None:
+    """The medians are exact: each call's time goes to its own candidate."""
+    candidates, order = fake_candidates
+    medians = measure.time_interleaved(candidates, repeats=4, warmup=1)
     assert medians == pytest.approx({"a": 2.0, "b": 5.0})
     assert order == ["a", "b"] * 5  # one warm-up round, then four rounds taking turns
 
 
-def test_alternating_rounds_reverse_the_order_and_keep_each_candidates_times(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alternating_rounds_reverse_the_order_and_keep_each_candidates_times(fake_candidates) -> None:
     """``alternate``: A, B then B, A (what deploy times runtimes with); each time still goes to its own candidate."""
-    now = [0.0]
-    monkeypatch.setattr(measure, "clock", lambda: now[0])
-    order = []
-
-    def candidate(name: str, ms: float):
-        def run() -> None:
-            order.append(name)
-            now[0] += ms / 1000
-
-        return run
-
-    candidates = {"a": candidate("a", 2.0), "b": candidate("b", 5.0)}
+    candidates, order = fake_candidates
     samples = measure.interleaved_samples(candidates, repeats=4, warmup=1, alternate=True)
     assert samples == {"a": pytest.approx([2.0] * 4), "b": pytest.approx([5.0] * 4)}
     assert order == ["a", "b"] + ["a", "b", "b", "a"] * 2  # warm-up, then rounds 0-3
